@@ -1,0 +1,1 @@
+//! fltlib-shim (being written).

@@ -1,0 +1,1 @@
+//! fltsim (being written).

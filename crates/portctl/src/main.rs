@@ -1,0 +1,2 @@
+//! portctl (being written).
+fn main() {}

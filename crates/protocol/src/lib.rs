@@ -1,0 +1,2 @@
+//! portfilter wire protocol (being written).
+#![no_std]

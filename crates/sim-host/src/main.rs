@@ -1,0 +1,2 @@
+//! portfilter-sim (being written).
+fn main() {}

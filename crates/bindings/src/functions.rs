@@ -144,6 +144,14 @@ unsafe extern "system" {
     ) -> NTSTATUS;
     /// Closes a kernel handle.
     pub fn ZwClose(Handle: HANDLE) -> NTSTATUS;
+    /// Stops the system with a bug check. Used only by the cross build's panic handler.
+    pub fn KeBugCheckEx(
+        BugCheckCode: u32,
+        BugCheckParameter1: usize,
+        BugCheckParameter2: usize,
+        BugCheckParameter3: usize,
+        BugCheckParameter4: usize,
+    ) -> !;
 }
 
 #[cfg_attr(

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The README's test command: everything CI checks, on a fresh Debian machine.
+#
+#   1. Debian prerequisites (scripts/install-deps.sh; apt only when something is missing)
+#   2. cargo fmt --check, cargo clippy -D warnings (all targets)
+#   3. every test of the workspace under cargo-nextest (falls back to `cargo test`, loudly,
+#      when nextest is not installed) — includes the protocol property tests, the fltsim
+#      port-semantics tests, the driver end-to-end tests, the client tests and the mingw
+#      layout cross-check
+#   4. the cross build of portfilter.sys (scripts/build-sys.sh) and the PE image check
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==== %s\n' "$*"; }
+
+step "Debian prerequisites"
+bash scripts/install-deps.sh
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cross build of portfilter.sys (x86_64-pc-windows-msvc, no WDK)"
+bash scripts/build-sys.sh
+
+step "tests"
+export PORTFILTER_REQUIRE_SYS=1
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-fail-fast
+else
+    echo "cargo-nextest is not installed: running the same tests with cargo test" >&2
+    cargo test --workspace --locked --no-fail-fast
+fi

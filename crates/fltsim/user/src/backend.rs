@@ -1,0 +1,118 @@
+//! The seam between the Win32 layer and whatever implements the ports: the in-process
+//! kernel model (`fltsim`) or a remote host reached over a socket (`fltlib-shim`).
+
+use crate::request::RequestSlot;
+use portfilter_bindings::{NTSTATUS, STATUS_PORT_DISCONNECTED};
+use std::ffi::c_void;
+use std::sync::Arc;
+
+/// Something that opens communication-port connections by name.
+pub trait PortBackend: Sync {
+    /// `FilterConnectCommunicationPort`: connect to the server port `name` (UTF-16, no
+    /// terminator) with `options` (0 or `FLT_PORT_FLAG_SYNC_HANDLE`) and the connection
+    /// context bytes. Returns the kernel status on failure.
+    ///
+    /// # Errors
+    /// The NTSTATUS of the failed connect (converted to an HRESULT by the caller).
+    fn connect(
+        &self,
+        name: &[u16],
+        options: u32,
+        context: &[u8],
+    ) -> Result<Arc<dyn Connection>, NTSTATUS>;
+
+    /// The simulated process the calling thread acts for, if it declared one. New
+    /// handles are owned by it; a handle used from another declared process is invalid.
+    /// `None` means "no process declared": handles are owned by process 0 and usable
+    /// from any thread.
+    fn current_process(&self) -> Option<u32>;
+}
+
+/// One client connection (the object behind a port handle).
+pub trait Connection: Send + Sync {
+    /// Queues a `FilterGetMessage` request. The backend completes it exactly once (with
+    /// [`GetRequest::complete`]), possibly on another thread, or hands it back with the
+    /// status of an immediate failure (then no completion is reported to the client).
+    ///
+    /// # Errors
+    /// `(request, status)` when the request fails at once (e.g. the port is disconnected).
+    fn get_message(&self, request: GetRequest) -> Result<(), (GetRequest, NTSTATUS)>;
+
+    /// Cancels the queued request `id` (`CancelIoEx`): if it is still queued, the backend
+    /// completes it with `STATUS_CANCELLED` and returns true.
+    fn cancel(&self, id: u64) -> bool;
+
+    /// `FilterReplyMessage` with the whole user buffer (header + payload, at least 16
+    /// bytes). Returns `STATUS_SUCCESS`, `STATUS_BUFFER_OVERFLOW` (truncated),
+    /// `STATUS_FLT_NO_WAITER_FOR_REPLY` or `STATUS_PORT_DISCONNECTED`.
+    fn reply(&self, reply: &[u8]) -> NTSTATUS;
+
+    /// `FilterSendMessage`: runs the filter's MessageNotify with the caller's raw buffers.
+    /// `returned` receives the bytes the filter reports.
+    ///
+    /// # Safety
+    /// `input`/`output` are the caller's raw pointers with the caller's lengths; they
+    /// may be invalid, and the backend must access them only fault-tolerantly.
+    unsafe fn send(
+        &self,
+        input: *const c_void,
+        input_len: u32,
+        output: *mut c_void,
+        output_len: u32,
+        returned: &mut u32,
+    ) -> NTSTATUS;
+
+    /// The last handle of the connection was closed (or its process exited): run the
+    /// disconnect sequence.
+    fn close(&self);
+}
+
+/// A queued `FilterGetMessage` request as a backend sees it.
+///
+/// Dropping one without completing it completes it with `STATUS_PORT_DISCONNECTED`, so
+/// a client never waits forever on a request a backend lost.
+#[derive(Debug)]
+pub struct GetRequest {
+    slot: Option<Arc<RequestSlot>>,
+}
+
+impl GetRequest {
+    pub(crate) fn new(slot: Arc<RequestSlot>) -> Self {
+        Self { slot: Some(slot) }
+    }
+
+    /// Unique id of the request (for [`Connection::cancel`]).
+    #[must_use]
+    pub fn id(&self) -> u64 {
+        self.slot.as_ref().map_or(0, |s| s.id)
+    }
+
+    /// Size of the client's buffer in bytes (header included).
+    #[must_use]
+    pub fn capacity(&self) -> u32 {
+        self.slot.as_ref().map_or(0, |s| s.capacity)
+    }
+
+    /// Completes the request: copies `message` (header + payload; at most
+    /// [`capacity`](Self::capacity) bytes are copied) into the client's buffer, records
+    /// `status` and `information` (bytes transferred, or the needed size for
+    /// `STATUS_BUFFER_TOO_SMALL`), and signals the event / completion port / waiter.
+    pub fn complete(mut self, status: NTSTATUS, message: &[u8], information: usize) {
+        if let Some(slot) = self.slot.take() {
+            slot.finish(status, message, information);
+        }
+    }
+
+    /// Detaches the request without any completion (the call failed immediately).
+    pub(crate) fn discard(mut self) -> Option<Arc<RequestSlot>> {
+        self.slot.take()
+    }
+}
+
+impl Drop for GetRequest {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            slot.finish(STATUS_PORT_DISCONNECTED, &[], 0);
+        }
+    }
+}

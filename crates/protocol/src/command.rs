@@ -1,0 +1,305 @@
+//! Commands: what a client sends with `FilterSendMessage` (the driver's MessageNotify
+//! answers on the caller's thread). Input = header (kind = the command) + body; output =
+//! header (same kind) + answer body.
+//!
+//! | command | kind | input | output |
+//! |---|---|---|---|
+//! | Hello | 16 | header only (8) | [`HelloReply`] (40) |
+//! | GetStats | 17 | header only (8) | [`crate::Stats`] (264) |
+//! | GetConfig | 18 | header only (8) | [`crate::Config`] (40..=2248) |
+//! | SetConfig | 19 | [`crate::Config`] (40..=2248) | the applied [`crate::Config`] |
+//!
+//! `HelloReply` layout: header @0, driver_version u32 @8 ([`DriverVersion`] packed),
+//! protocol_version u16 @12, reserved u16 @14, role u32 @16 (the caller's connection
+//! role), connection_id u32 @20, observer_delivery u32 @24 (current delivery mode),
+//! reserved u32 @28, reserved u64 @32.
+
+use crate::Error;
+use crate::config::{CONFIG_MAX_BYTES, CONFIG_MIN_BYTES, Delivery};
+use crate::connect::Role;
+use crate::header::{
+    HEADER_BYTES, MessageKind, PROTOCOL_VERSION, decode_header, encode_header, expect_header,
+};
+use crate::stats::STATS_BYTES;
+use crate::wire::{
+    exact, fields_tile, get_u16, get_u32, get_u64, need_out, put_u16, put_u32, put_u64,
+};
+
+/// Input size of the header-only commands (Hello, GetStats, GetConfig).
+pub const COMMAND_REQUEST_BYTES: usize = HEADER_BYTES;
+/// Exact size of a `HelloReply`.
+pub const HELLO_REPLY_BYTES: usize = 40;
+
+/// Byte offsets of the `HelloReply` fields.
+pub mod hello_offset {
+    /// `driver_version: u32`.
+    pub const DRIVER_VERSION: usize = 8;
+    /// `protocol_version: u16`.
+    pub const PROTOCOL_VERSION: usize = 12;
+    /// `reserved0: u16`.
+    pub const RESERVED0: usize = 14;
+    /// `role: u32`.
+    pub const ROLE: usize = 16;
+    /// `connection_id: u32`.
+    pub const CONNECTION_ID: usize = 20;
+    /// `observer_delivery: u32`.
+    pub const OBSERVER_DELIVERY: usize = 24;
+    /// `reserved1: u32`.
+    pub const RESERVED1: usize = 28;
+    /// `reserved2: u64`.
+    pub const RESERVED2: usize = 32;
+}
+
+const _: () = assert!(fields_tile(
+    &[
+        (0, HEADER_BYTES),
+        (hello_offset::DRIVER_VERSION, 4),
+        (hello_offset::PROTOCOL_VERSION, 2),
+        (hello_offset::RESERVED0, 2),
+        (hello_offset::ROLE, 4),
+        (hello_offset::CONNECTION_ID, 4),
+        (hello_offset::OBSERVER_DELIVERY, 4),
+        (hello_offset::RESERVED1, 4),
+        (hello_offset::RESERVED2, 8),
+    ],
+    HELLO_REPLY_BYTES
+));
+
+/// A command a client can send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Command {
+    /// Handshake: versions, role, connection id.
+    Hello,
+    /// Read the counters.
+    GetStats,
+    /// Read the configuration.
+    GetConfig,
+    /// Replace the configuration; answers with the applied one.
+    SetConfig,
+}
+
+impl Command {
+    /// Every command.
+    pub const ALL: [Self; 4] = [
+        Self::Hello,
+        Self::GetStats,
+        Self::GetConfig,
+        Self::SetConfig,
+    ];
+
+    /// The header kind of the command (and of its answer).
+    #[must_use]
+    pub const fn kind(self) -> MessageKind {
+        match self {
+            Self::Hello => MessageKind::Hello,
+            Self::GetStats => MessageKind::GetStats,
+            Self::GetConfig => MessageKind::GetConfig,
+            Self::SetConfig => MessageKind::SetConfig,
+        }
+    }
+
+    /// The command of a header kind, if it is one.
+    #[must_use]
+    pub const fn from_kind(kind: MessageKind) -> Option<Self> {
+        match kind {
+            MessageKind::Hello => Some(Self::Hello),
+            MessageKind::GetStats => Some(Self::GetStats),
+            MessageKind::GetConfig => Some(Self::GetConfig),
+            MessageKind::SetConfig => Some(Self::SetConfig),
+            MessageKind::CreateEvent
+            | MessageKind::EventBatch
+            | MessageKind::Verdict
+            | MessageKind::Connect => None,
+        }
+    }
+
+    /// Smallest valid input.
+    #[must_use]
+    pub const fn min_input_bytes(self) -> usize {
+        match self {
+            Self::SetConfig => CONFIG_MIN_BYTES,
+            Self::Hello | Self::GetStats | Self::GetConfig => COMMAND_REQUEST_BYTES,
+        }
+    }
+
+    /// Largest valid input.
+    #[must_use]
+    pub const fn max_input_bytes(self) -> usize {
+        match self {
+            Self::SetConfig => CONFIG_MAX_BYTES,
+            Self::Hello | Self::GetStats | Self::GetConfig => COMMAND_REQUEST_BYTES,
+        }
+    }
+
+    /// An output buffer this large always suffices (the answer of `GetConfig` and
+    /// `SetConfig` may be shorter: `lpBytesReturned` tells).
+    #[must_use]
+    pub const fn max_output_bytes(self) -> usize {
+        match self {
+            Self::Hello => HELLO_REPLY_BYTES,
+            Self::GetStats => STATS_BYTES,
+            Self::GetConfig | Self::SetConfig => CONFIG_MAX_BYTES,
+        }
+    }
+}
+
+/// Encodes the input of a header-only command (Hello, GetStats, GetConfig); returns 8.
+/// `SetConfig`'s input is a config message: [`crate::Config::encode`].
+///
+/// # Errors
+/// [`Error::UnexpectedKind`] for `SetConfig`; [`Error::OutputTooSmall`].
+pub fn encode_request(command: Command, out: &mut [u8]) -> Result<usize, Error> {
+    if command == Command::SetConfig {
+        return Err(Error::UnexpectedKind {
+            got: command.kind().as_u16(),
+        });
+    }
+    encode_header(command.kind(), out)
+}
+
+/// A command input as the driver sees it after [`decode_request`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// Which command.
+    pub command: Command,
+    /// The whole input (header included); for `SetConfig` pass it to
+    /// [`crate::Config::decode_into`], which validates the body.
+    pub input: &'a [u8],
+}
+
+/// First step of MessageNotify: checks the header and that the input size fits the
+/// command. Map an error to the returned status with
+/// [`crate::status::status_for_error`].
+///
+/// # Errors
+/// Header errors (`TooShort`, `BadMagic`, `VersionMismatch`, `UnknownKind`,
+/// `BadReserved`); [`Error::UnexpectedKind`] for a kind that is not a command;
+/// [`Error::TooShort`] / [`Error::BadLength`] (`command`) for a size outside
+/// [`Command::min_input_bytes`]..=[`Command::max_input_bytes`].
+pub fn decode_request(input: &[u8]) -> Result<Request<'_>, Error> {
+    let kind = decode_header(input)?;
+    let command = Command::from_kind(kind).ok_or(Error::UnexpectedKind { got: kind.as_u16() })?;
+    if input.len() < command.min_input_bytes() {
+        return Err(Error::TooShort {
+            need: command.min_input_bytes(),
+            got: input.len(),
+        });
+    }
+    if input.len() > command.max_input_bytes() {
+        return Err(Error::BadLength { field: "command" });
+    }
+    Ok(Request { command, input })
+}
+
+/// A driver version, packed on the wire as `major << 24 | minor << 16 | patch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DriverVersion {
+    /// Major version.
+    pub major: u8,
+    /// Minor version.
+    pub minor: u8,
+    /// Patch version.
+    pub patch: u16,
+}
+
+impl DriverVersion {
+    /// The packed wire value.
+    #[must_use]
+    pub const fn to_u32(self) -> u32 {
+        (self.major as u32) << 24 | (self.minor as u32) << 16 | self.patch as u32
+    }
+
+    /// Unpacks a wire value.
+    #[must_use]
+    pub const fn from_u32(value: u32) -> Self {
+        let [major, minor, hi, lo] = value.to_be_bytes();
+        Self {
+            major,
+            minor,
+            patch: u16::from_be_bytes([hi, lo]),
+        }
+    }
+}
+
+/// The answer to `Hello`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HelloReply {
+    /// The driver's version.
+    pub driver_version: DriverVersion,
+    /// The driver's protocol version (equal to the header's; a driver that spoke several
+    /// would say its newest here).
+    pub protocol_version: u16,
+    /// The role of the connection the command came on.
+    pub role: Role,
+    /// The driver's id for this connection (unique while loaded).
+    pub connection_id: u32,
+    /// The current observer delivery mode.
+    pub observer_delivery: Delivery,
+}
+
+impl HelloReply {
+    /// Encodes into `out[..40]`; returns [`HELLO_REPLY_BYTES`].
+    ///
+    /// # Errors
+    /// [`Error::OutputTooSmall`].
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, Error> {
+        need_out(out, HELLO_REPLY_BYTES)?;
+        encode_header(MessageKind::Hello, out)?;
+        put_u32(
+            out,
+            hello_offset::DRIVER_VERSION,
+            self.driver_version.to_u32(),
+        )?;
+        put_u16(out, hello_offset::PROTOCOL_VERSION, self.protocol_version)?;
+        put_u16(out, hello_offset::RESERVED0, 0)?;
+        put_u32(out, hello_offset::ROLE, self.role.as_u32())?;
+        put_u32(out, hello_offset::CONNECTION_ID, self.connection_id)?;
+        put_u32(
+            out,
+            hello_offset::OBSERVER_DELIVERY,
+            self.observer_delivery.as_u32(),
+        )?;
+        put_u32(out, hello_offset::RESERVED1, 0)?;
+        put_u64(out, hello_offset::RESERVED2, 0)?;
+        Ok(HELLO_REPLY_BYTES)
+    }
+
+    /// Decodes an answer of exactly [`HELLO_REPLY_BYTES`].
+    ///
+    /// # Errors
+    /// [`Error::TooShort`] / [`Error::BadLength`] (`hello`), header errors,
+    /// [`Error::UnexpectedKind`], [`Error::VersionMismatch`] when `protocol_version` is
+    /// not this crate's, [`Error::FieldOutOfRange`] (`role`, `observer_delivery`),
+    /// [`Error::BadReserved`] (`hello.reserved`).
+    pub fn decode(buf: &[u8]) -> Result<Self, Error> {
+        exact(buf, HELLO_REPLY_BYTES, "hello")?;
+        expect_header(buf, MessageKind::Hello)?;
+        let protocol_version = get_u16(buf, hello_offset::PROTOCOL_VERSION)?;
+        if protocol_version != PROTOCOL_VERSION {
+            return Err(Error::VersionMismatch {
+                got: protocol_version,
+            });
+        }
+        let role = Role::from_u32(get_u32(buf, hello_offset::ROLE)?)
+            .ok_or(Error::FieldOutOfRange { field: "role" })?;
+        let observer_delivery = Delivery::from_u32(get_u32(buf, hello_offset::OBSERVER_DELIVERY)?)
+            .ok_or(Error::FieldOutOfRange {
+                field: "observer_delivery",
+            })?;
+        if get_u16(buf, hello_offset::RESERVED0)? != 0
+            || get_u32(buf, hello_offset::RESERVED1)? != 0
+            || get_u64(buf, hello_offset::RESERVED2)? != 0
+        {
+            return Err(Error::BadReserved {
+                field: "hello.reserved",
+            });
+        }
+        Ok(Self {
+            driver_version: DriverVersion::from_u32(get_u32(buf, hello_offset::DRIVER_VERSION)?),
+            protocol_version,
+            role,
+            connection_id: get_u32(buf, hello_offset::CONNECTION_ID)?,
+            observer_delivery,
+        })
+    }
+}

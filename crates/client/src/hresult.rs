@@ -36,9 +36,10 @@ impl Hresult {
     /// `STATUS_DATATYPE_MISALIGNMENT_ERROR`: a bad or misaligned buffer).
     pub const NOACCESS: Self = hr(0x8007_03E6);
     /// `ERROR_REVISION_MISMATCH` (the driver's `STATUS_REVISION_MISMATCH`).
-    pub const REVISION_MISMATCH: Self = hr(0x8007_0516);
-    /// `ERROR_BUSY` (the driver's `STATUS_DEVICE_BUSY`).
-    pub const BUSY: Self = hr(0x8007_00AA);
+    pub const REVISION_MISMATCH: Self = hr(0x8007_051A);
+    /// `ERROR_SHARING_VIOLATION` (the driver's `STATUS_SHARING_VIOLATION`: a decider is
+    /// already connected).
+    pub const SHARING_VIOLATION: Self = hr(0x8007_0020);
     /// `ERROR_MORE_DATA` (reply truncated: `STATUS_BUFFER_OVERFLOW`).
     pub const MORE_DATA: Self = hr(0x8007_00EA);
     /// `ERROR_NO_MORE_ITEMS`.
@@ -117,8 +118,8 @@ impl Hresult {
             Self::REVISION_MISMATCH => {
                 "protocol version mismatch: the driver and this client speak different protocol versions (install matching versions)"
             }
-            Self::BUSY => {
-                "busy: another client is already connected as the decider (stop it first, or connect as an observer with `portctl watch`)"
+            Self::SHARING_VIOLATION => {
+                "another client is already connected as the decider (stop it first, or connect as an observer with `portctl watch`)"
             }
             Self::MORE_DATA => "the reply was larger than the driver's buffer and was truncated",
             Self::NO_MORE_ITEMS => "no more entries",
@@ -133,7 +134,10 @@ impl Hresult {
                 "late reply: the driver had stopped waiting (its reply timeout passed) and applied its default verdict"
             }
             Self::FLT_DELETING_OBJECT => "the filter is being unloaded",
-            _ => "unrecognised error code",
+            _ => portfilter_protocol::status::KNOWN_STATUSES
+                .iter()
+                .find(|known| known.hresult == self.0)
+                .map_or("unrecognised error code", |known| known.meaning),
         }
     }
 }

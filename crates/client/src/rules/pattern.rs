@@ -50,17 +50,12 @@ pub struct NameParts<'a> {
 }
 
 impl<'a> NameParts<'a> {
-    /// Splits an NT name whose first `volume_chars` characters (`char`s of the `str`, not
-    /// bytes) are the volume. An out-of-range length is treated as "no volume known".
+    /// Splits an NT name whose first `volume_bytes` bytes are the volume. A length past
+    /// the end or inside a character is treated as "no volume known".
     #[must_use]
-    pub fn split(full: &'a str, volume_chars: usize) -> Self {
-        let split_at = full
-            .char_indices()
-            .nth(volume_chars)
-            .map(|(index, _)| index)
-            .or_else(|| (full.chars().count() == volume_chars).then_some(full.len()));
-        let (volume, in_volume) = match split_at {
-            Some(index) if volume_chars > 0 => full.split_at(index),
+    pub fn split(full: &'a str, volume_bytes: usize) -> Self {
+        let (volume, in_volume) = match full.split_at_checked(volume_bytes) {
+            Some(parts) if volume_bytes > 0 => parts,
             _ => ("", full),
         };
         let file_name = full.rsplit('\\').next().unwrap_or("");
@@ -194,7 +189,7 @@ mod tests {
     const VOLUME: &str = "\\Device\\HarddiskVolume3";
 
     fn parts(full: &str) -> NameParts<'_> {
-        NameParts::split(full, VOLUME.chars().count())
+        NameParts::split(full, VOLUME.len())
     }
 
     fn matches(pattern: &str, name: &str) -> bool {

@@ -6,7 +6,7 @@ const VOLUME: &str = "\\Device\\HarddiskVolume3";
 fn subject(pid: u32, full: &str) -> Subject<'_> {
     Subject {
         process_id: pid,
-        name: NameParts::split(full, VOLUME.chars().count()),
+        name: NameParts::split(full, VOLUME.len()),
     }
 }
 
@@ -109,7 +109,7 @@ fn volume_map_is_used_for_dos_patterns() {
     );
     let on_d = Subject {
         process_id: 1,
-        name: NameParts::split("\\Device\\HarddiskVolume4\\x\\y", VOLUME.chars().count()),
+        name: NameParts::split("\\Device\\HarddiskVolume4\\x\\y", VOLUME.len()),
     };
     assert_eq!(set.decide(&on_d).action, Action::Deny);
 }

@@ -1,0 +1,149 @@
+//! Commands sent to the driver with `FilterSendMessage`: Hello (ping), statistics,
+//! configuration get / set.
+
+use crate::connection::{Connection, is_end_of_stream};
+use crate::error::{Error, Result};
+use crate::hresult::Hresult;
+use crate::sys::{self, AlignedBuffer, OwnedHandle};
+use portfilter_protocol::{
+    CONFIG_MAX_BYTES, Command, Config, HELLO_REPLY_BYTES, HelloReply, PROTOCOL_VERSION,
+    STATS_BYTES, Stats, encode_request,
+};
+use std::time::{Duration, Instant};
+
+/// Sends `input` (already encoded) and returns the output bytes the driver wrote.
+/// Input and output buffers are 8-aligned, as the driver requires.
+fn call(
+    port: &OwnedHandle,
+    operation: &'static str,
+    input: &[u8],
+    output_capacity: usize,
+) -> Result<Vec<u8>> {
+    let mut input_buffer = AlignedBuffer::new(input.len());
+    input_buffer.bytes_mut()[..input.len()].copy_from_slice(input);
+    let mut output = AlignedBuffer::new(output_capacity);
+    let (hresult, returned) = sys::send(
+        port,
+        &input_buffer.bytes()[..input.len()],
+        output.bytes_mut(),
+    );
+    if !hresult.is_ok() {
+        return Err(match hresult {
+            Hresult::REVISION_MISMATCH => Error::VersionMismatch {
+                client: PROTOCOL_VERSION,
+                driver: "another version".to_owned(),
+                hresult: Some(hresult),
+            },
+            h if is_end_of_stream(h) => Error::Disconnected,
+            _ => Error::Call { operation, hresult },
+        });
+    }
+    let len = usize::try_from(returned)
+        .unwrap_or(usize::MAX)
+        .min(output.len());
+    Ok(output.bytes()[..len].to_vec())
+}
+
+fn decode_error(operation: &'static str, error: portfilter_protocol::Error) -> Error {
+    match error {
+        portfilter_protocol::Error::VersionMismatch { got } => Error::VersionMismatch {
+            client: PROTOCOL_VERSION,
+            driver: got.to_string(),
+            hresult: None,
+        },
+        error => Error::Protocol { operation, error },
+    }
+}
+
+fn simple_request(command: Command) -> Result<Vec<u8>> {
+    let mut input = vec![0u8; portfilter_protocol::COMMAND_REQUEST_BYTES];
+    let len = encode_request(command, &mut input).map_err(|error| Error::Protocol {
+        operation: "encoding a command",
+        error,
+    })?;
+    input.truncate(len);
+    Ok(input)
+}
+
+/// The Hello handshake on a raw port handle (used by `Connection::connect`).
+pub(crate) fn hello(port: &OwnedHandle) -> Result<HelloReply> {
+    const OP: &str = "FilterSendMessage(Hello)";
+    let output = call(
+        port,
+        OP,
+        &simple_request(Command::Hello)?,
+        HELLO_REPLY_BYTES,
+    )?;
+    HelloReply::decode(&output).map_err(|error| decode_error(OP, error))
+}
+
+/// The answer to a ping.
+#[derive(Clone, Copy, Debug)]
+pub struct Pong {
+    /// What the driver said.
+    pub hello: HelloReply,
+    /// The round trip (user → MessageNotify → user).
+    pub round_trip: Duration,
+}
+
+impl Connection {
+    /// Hello again: checks the driver answers, and how fast.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`], [`Error::VersionMismatch`], [`Error::Call`],
+    /// [`Error::Protocol`].
+    pub fn ping(&self) -> Result<Pong> {
+        let start = Instant::now();
+        let hello = hello(self.port())?;
+        Ok(Pong {
+            hello,
+            round_trip: start.elapsed(),
+        })
+    }
+
+    /// The driver's counters.
+    ///
+    /// # Errors
+    /// As [`ping`](Self::ping).
+    pub fn stats(&self) -> Result<Stats> {
+        const OP: &str = "FilterSendMessage(GetStats)";
+        let output = call(
+            self.port(),
+            OP,
+            &simple_request(Command::GetStats)?,
+            STATS_BYTES,
+        )?;
+        Stats::decode(&output).map_err(|error| decode_error(OP, error))
+    }
+
+    /// The driver's configuration.
+    ///
+    /// # Errors
+    /// As [`ping`](Self::ping).
+    pub fn config(&self) -> Result<Config> {
+        const OP: &str = "FilterSendMessage(GetConfig)";
+        let output = call(
+            self.port(),
+            OP,
+            &simple_request(Command::GetConfig)?,
+            CONFIG_MAX_BYTES,
+        )?;
+        Config::decode(&output, Command::GetConfig).map_err(|error| decode_error(OP, error))
+    }
+
+    /// Replaces the driver's configuration; returns the configuration now in force.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when `config` does not validate (nothing is sent), or as
+    /// [`ping`](Self::ping) (the driver's `STATUS_INVALID_PARAMETER` arrives as
+    /// [`Error::Call`] with `0x80070057`).
+    pub fn set_config(&self, config: &Config) -> Result<Config> {
+        const OP: &str = "FilterSendMessage(SetConfig)";
+        let mut input = vec![0u8; CONFIG_MAX_BYTES];
+        let len = config
+            .encode(Command::SetConfig, &mut input)
+            .map_err(|error| Error::InvalidConfig(error.to_string()))?;
+        let output = call(self.port(), OP, &input[..len], CONFIG_MAX_BYTES)?;
+        Config::decode(&output, Command::SetConfig).map_err(|error| decode_error(OP, error))
+    }
+}

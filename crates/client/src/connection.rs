@@ -1,0 +1,284 @@
+//! A connection to the driver's communication port: connect with a role, receive events
+//! (blocking), reply with verdicts, and send commands.
+
+use crate::error::{Error, Result};
+use crate::hresult::Hresult;
+use crate::message::{MAX_MESSAGE_BYTES, MESSAGE_HEADER_BYTES, Received, ReplyTo, decode_message};
+use crate::sys::{self, AlignedBuffer, OwnedHandle, ReplyBuffer};
+use portfilter_protocol::{ConnectContext, PROTOCOL_VERSION, Role, VERDICT_BYTES};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The driver's port name (`portfilter::PORT_NAME`).
+pub const DEFAULT_PORT_NAME: &str = "\\PortFilterPort";
+
+/// `FLT_PORT_FLAG_SYNC_HANDLE`.
+const FLT_PORT_FLAG_SYNC_HANDLE: u32 = 1;
+
+/// How to connect.
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    /// The port name (default [`DEFAULT_PORT_NAME`]).
+    pub port_name: String,
+    /// Open a synchronous handle (`FLT_PORT_FLAG_SYNC_HANDLE`). Such a handle serves the
+    /// blocking API only; the completion-port engine needs an overlapped handle (the
+    /// default), which also serves the blocking API.
+    pub synchronous: bool,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            port_name: DEFAULT_PORT_NAME.to_owned(),
+            synchronous: false,
+        }
+    }
+}
+
+/// The client's answer to a request-reply event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Let the create proceed.
+    Allow,
+    /// Fail the create with `STATUS_ACCESS_DENIED`.
+    Deny,
+    /// Fail the create with this NTSTATUS (an error-severity code, `0xC…`).
+    DenyWith(i32),
+}
+
+impl Verdict {
+    /// The wire verdict for event `sequence`.
+    #[must_use]
+    pub fn to_wire(self, sequence: u64) -> portfilter_protocol::Verdict {
+        match self {
+            Self::Allow => portfilter_protocol::Verdict::allow(sequence),
+            Self::Deny => portfilter_protocol::Verdict::deny(sequence),
+            Self::DenyWith(status) => portfilter_protocol::Verdict::deny_with(sequence, status),
+        }
+    }
+
+    /// `true` for the deny verdicts.
+    #[must_use]
+    pub fn is_deny(self) -> bool {
+        !matches!(self, Self::Allow)
+    }
+}
+
+/// What became of a reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyOutcome {
+    /// The driver took it.
+    Delivered,
+    /// The driver had stopped waiting (its reply timeout passed): it already applied its
+    /// default verdict. Counted and logged; not an error.
+    Late,
+}
+
+/// Reply counters of a connection.
+#[derive(Debug, Default)]
+struct ReplyCounters {
+    delivered: AtomicU64,
+    late: AtomicU64,
+}
+
+/// A connection to the portfilter port.
+///
+/// The handle is closed when the value is dropped; the driver then applies its default
+/// verdict to every request this connection received but did not answer.
+#[derive(Debug)]
+pub struct Connection {
+    port: OwnedHandle,
+    port_name: String,
+    role: Role,
+    synchronous: bool,
+    replies: ReplyCounters,
+    hello: portfilter_protocol::HelloReply,
+}
+
+impl Connection {
+    /// Connects with `role` (the connection context) and performs the protocol Hello.
+    ///
+    /// # Errors
+    /// [`Error::DriverNotLoaded`], [`Error::AccessDenied`], [`Error::ConnectionLimit`],
+    /// [`Error::DeciderBusy`], [`Error::VersionMismatch`], or [`Error::Call`] for any
+    /// other failure.
+    pub fn connect(role: Role, options: &ConnectOptions) -> Result<Self> {
+        let mut context = [0u8; portfilter_protocol::CONNECT_CONTEXT_BYTES];
+        ConnectContext { role }
+            .encode(&mut context)
+            .map_err(|error| Error::Protocol {
+                operation: "encoding the connection context",
+                error,
+            })?;
+        let flags = if options.synchronous {
+            FLT_PORT_FLAG_SYNC_HANDLE
+        } else {
+            0
+        };
+        let port = sys::connect(&options.port_name, flags, &context)
+            .map_err(|hresult| connect_error(&options.port_name, hresult))?;
+        let hello = crate::commands::hello(&port)?;
+        Ok(Self {
+            port,
+            port_name: options.port_name.clone(),
+            role,
+            synchronous: options.synchronous,
+            replies: ReplyCounters::default(),
+            hello,
+        })
+    }
+
+    /// The role this connection was opened with.
+    #[must_use]
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The port name.
+    #[must_use]
+    pub fn port_name(&self) -> &str {
+        &self.port_name
+    }
+
+    /// Whether the handle is synchronous (`FLT_PORT_FLAG_SYNC_HANDLE`).
+    #[must_use]
+    pub fn is_synchronous(&self) -> bool {
+        self.synchronous
+    }
+
+    /// What the driver answered to the Hello made at connect.
+    #[must_use]
+    pub fn hello_info(&self) -> &portfilter_protocol::HelloReply {
+        &self.hello
+    }
+
+    pub(crate) fn port(&self) -> &OwnedHandle {
+        &self.port
+    }
+
+    /// Waits for the next message (blocking `FilterGetMessage`) and decodes it into
+    /// `buffer`. Returns `Ok(None)` when the connection ended (driver unloading, port
+    /// closed).
+    ///
+    /// # Errors
+    /// [`Error::Call`] for a failed call, [`Error::Protocol`] for a message that does not
+    /// decode (the next call receives the next message).
+    pub fn receive<'b>(&self, buffer: &'b mut MessageBuffer) -> Result<Option<Received<'b>>> {
+        match sys::get_message(&self.port, &mut buffer.0) {
+            Ok(()) => {}
+            Err(hresult) if is_end_of_stream(hresult) => return Ok(None),
+            Err(hresult) => {
+                return Err(Error::Call {
+                    operation: "FilterGetMessage",
+                    hresult,
+                });
+            }
+        }
+        decode_message(buffer.0.bytes())
+            .map(Some)
+            .map_err(|error| Error::Protocol {
+                operation: "FilterGetMessage",
+                error,
+            })
+    }
+
+    /// Answers a request-reply event: exactly 16 + [`VERDICT_BYTES`] bytes.
+    ///
+    /// A reply after the driver's timeout is [`ReplyOutcome::Late`] (counted, logged), not
+    /// an error.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] when the connection is closed, [`Error::InvalidConfig`] for
+    /// a deny status that is not an error code, [`Error::Call`] otherwise.
+    pub fn reply(&self, to: ReplyTo, verdict: Verdict) -> Result<ReplyOutcome> {
+        const LEN: usize = MESSAGE_HEADER_BYTES + VERDICT_BYTES;
+        let mut buffer = ReplyBuffer::<LEN> { bytes: [0; LEN] };
+        // FILTER_REPLY_HEADER: Status (what FltSendMessage returns to the driver) = 0,
+        // 4 bytes of padding, MessageId.
+        buffer.bytes[8..16].copy_from_slice(&to.message_id.to_le_bytes());
+        verdict
+            .to_wire(to.sequence)
+            .encode(&mut buffer.bytes[MESSAGE_HEADER_BYTES..])
+            .map_err(|error| Error::InvalidConfig(format!("verdict {verdict:?}: {error}")))?;
+        let hresult = sys::reply(&self.port, &buffer, LEN);
+        if hresult.is_ok() {
+            self.replies.delivered.fetch_add(1, Ordering::Relaxed);
+            Ok(ReplyOutcome::Delivered)
+        } else if hresult == Hresult::FLT_NO_WAITER_FOR_REPLY {
+            self.replies.late.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                sequence = to.sequence,
+                message_id = to.message_id,
+                "late reply: the driver timed out waiting and applied its default verdict"
+            );
+            Ok(ReplyOutcome::Late)
+        } else if is_end_of_stream(hresult) {
+            Err(Error::Disconnected)
+        } else {
+            Err(Error::Call {
+                operation: "FilterReplyMessage",
+                hresult,
+            })
+        }
+    }
+
+    /// Replies the driver took.
+    #[must_use]
+    pub fn replies_delivered(&self) -> u64 {
+        self.replies.delivered.load(Ordering::Relaxed)
+    }
+
+    /// Replies that arrived after the driver stopped waiting
+    /// (`ERROR_FLT_NO_WAITER_FOR_REPLY`).
+    #[must_use]
+    pub fn late_replies(&self) -> u64 {
+        self.replies.late.load(Ordering::Relaxed)
+    }
+}
+
+/// A receive buffer large enough for any message the driver sends.
+#[derive(Debug)]
+pub struct MessageBuffer(pub(crate) AlignedBuffer);
+
+impl MessageBuffer {
+    /// A buffer of [`MAX_MESSAGE_BYTES`].
+    #[must_use]
+    pub fn new() -> Self {
+        Self(AlignedBuffer::new(MAX_MESSAGE_BYTES))
+    }
+}
+
+impl Default for MessageBuffer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Codes that mean "this connection is over": closed port, cancelled request.
+pub(crate) fn is_end_of_stream(hresult: Hresult) -> bool {
+    hresult == Hresult::INVALID_HANDLE || hresult == Hresult::OPERATION_ABORTED
+}
+
+/// Maps a failed connect to the error a user can act on.
+fn connect_error(port: &str, hresult: Hresult) -> Error {
+    match hresult {
+        Hresult::FILE_NOT_FOUND => Error::DriverNotLoaded {
+            port: port.to_owned(),
+            hresult,
+        },
+        Hresult::ACCESS_DENIED => Error::AccessDenied {
+            port: port.to_owned(),
+            hresult,
+        },
+        Hresult::CONNECTION_COUNT_LIMIT => Error::ConnectionLimit { hresult },
+        Hresult::SHARING_VIOLATION => Error::DeciderBusy { hresult },
+        Hresult::REVISION_MISMATCH => Error::VersionMismatch {
+            client: PROTOCOL_VERSION,
+            driver: "another version".to_owned(),
+            hresult: Some(hresult),
+        },
+        _ => Error::Call {
+            operation: "FilterConnectCommunicationPort",
+            hresult,
+        },
+    }
+}

@@ -1,0 +1,102 @@
+//! The client's error type: one variant per situation a user can act on.
+
+use crate::hresult::Hresult;
+
+/// What went wrong talking to the driver. Every message is one line that says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The port does not exist: the driver is not loaded.
+    #[error(
+        "the portfilter driver is not loaded: port {port} not found, HRESULT {hresult}; load it with `fltmc load portfilter` (Windows) or start `portfilter-sim` (simulator)"
+    )]
+    DriverNotLoaded {
+        /// The port name tried.
+        port: String,
+        /// What fltlib returned.
+        hresult: Hresult,
+    },
+    /// The caller may not connect: the port admits Administrators and SYSTEM only.
+    #[error(
+        "access denied to port {port}, HRESULT {hresult}; run portctl from an elevated (Administrator) prompt"
+    )]
+    AccessDenied {
+        /// The port name tried.
+        port: String,
+        /// What fltlib returned.
+        hresult: Hresult,
+    },
+    /// The port has its maximum number of clients.
+    #[error(
+        "the driver accepts no more connections, HRESULT {hresult}; close another portctl or client first"
+    )]
+    ConnectionLimit {
+        /// What fltlib returned.
+        hresult: Hresult,
+    },
+    /// Another client already holds the decider role.
+    #[error(
+        "another client is already connected as the decider, HRESULT {hresult}; stop it (only one `portctl guard` at a time), or use `portctl watch` to observe"
+    )]
+    DeciderBusy {
+        /// What fltlib returned.
+        hresult: Hresult,
+    },
+    /// The driver speaks another protocol version.
+    #[error(
+        "protocol version mismatch: this client speaks version {client}, the driver {driver}; install a portctl built from the same release as the driver"
+    )]
+    VersionMismatch {
+        /// This client's version.
+        client: u16,
+        /// The driver's version when known, as text (`"2"` or `"another version"`).
+        driver: String,
+        /// What fltlib returned, if the mismatch came back as an error code.
+        hresult: Option<Hresult>,
+    },
+    /// A fltlib / Win32 call failed for another reason.
+    #[error("{operation} failed, HRESULT {hresult}")]
+    Call {
+        /// The call (`FilterSendMessage(GetStats)`, …).
+        operation: &'static str,
+        /// What it returned.
+        hresult: Hresult,
+    },
+    /// The driver's answer could not be decoded.
+    #[error("malformed answer from the driver to {operation}: {error}")]
+    Protocol {
+        /// What was being done.
+        operation: &'static str,
+        /// The decoder's complaint.
+        error: portfilter_protocol::Error,
+    },
+    /// A configuration value was rejected before it was sent.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// The connection is closed (driver unloading or port closed).
+    #[error("the connection to the driver is closed (the driver unloaded or closed the port)")]
+    Disconnected,
+    /// An engine option is out of range.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+}
+
+impl Error {
+    /// The HRESULT behind the error, when there is one.
+    #[must_use]
+    pub fn hresult(&self) -> Option<Hresult> {
+        match self {
+            Self::DriverNotLoaded { hresult, .. }
+            | Self::AccessDenied { hresult, .. }
+            | Self::ConnectionLimit { hresult }
+            | Self::DeciderBusy { hresult }
+            | Self::Call { hresult, .. } => Some(*hresult),
+            Self::VersionMismatch { hresult, .. } => *hresult,
+            Self::Disconnected => Some(Hresult::INVALID_HANDLE),
+            Self::Protocol { .. } | Self::InvalidConfig(_) | Self::InvalidOption(_) => None,
+        }
+    }
+}
+
+/// Shorthand for this crate's results.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

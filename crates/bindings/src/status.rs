@@ -82,5 +82,5 @@ statuses! {
     /// Filter Manager: the filter is not initialised.
     STATUS_FLT_NOT_INITIALIZED = 0xC01C_0007u32;
     /// Filter Manager: the name could not be obtained.
-    STATUS_FLT_INVALID_NAME_REQUEST = 0xC01C_0006u32;
+    STATUS_FLT_INVALID_NAME_REQUEST = 0xC01C_0005u32;
 }

@@ -16,14 +16,23 @@ extern crate std;
 
 mod glue;
 
+mod commands;
+mod config;
+mod connections;
+mod deliver;
 pub mod entry;
+mod event;
 pub mod log;
+mod names;
 mod pool;
 mod port;
 mod precreate;
 mod registration;
+mod skip;
 mod state;
+mod stats;
 mod sync;
+mod usercopy;
 mod wide;
 
 pub use entry::DriverEntry;
@@ -35,6 +44,7 @@ pub const PORT_NAME: &str = "\\PortFilterPort";
 pub const POOL_TAG: u32 = u32::from_le_bytes(*b"PfFl");
 
 /// How many client connections the port accepts: one deciding client (request-reply)
-/// plus up to seven observers (notify / queued notify). Each connection costs a slot in
-/// a fixed, non-paged table, so the bound is also a memory bound.
+/// plus up to seven observers (notify / queued notify); an eighth observer is refused so
+/// that a slot always remains for the decider. Each connection costs a slot in a fixed,
+/// non-paged table, so the bound is also a memory bound.
 pub const MAX_CONNECTIONS: usize = 8;

@@ -1,16 +1,245 @@
-//! The pre-create callback.
+//! The pre-create callback: decide whether to report the create, build the event, deliver
+//! it (request-reply to the decider, notify or queue for observers), and complete the
+//! create when the verdict is "deny".
+//!
+//! Order of work, cheapest first, so that creates nobody wants cost little:
+//! 1. fixed skip rules (paging file, volume open, target directory) — no lock, no name;
+//! 2. the configured skip rules and the "nobody listens" shortcut (one shared acquire);
+//! 3. the file name (normalized, else opened, else none), parsed;
+//! 4. one shared acquire of the configuration: the settings used for the rest of this
+//!    create and the path/extension filters come from the same configuration, so a
+//!    concurrent `SetConfig` is seen entirely or not at all;
+//! 5. the event, in a pool buffer of exactly its size (the name is released first);
+//! 6. delivery.
 
+use crate::config::Settings;
+use crate::connections::Role;
+use crate::deliver::notify;
+use crate::deliver::queue::Push;
+use crate::deliver::reply::{self, Outcome};
+use crate::event::EventMessage;
+use crate::names::{FileName, NameKind};
+use crate::skip::{self, CreateFacts};
+use crate::state::{self, DriverState};
+use crate::stats::Counter;
 use core::ffi::c_void;
+use core::sync::atomic::Ordering;
 use portfilter_bindings::{
-    FLT_CALLBACK_DATA, FLT_PREOP_CALLBACK_STATUS, FLT_PREOP_SUCCESS_NO_CALLBACK,
-    FLT_RELATED_OBJECTS,
+    FLT_CALLBACK_DATA, FLT_PREOP_CALLBACK_STATUS, FLT_PREOP_COMPLETE,
+    FLT_PREOP_SUCCESS_NO_CALLBACK, FLT_RELATED_OBJECTS, FltGetRequestorProcessId, IO_STATUS_BLOCK,
+    IO_STATUS_BLOCK_0, KeQuerySystemTimePrecise, PsGetThreadId,
+};
+use portfilter_protocol::{
+    Delivery, EVENT_FLAG_DIRECTORY, EVENT_FLAG_KERNEL_MODE, EVENT_FLAG_NAME_OPENED,
+    EVENT_FLAG_NAME_UNAVAILABLE, EventFields,
 };
 
-/// Pre-create: the skeleton lets every create through.
+/// Pre-create (registered for `IRP_MJ_CREATE`). PASSIVE_LEVEL, on the creating thread.
 pub(crate) unsafe extern "system" fn pre_create(
-    _data: *mut FLT_CALLBACK_DATA,
+    data: *mut FLT_CALLBACK_DATA,
     _flt_objects: *const FLT_RELATED_OBJECTS,
     _completion_context: *mut *mut c_void,
 ) -> FLT_PREOP_CALLBACK_STATUS {
-    FLT_PREOP_SUCCESS_NO_CALLBACK
+    let Some(state) = state::get() else {
+        return FLT_PREOP_SUCCESS_NO_CALLBACK;
+    };
+    if data.is_null() {
+        return FLT_PREOP_SUCCESS_NO_CALLBACK;
+    }
+    state.stats.bump(Counter::EventsSeen);
+    // SAFETY: the Filter Manager passes valid callback data for the running operation.
+    match unsafe { report(state, data) } {
+        Outcome::Allow => FLT_PREOP_SUCCESS_NO_CALLBACK,
+        Outcome::Deny(status) => {
+            // SAFETY: as above; completing the operation ourselves means setting IoStatus.
+            unsafe {
+                (*data).IoStatus = IO_STATUS_BLOCK {
+                    u: IO_STATUS_BLOCK_0 { Status: status },
+                    Information: 0,
+                };
+            }
+            FLT_PREOP_COMPLETE
+        }
+    }
+}
+
+/// Reads what the skip rules and the event need out of the callback data.
+///
+/// # Safety
+/// `data` is the running operation's callback data.
+unsafe fn read_facts(data: *mut FLT_CALLBACK_DATA) -> Option<(CreateFacts, EventFields)> {
+    // SAFETY: valid callback data (caller); Iopb is valid for its lifetime.
+    let data_ref = unsafe { &*data };
+    // SAFETY: as above.
+    let iopb = unsafe { data_ref.Iopb.as_ref() }?;
+    // SAFETY: for IRP_MJ_CREATE the Create member of the parameter union is the valid one.
+    let create = unsafe { iopb.Parameters.Create };
+    // SAFETY: the target file object, if any, is valid during the pre-create.
+    let file_object_flags = unsafe { iopb.TargetFileObject.as_ref() }.map_or(0, |fo| fo.Flags);
+    // SAFETY: the security context of a create, if any, is valid during the pre-create.
+    let desired_access =
+        unsafe { create.SecurityContext.as_ref() }.map_or(0, |sc| sc.DesiredAccess);
+    let facts = CreateFacts {
+        operation_flags: iopb.OperationFlags,
+        file_object_flags,
+        create_options: create.create_options(),
+        requestor_mode: data_ref.RequestorMode,
+    };
+    let mut flags = 0;
+    if facts.is_directory() {
+        flags |= EVENT_FLAG_DIRECTORY;
+    }
+    if facts.is_kernel_mode() {
+        flags |= EVENT_FLAG_KERNEL_MODE;
+    }
+    // SAFETY: valid callback data.
+    let process_id = unsafe { FltGetRequestorProcessId(data) };
+    let thread_id = if data_ref.Thread.is_null() {
+        0
+    } else {
+        // SAFETY: the operation's thread object.
+        unsafe { PsGetThreadId(data_ref.Thread) as usize as u32 }
+    };
+    let fields = EventFields {
+        flags,
+        process_id,
+        thread_id,
+        desired_access,
+        create_options: facts.create_options,
+        create_disposition: u8::try_from(create.disposition()).unwrap_or(u8::MAX),
+        share_access: create.ShareAccess,
+        file_attributes: u32::from(create.FileAttributes),
+        ..EventFields::default()
+    };
+    Some((facts, fields))
+}
+
+/// Everything after the entry checks. Returns what to do with the create.
+///
+/// # Safety
+/// `data` is the running operation's callback data.
+unsafe fn report(state: &DriverState, data: *mut FLT_CALLBACK_DATA) -> Outcome {
+    // SAFETY: caller's contract.
+    let Some((facts, mut fields)) = (unsafe { read_facts(data) }) else {
+        return Outcome::Allow;
+    };
+    if skip::always_skipped(&facts).is_some() || state.unloading.load(Ordering::Acquire) {
+        state.stats.bump(Counter::EventsSkipped);
+        return Outcome::Allow;
+    }
+    // A cheap early look at the configuration (may be a moment stale: then this create
+    // simply behaves as if it ran before the change).
+    let early = state.config.settings();
+    if skip::skipped_by_policy(&facts, early.skip).is_some()
+        || (!state.connections.any_open() && early.default_verdict_allows())
+        || fields.create_disposition > portfilter_protocol::event::MAX_CREATE_DISPOSITION
+    {
+        state.stats.bump(Counter::EventsSkipped);
+        return Outcome::Allow;
+    }
+
+    // SAFETY: caller's contract.
+    let name = unsafe { FileName::query(data) };
+    let (settings, reported) = match &name {
+        Some(name) => {
+            let parts = name.parts();
+            fields.volume_name_len = u16::try_from(parts.volume_units * 2).unwrap_or(0);
+            if name.kind() == NameKind::Opened {
+                fields.flags |= EVENT_FLAG_NAME_OPENED;
+            }
+            state.config.decide(parts.path, parts.extension)
+        }
+        None => {
+            fields.flags |= EVENT_FLAG_NAME_UNAVAILABLE;
+            state.config.decide_unnamed()
+        }
+    };
+    if !reported || skip::skipped_by_policy(&facts, settings.skip).is_some() {
+        state.stats.bump(Counter::EventsSkipped);
+        return Outcome::Allow;
+    }
+    fields.sequence = state.sequence.fetch_add(1, Ordering::Relaxed) + 1;
+    let mut now = 0i64;
+    // SAFETY: `now` is a valid out pointer.
+    unsafe { KeQuerySystemTimePrecise(&raw mut now) };
+    fields.timestamp = u64::try_from(now).unwrap_or(0);
+    let full: &[u16] = name.as_ref().map_or(&[], |n| n.full());
+    let event = EventMessage::build(&fields, full);
+    // The name information is not needed while we wait for user mode.
+    drop(name);
+    deliver(state, &settings, event, fields.sequence, fields.process_id)
+}
+
+/// Delivery to the decider and the observers.
+fn deliver(
+    state: &DriverState,
+    settings: &Settings,
+    event: Option<EventMessage>,
+    sequence: u64,
+    requestor: u32,
+) -> Outcome {
+    let stats = &state.stats;
+    let Some(mut event) = event else {
+        // No pool for the event: nobody can be told; decide as if no decider answered.
+        stats.bump(Counter::QueueDropped);
+        if settings.observer_delivery == Delivery::Queued {
+            // Queued observers learn about it in the next batch's dropped_before.
+            state.queue.note_dropped();
+        }
+        return if state.connections.any_open() {
+            Outcome::default_verdict(settings, stats)
+        } else {
+            Outcome::Allow
+        };
+    };
+    stats.bump(Counter::EventsReported);
+    let filter = state.filter();
+
+    // 1. The decider (the creating thread waits here, at most reply_timeout_ms).
+    let outcome = {
+        let decider = state
+            .connections
+            .targets(Role::Decider, Some(requestor), stats);
+        if decider.excluded() {
+            // The decider's own create: never held.
+            Outcome::Allow
+        } else {
+            reply::request_verdict(filter, &decider, &mut event, sequence, settings, stats)
+        }
+    };
+
+    // 2. The observers.
+    match settings.observer_delivery {
+        Delivery::Notify => {
+            let observers = state
+                .connections
+                .targets(Role::Observer, Some(requestor), stats);
+            if !observers.is_empty() {
+                notify::send_to_all(
+                    filter,
+                    &observers,
+                    event.bytes_mut(),
+                    settings.notify_timeout_ms,
+                    stats,
+                );
+            }
+        }
+        Delivery::Queued => {
+            if state.connections.counts().observers > 0 {
+                match state.queue.push(event) {
+                    Push::Queued { was_empty } => {
+                        stats.bump(Counter::QueueEnqueued);
+                        if was_empty {
+                            state.worker.wake();
+                        }
+                    }
+                    Push::Full(event) => {
+                        stats.bump(Counter::QueueDropped);
+                        drop(event);
+                    }
+                }
+            }
+        }
+    }
+    outcome
 }

@@ -4,8 +4,8 @@ use core::mem::size_of;
 use core::ptr::null;
 use portfilter_bindings::{
     FILE_DEVICE_DISK_FILE_SYSTEM, FLT_OPERATION_REGISTRATION, FLT_REGISTRATION,
-    FLT_REGISTRATION_VERSION, FLT_RELATED_OBJECTS, IRP_MJ_CREATE, IRP_MJ_OPERATION_END,
-    NTSTATUS, STATUS_FLT_DO_NOT_ATTACH, STATUS_SUCCESS,
+    FLT_REGISTRATION_VERSION, FLT_RELATED_OBJECTS, IRP_MJ_CREATE, IRP_MJ_OPERATION_END, NTSTATUS,
+    STATUS_FLT_DO_NOT_ATTACH, STATUS_SUCCESS,
 };
 
 /// The operations we filter: `IRP_MJ_CREATE` (pre-operation only), then the terminator.
@@ -68,4 +68,3 @@ unsafe extern "system" fn instance_query_teardown(
 ) -> NTSTATUS {
     STATUS_SUCCESS
 }
-

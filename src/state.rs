@@ -1,27 +1,15 @@
 //! The driver's global state: one non-paged allocation, published through an atomic
 //! pointer before any callback can run and freed only after `FltUnregisterFilter`.
 
-use crate::MAX_CONNECTIONS;
+use crate::config::ConfigStore;
+use crate::connections::Connections;
+use crate::deliver::queue::EventQueue;
+use crate::deliver::worker::Worker;
 use crate::pool::PoolBox;
-use crate::sync::PushLock;
+use crate::stats::Stats;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use portfilter_bindings::{PFLT_FILTER, PFLT_PORT};
-
-/// One client connection's bookkeeping (guarded by [`DriverState::clients`]).
-#[derive(Clone, Copy, Default)]
-pub(crate) struct ClientSlot {
-    /// The slot holds a live connection.
-    pub in_use: bool,
-    /// Process id of the connecting process (captured in the Connect callback).
-    pub process_id: u32,
-}
-
-/// The table of connections.
-pub(crate) struct ClientTable {
-    /// One entry per possible connection.
-    pub slots: [ClientSlot; MAX_CONNECTIONS],
-}
 
 /// Everything the callbacks share.
 pub(crate) struct DriverState {
@@ -29,19 +17,24 @@ pub(crate) struct DriverState {
     pub filter: AtomicPtr<core::ffi::c_void>,
     /// The server port (set once in DriverEntry, closed first in unload).
     pub server_port: UnsafeCell<PFLT_PORT>,
-    /// Client port per slot. The Filter Manager reads and clears these itself
-    /// (`FltSendMessage` / `FltCloseClientPort` take their address), so they live outside
-    /// the lock; connection bookkeeping lives in `clients`.
-    pub client_ports: [UnsafeCell<PFLT_PORT>; MAX_CONNECTIONS],
-    /// Connection bookkeeping.
-    pub clients: PushLock<ClientTable>,
-    /// Set when unload starts: no new messages are sent after this.
+    /// Connections and their client ports.
+    pub connections: Connections,
+    /// The current configuration.
+    pub config: ConfigStore,
+    /// Counters.
+    pub stats: Stats,
+    /// The queued-notify queue.
+    pub queue: EventQueue,
+    /// The queued-notify worker thread.
+    pub worker: Worker,
+    /// The last event sequence number handed out (events start at 1).
+    pub sequence: AtomicU64,
+    /// Set when unload starts: creates are no longer reported after this.
     pub unloading: AtomicBool,
 }
 
-// SAFETY: the UnsafeCell port slots are written only by the Connect callback (before the
-// connection is visible), and read/cleared by the Filter Manager routines that take their
-// address, which synchronise on the port object themselves.
+// SAFETY: `server_port` is written once in DriverEntry before any callback can run and
+// read in unload; every other member synchronises itself (atomics, push locks, events).
 unsafe impl Sync for DriverState {}
 // SAFETY: the state is plain data and pointers to kernel objects.
 unsafe impl Send for DriverState {}
@@ -51,15 +44,22 @@ impl DriverState {
         Self {
             filter: AtomicPtr::new(core::ptr::null_mut()),
             server_port: UnsafeCell::new(core::ptr::null_mut()),
-            client_ports: [const { UnsafeCell::new(core::ptr::null_mut()) }; MAX_CONNECTIONS],
-            clients: PushLock::new(ClientTable {
-                slots: [ClientSlot {
-                    in_use: false,
-                    process_id: 0,
-                }; MAX_CONNECTIONS],
-            }),
+            connections: Connections::new(),
+            config: ConfigStore::new(),
+            stats: Stats::new(),
+            queue: EventQueue::new(),
+            worker: Worker::new(),
+            sequence: AtomicU64::new(0),
             unloading: AtomicBool::new(false),
         }
+    }
+
+    /// Initialises the locks and events in place (the state is at its final address).
+    fn init(&self) {
+        self.connections.init();
+        self.config.init();
+        self.queue.init();
+        self.worker.init();
     }
 
     /// The filter handle.
@@ -70,11 +70,20 @@ impl DriverState {
 
 static STATE: AtomicPtr<DriverState> = AtomicPtr::new(core::ptr::null_mut());
 
-/// Allocates the state and publishes it. `None` if the pool is exhausted or a state is
-/// already published (a second DriverEntry).
+/// Allocates the state, installs the default configuration and queue, and publishes it.
+/// `None` if the pool is exhausted or a state is already published (a second DriverEntry).
 pub(crate) fn create() -> Option<&'static DriverState> {
     let boxed = PoolBox::new(DriverState::new())?;
-    boxed.clients.init();
+    boxed.init();
+    let ready = boxed.config.install_default().is_ok()
+        && boxed
+            .queue
+            .set_capacity(boxed.config.settings().queue_capacity as usize)
+            .is_ok();
+    if !ready {
+        teardown(&boxed);
+        return None;
+    }
     let raw = boxed.into_raw();
     if STATE
         .compare_exchange(
@@ -86,7 +95,9 @@ pub(crate) fn create() -> Option<&'static DriverState> {
         .is_err()
     {
         // SAFETY: `raw` came from into_raw just above and was not published.
-        drop(unsafe { PoolBox::from_raw(raw) });
+        if let Some(boxed) = unsafe { PoolBox::from_raw(raw) } {
+            teardown(&boxed);
+        }
         return None;
     }
     // SAFETY: published state lives until `destroy`, which runs only after every callback
@@ -101,16 +112,27 @@ pub(crate) fn get() -> Option<&'static DriverState> {
     unsafe { raw.as_ref() }
 }
 
+/// Frees what the members own (queued events, configuration) and deletes the locks.
+fn teardown(state: &DriverState) {
+    let dropped = state.queue.destroy();
+    if dropped != 0 {
+        crate::log!("{dropped} queued events dropped at unload");
+    }
+    state.config.destroy();
+    state.connections.delete();
+}
+
 /// Unpublishes and frees the state.
 ///
 /// # Safety
-/// No callback may run or start after this (call it after `FltUnregisterFilter`, or on a
-/// DriverEntry failure path before filtering started and with the port closed).
+/// No callback or driver thread may run or start after this (call it after
+/// `FltUnregisterFilter` and after the worker stopped, or on a DriverEntry failure path
+/// before filtering started and with the port closed).
 pub(crate) unsafe fn destroy() {
     let raw = STATE.swap(core::ptr::null_mut(), Ordering::AcqRel);
     // SAFETY: `raw` is the published pointer from `create` (or null).
     if let Some(boxed) = unsafe { PoolBox::from_raw(raw) } {
-        boxed.clients.delete();
+        teardown(&boxed);
         drop(boxed);
     }
 }

@@ -1,9 +1,12 @@
-//! A push lock with RAII guards (`FltAcquirePushLock*` enter a critical region).
+//! Synchronisation: a push lock with RAII guards (`FltAcquirePushLock*` enter a critical
+//! region) and a kernel event wrapper.
 
 use core::cell::UnsafeCell;
 use portfilter_bindings::{
-    EX_PUSH_LOCK, FltAcquirePushLockExclusive, FltAcquirePushLockShared, FltDeletePushLock,
-    FltInitializePushLock, FltReleasePushLock,
+    EX_PUSH_LOCK, EXECUTIVE, FALSE, FltAcquirePushLockExclusive, FltAcquirePushLockShared,
+    FltDeletePushLock, FltInitializePushLock, FltReleasePushLock, KERNEL_MODE, KEVENT,
+    KeClearEvent, KeInitializeEvent, KeSetEvent, KeWaitForSingleObject, LARGE_INTEGER,
+    NOTIFICATION_EVENT, STATUS_TIMEOUT, SYNCHRONIZATION_EVENT,
 };
 
 /// A Filter Manager push lock protecting a `T`.
@@ -95,4 +98,89 @@ impl<T> Drop for WriteGuard<'_, T> {
         // SAFETY: we acquired the lock in `write`.
         unsafe { FltReleasePushLock(self.lock.lock.get()) };
     }
+}
+
+/// A kernel event (`KEVENT`) that must not move after [`Event::init`] (it lives inside a
+/// pool allocation).
+pub(crate) struct Event {
+    event: UnsafeCell<KEVENT>,
+}
+
+// SAFETY: a KEVENT is designed to be signalled and waited on from any thread; the Ke*
+// routines synchronise access to it.
+unsafe impl Sync for Event {}
+// SAFETY: as above; it is not yet in use when moved (before `init`).
+unsafe impl Send for Event {}
+
+/// What a bounded wait ended with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// The event was signalled.
+    Signalled,
+    /// The timeout expired first.
+    TimedOut,
+}
+
+impl Event {
+    /// An event that still needs [`Event::init`] at its final address.
+    pub(crate) const fn new() -> Self {
+        Self {
+            event: UnsafeCell::new(KEVENT::ZERO),
+        }
+    }
+
+    /// Initialises the event in place, not signalled. `auto_reset`: a synchronization
+    /// event (one wait consumes the signal); otherwise a notification event.
+    pub(crate) fn init(&self, auto_reset: bool) {
+        let kind = if auto_reset {
+            SYNCHRONIZATION_EVENT
+        } else {
+            NOTIFICATION_EVENT
+        };
+        // SAFETY: the event storage is ours, at its final address, and not yet in use.
+        unsafe { KeInitializeEvent(self.event.get(), kind, FALSE) };
+    }
+
+    /// Signals the event.
+    pub(crate) fn set(&self) {
+        // SAFETY: the event was initialised by `init`.
+        unsafe { KeSetEvent(self.event.get(), 0, FALSE) };
+    }
+
+    /// Resets the event to not signalled.
+    pub(crate) fn clear(&self) {
+        // SAFETY: the event was initialised by `init`.
+        unsafe { KeClearEvent(self.event.get()) };
+    }
+
+    /// Waits until the event is signalled, at most `timeout_ms` milliseconds
+    /// (`None`: without a bound — only for waits whose end another bound guarantees).
+    pub(crate) fn wait(&self, timeout_ms: Option<u32>) -> Wait {
+        let mut timeout = relative_timeout(timeout_ms.unwrap_or(0));
+        let timeout_ptr = if timeout_ms.is_some() {
+            &raw mut timeout
+        } else {
+            core::ptr::null_mut()
+        };
+        // SAFETY: the event was initialised by `init`; the timeout lives across the call.
+        let status = unsafe {
+            KeWaitForSingleObject(
+                self.event.get().cast(),
+                EXECUTIVE,
+                KERNEL_MODE,
+                FALSE,
+                timeout_ptr,
+            )
+        };
+        if status == STATUS_TIMEOUT {
+            Wait::TimedOut
+        } else {
+            Wait::Signalled
+        }
+    }
+}
+
+/// A relative timeout in the kernel's form: negative, in 100 ns units.
+pub(crate) fn relative_timeout(ms: u32) -> LARGE_INTEGER {
+    -(i64::from(ms) * 10_000)
 }

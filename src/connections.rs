@@ -1,0 +1,338 @@
+//! The connection table: who is connected, in which role, from which process, and the
+//! client port of each connection.
+//!
+//! How several connections are served (documented in docs/driver.md):
+//! * at most one **decider** (answers request-reply). A second decider's connect fails with
+//!   [`SECOND_DECIDER_STATUS`], while the first stays connected;
+//! * up to `MAX_CONNECTIONS - 1` **observers** (plain or queued notify), so that a slot is
+//!   always left for the decider. One observer too many gets
+//!   `STATUS_CONNECTION_COUNT_LIMIT`, the status the Filter Manager itself uses.
+//!
+//! Senders take a reference on a slot while they use its client port (a small rundown
+//! protection): the reference is taken under the table lock, together with the check of
+//! the connection's process id (self-exclusion), and released after `FltSendMessage`
+//! returned. Disconnect marks the slot closing (no new references), closes the client
+//! port (which wakes and fails every send on it), waits for the references to drain, and
+//! only then frees the slot. So a send never reaches a *different* connection that reused
+//! the slot, and the process id checked is the one of the port the event goes to.
+
+use crate::MAX_CONNECTIONS;
+use crate::stats::{Counter, Stats};
+use crate::sync::{Event, PushLock, Wait};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU32, Ordering};
+use portfilter_bindings::{
+    FltCloseClientPort, NTSTATUS, PFLT_FILTER, PFLT_PORT, STATUS_CONNECTION_COUNT_LIMIT,
+};
+
+/// What a second decider gets from its connect (see the protocol's status contract).
+pub(crate) const SECOND_DECIDER_STATUS: NTSTATUS =
+    portfilter_protocol::status::STATUS_DECIDER_ALREADY_CONNECTED;
+
+/// A connection's role, from its connect context (the protocol's type).
+pub(crate) use portfilter_protocol::Role;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SlotState {
+    Free,
+    Open,
+    Closing,
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    state: SlotState,
+    role: Role,
+    process_id: u32,
+    connection_id: u32,
+}
+
+const FREE_SLOT: Slot = Slot {
+    state: SlotState::Free,
+    role: Role::Observer,
+    process_id: 0,
+    connection_id: 0,
+};
+
+struct Table {
+    slots: [Slot; MAX_CONNECTIONS],
+    next_connection_id: u32,
+}
+
+/// Connection bookkeeping plus the client ports.
+pub(crate) struct Connections {
+    table: PushLock<Table>,
+    /// Client port per slot. The Filter Manager reads these (`FltSendMessage`) and clears
+    /// them (`FltCloseClientPort`) through their address; we write one only in Connect,
+    /// while its slot is not yet visible to senders.
+    ports: [UnsafeCell<PFLT_PORT>; MAX_CONNECTIONS],
+    /// Senders currently using each slot's port.
+    senders: [AtomicU32; MAX_CONNECTIONS],
+    /// Signalled when a slot's sender count drops to zero.
+    drained: [Event; MAX_CONNECTIONS],
+    /// Open connections (a lock-free shortcut for the create path).
+    open: AtomicU32,
+}
+
+// SAFETY: `table` is guarded by its push lock; `ports` cells follow the protocol above
+// (written once per connection before publication, then only by the Filter Manager, which
+// synchronises on the port object); the rest are atomics and kernel events.
+unsafe impl Sync for Connections {}
+// SAFETY: plain data and kernel object pointers.
+unsafe impl Send for Connections {}
+
+/// Connection counts for statistics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    /// Open connections.
+    pub connected: u32,
+    /// Open decider connections (0 or 1).
+    pub deciders: u32,
+    /// Open observer connections.
+    pub observers: u32,
+}
+
+/// A connection's identity, for `Hello`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConnectionInfo {
+    /// Its role.
+    pub role: Role,
+    /// A number unique for the driver's lifetime (starts at 1).
+    pub connection_id: u32,
+}
+
+impl Connections {
+    /// An empty table that still needs [`Connections::init`] at its final address.
+    pub(crate) const fn new() -> Self {
+        Self {
+            table: PushLock::new(Table {
+                slots: [FREE_SLOT; MAX_CONNECTIONS],
+                next_connection_id: 1,
+            }),
+            ports: [const { UnsafeCell::new(core::ptr::null_mut()) }; MAX_CONNECTIONS],
+            senders: [const { AtomicU32::new(0) }; MAX_CONNECTIONS],
+            drained: [const { Event::new() }; MAX_CONNECTIONS],
+            open: AtomicU32::new(0),
+        }
+    }
+
+    /// Initialises the lock and events in place.
+    pub(crate) fn init(&self) {
+        self.table.init();
+        for event in &self.drained {
+            event.init(false);
+        }
+    }
+
+    /// Deletes the lock. Call when no callback can run any more.
+    pub(crate) fn delete(&self) {
+        self.table.delete();
+    }
+
+    /// Registers a new connection (from the Connect callback) and returns its slot index
+    /// and connection id.
+    ///
+    /// # Errors
+    /// [`SECOND_DECIDER_STATUS`] when a decider is already connected;
+    /// `STATUS_CONNECTION_COUNT_LIMIT` when the role's share of slots is taken.
+    pub(crate) fn connect(
+        &self,
+        role: Role,
+        process_id: u32,
+        client_port: PFLT_PORT,
+    ) -> Result<(usize, u32), NTSTATUS> {
+        let mut table = self.table.write();
+        let open = |r: Role| {
+            table
+                .slots
+                .iter()
+                .filter(|s| s.state == SlotState::Open && s.role == r)
+                .count()
+        };
+        match role {
+            Role::Decider if open(Role::Decider) > 0 => return Err(SECOND_DECIDER_STATUS),
+            Role::Observer if open(Role::Observer) >= MAX_CONNECTIONS - 1 => {
+                return Err(STATUS_CONNECTION_COUNT_LIMIT);
+            }
+            _ => {}
+        }
+        let Some(index) = table.slots.iter().position(|s| s.state == SlotState::Free) else {
+            return Err(STATUS_CONNECTION_COUNT_LIMIT);
+        };
+        let connection_id = table.next_connection_id;
+        table.next_connection_id = table.next_connection_id.wrapping_add(1).max(1);
+        if let Some(cell) = self.ports.get(index) {
+            // SAFETY: the slot is free: no sender holds a reference to it and the Filter
+            // Manager no longer uses the old port (closed before the slot was freed).
+            unsafe { *cell.get() = client_port };
+        }
+        if let Some(slot) = table.slots.get_mut(index) {
+            *slot = Slot {
+                state: SlotState::Open,
+                role,
+                process_id,
+                connection_id,
+            };
+        }
+        self.open.fetch_add(1, Ordering::AcqRel);
+        Ok((index, connection_id))
+    }
+
+    /// Removes a connection (from the Disconnect callback): no new sends, close the client
+    /// port (failing the sends in flight), wait for them to leave, free the slot.
+    pub(crate) fn disconnect(&self, filter: PFLT_FILTER, index: usize) {
+        let (Some(cell), Some(senders), Some(drained)) = (
+            self.ports.get(index),
+            self.senders.get(index),
+            self.drained.get(index),
+        ) else {
+            return;
+        };
+        {
+            let mut table = self.table.write();
+            match table.slots.get_mut(index) {
+                Some(slot) if slot.state == SlotState::Open => slot.state = SlotState::Closing,
+                _ => return,
+            }
+            self.open.fetch_sub(1, Ordering::AcqRel);
+        }
+        drained.clear();
+        // SAFETY: the cell holds this connection's client port; FltCloseClientPort closes
+        // it and sets the cell to null. Sends on it fail with STATUS_PORT_DISCONNECTED.
+        unsafe { FltCloseClientPort(filter, cell.get()) };
+        // Every sender that still holds a reference is about to return (its port is
+        // closed). The bounded wait only guards against a missed wake-up.
+        while senders.load(Ordering::Acquire) != 0 {
+            let _: Wait = drained.wait(Some(10));
+        }
+        let mut table = self.table.write();
+        if let Some(slot) = table.slots.get_mut(index) {
+            *slot = FREE_SLOT;
+        }
+    }
+
+    /// The identity of the connection in slot `index`, if open.
+    pub(crate) fn info(&self, index: usize) -> Option<ConnectionInfo> {
+        let table = self.table.read();
+        table
+            .slots
+            .get(index)
+            .filter(|s| s.state == SlotState::Open)
+            .map(|s| ConnectionInfo {
+                role: s.role,
+                connection_id: s.connection_id,
+            })
+    }
+
+    /// Whether any connection is open (no lock; a hint that may be stale by the time the
+    /// caller acts on it).
+    pub(crate) fn any_open(&self) -> bool {
+        self.open.load(Ordering::Acquire) != 0
+    }
+
+    /// Open connections by role.
+    pub(crate) fn counts(&self) -> Counts {
+        let table = self.table.read();
+        let mut counts = Counts::default();
+        for slot in table.slots.iter().filter(|s| s.state == SlotState::Open) {
+            counts.connected += 1;
+            match slot.role {
+                Role::Decider => counts.deciders += 1,
+                Role::Observer => counts.observers += 1,
+            }
+        }
+        counts
+    }
+
+    /// Takes a reference on every open connection of `role` whose process is not
+    /// `requestor` (self-exclusion; `None`: no exclusion). Exclusions are counted in
+    /// `stats` as [`Counter::SelfExcluded`].
+    pub(crate) fn targets(&self, role: Role, requestor: Option<u32>, stats: &Stats) -> Targets<'_> {
+        let mut targets = Targets {
+            connections: self,
+            mask: 0,
+            excluded: false,
+        };
+        let table = self.table.read();
+        for (index, slot) in table.slots.iter().enumerate() {
+            if slot.state != SlotState::Open || slot.role != role {
+                continue;
+            }
+            if requestor == Some(slot.process_id) {
+                stats.bump(Counter::SelfExcluded);
+                targets.excluded = true;
+                continue;
+            }
+            if let Some(senders) = self.senders.get(index) {
+                senders.fetch_add(1, Ordering::AcqRel);
+                targets.mask |= 1 << index;
+            }
+        }
+        targets
+    }
+
+    /// Process id and connection id of the connection in slot `index` (for per-observer
+    /// batch filtering and loss accounting).
+    pub(crate) fn identity(&self, index: usize) -> Option<(u32, u32)> {
+        let table = self.table.read();
+        table
+            .slots
+            .get(index)
+            .filter(|s| s.state != SlotState::Free)
+            .map(|s| (s.process_id, s.connection_id))
+    }
+
+    fn release(&self, index: usize) {
+        let (Some(senders), Some(drained)) = (self.senders.get(index), self.drained.get(index))
+        else {
+            return;
+        };
+        if senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            drained.set();
+        }
+    }
+}
+
+/// References on a set of connections; released on drop.
+pub(crate) struct Targets<'a> {
+    connections: &'a Connections,
+    mask: u32,
+    excluded: bool,
+}
+
+impl Targets<'_> {
+    /// A connection of the role was left out because it is the requestor's own process.
+    pub(crate) fn excluded(&self) -> bool {
+        self.excluded
+    }
+
+    /// No connection was selected.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.mask == 0
+    }
+
+    /// The selected slot indexes.
+    pub(crate) fn indexes(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..MAX_CONNECTIONS).filter(|i| self.mask & (1 << i) != 0)
+    }
+
+    /// The address of slot `index`'s client port cell, for `FltSendMessage`. Valid while
+    /// this reference is held.
+    pub(crate) fn port_cell(&self, index: usize) -> *mut PFLT_PORT {
+        self.connections
+            .ports
+            .get(index)
+            .filter(|_| self.mask & (1 << index) != 0)
+            .map_or(core::ptr::null_mut(), UnsafeCell::get)
+    }
+}
+
+impl Drop for Targets<'_> {
+    fn drop(&mut self) {
+        for index in 0..MAX_CONNECTIONS {
+            if self.mask & (1 << index) != 0 {
+                self.connections.release(index);
+            }
+        }
+    }
+}

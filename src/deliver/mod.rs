@@ -1,0 +1,9 @@
+//! Delivery of events to user mode: request-reply to the decider ([`reply`]), plain
+//! notify to observers ([`notify`]), and queued notify ([`queue`] filled by the create
+//! path, drained by the [`worker`] thread into [`batch`]es).
+
+pub(crate) mod batch;
+pub(crate) mod notify;
+pub(crate) mod queue;
+pub(crate) mod reply;
+pub(crate) mod worker;

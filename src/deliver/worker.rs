@@ -1,0 +1,242 @@
+//! The queued-notify worker: a system thread that drains the queue into batches and sends
+//! each batch to every observer, with a finite timeout per send.
+//!
+//! * Wake-up: the create path signals [`Worker::wake`] when it pushes into an empty queue;
+//!   the worker drains until the queue is empty before it waits again, so no event waits
+//!   for a signal that was already consumed.
+//! * Self-exclusion: an observer never receives the events its own process created. The
+//!   batch is built once; only when it holds such events is a filtered copy made for that
+//!   observer.
+//! * Losses: `dropped_before` of a batch = events the queue dropped since the previous
+//!   batch + events of earlier batches that did not reach *this* observer (its send timed
+//!   out or failed), so each observer learns exactly how many events it missed.
+//! * Stop (unload): [`Worker::stop`] sets the stop flag, wakes the thread and waits for it
+//!   to exit. The thread blocks only in `FltSendMessage` with a finite timeout, so the
+//!   wait is bounded by one send timeout.
+
+use crate::MAX_CONNECTIONS;
+use crate::connections::Role;
+use crate::deliver::batch::Batch;
+use crate::deliver::notify;
+use crate::event::EventMessage;
+use crate::state::DriverState;
+use crate::stats::Counter;
+use crate::sync::Event;
+use core::cell::UnsafeCell;
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, Ordering};
+use portfilter_bindings::{
+    FALSE, HANDLE, NTSTATUS, PsCreateSystemThread, THREAD_ALL_ACCESS, ZwClose,
+    ZwWaitForSingleObject, nt_success,
+};
+
+/// The worker thread's handle, wake-up event and stop flag.
+pub(crate) struct Worker {
+    thread: UnsafeCell<HANDLE>,
+    /// Signalled by the create path (queue became non-empty) and by [`Worker::stop`].
+    wake: Event,
+    stop: AtomicBool,
+}
+
+// SAFETY: `thread` is written in `start` before the handle is used and read in `stop`,
+// both from the DriverEntry/unload thread, which the Filter Manager serialises; the rest
+// is an atomic and a kernel event.
+unsafe impl Sync for Worker {}
+// SAFETY: a handle and kernel objects.
+unsafe impl Send for Worker {}
+
+impl Worker {
+    /// A worker that is not running; call [`Worker::init`] at its final address.
+    pub(crate) const fn new() -> Self {
+        Self {
+            thread: UnsafeCell::new(core::ptr::null_mut()),
+            wake: Event::new(),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    /// Initialises the wake-up event (auto-reset).
+    pub(crate) fn init(&self) {
+        self.wake.init(true);
+    }
+
+    /// Starts the thread.
+    ///
+    /// # Errors
+    /// The status of `PsCreateSystemThread`.
+    pub(crate) fn start(&self, state: &'static DriverState) -> Result<(), NTSTATUS> {
+        let mut handle: HANDLE = core::ptr::null_mut();
+        // SAFETY: `handle` is a valid out pointer; `state` outlives the thread (unload
+        // stops the thread before freeing the state).
+        let status = unsafe {
+            PsCreateSystemThread(
+                &raw mut handle,
+                THREAD_ALL_ACCESS,
+                core::ptr::null_mut(),
+                core::ptr::null_mut(),
+                core::ptr::null_mut(),
+                worker_main,
+                core::ptr::from_ref(state).cast_mut().cast::<c_void>(),
+            )
+        };
+        if !nt_success(status) {
+            return Err(status);
+        }
+        // SAFETY: only the load/unload path touches the handle cell.
+        unsafe { *self.thread.get() = handle };
+        Ok(())
+    }
+
+    /// Wakes the thread (the queue became non-empty).
+    pub(crate) fn wake(&self) {
+        self.wake.set();
+    }
+
+    /// Stops the thread and waits for it to exit (bounded by one send timeout). Does
+    /// nothing if it was never started.
+    pub(crate) fn stop(&self) {
+        // SAFETY: only the load/unload path touches the handle cell.
+        let handle = unsafe { core::mem::replace(&mut *self.thread.get(), core::ptr::null_mut()) };
+        if handle.is_null() {
+            return;
+        }
+        self.stop.store(true, Ordering::Release);
+        self.wake.set();
+        // SAFETY: `handle` is the thread handle from PsCreateSystemThread. No timeout: the
+        // thread's only blocking call is FltSendMessage with a finite timeout.
+        unsafe { ZwWaitForSingleObject(handle, FALSE, core::ptr::null_mut()) };
+        // SAFETY: the handle is ours and closed once.
+        unsafe { ZwClose(handle) };
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+}
+
+/// Events of earlier batches that did not reach an observer, by slot.
+#[derive(Clone, Copy, Default)]
+struct Lost {
+    connection_id: u32,
+    events: u64,
+}
+
+/// The thread's entry point.
+unsafe extern "system" fn worker_main(context: *mut c_void) {
+    // SAFETY: `context` is the published DriverState, alive until after this thread
+    // exits (unload waits for it).
+    let state: &DriverState = unsafe { &*context.cast::<DriverState>() };
+    let worker = &state.worker;
+    let buffers = (Batch::new(), Batch::new());
+    let (Some(mut batch), Some(mut filtered)) = buffers else {
+        crate::log!("worker: no memory for batch buffers; queued events will be dropped");
+        while !worker.stopping() {
+            let lost = state.queue.clear();
+            state.stats.add(Counter::QueueDropped, lost);
+            let _ = worker.wake.wait(None);
+        }
+        return;
+    };
+    let mut lost = [Lost::default(); MAX_CONNECTIONS];
+    let mut carry: Option<EventMessage> = None;
+    while !worker.stopping() {
+        let _ = worker.wake.wait(None);
+        // Drain until empty (or stopping).
+        while !worker.stopping() {
+            let max_events = state.config.settings().batch_max_events;
+            batch.reset(max_events);
+            fill(state, &mut batch, &mut carry);
+            if batch.count() == 0 {
+                break;
+            }
+            let dropped = state.queue.take_dropped();
+            send_batch(state, &mut batch, &mut filtered, dropped, &mut lost);
+        }
+    }
+    // Anything still carried is freed here; the queue itself is cleared by unload.
+    if carry.take().is_some() {
+        state.stats.bump(Counter::QueueDropped);
+    }
+}
+
+/// Moves events from the queue (after the carried one) into the batch until it is full or
+/// the queue is empty.
+fn fill(state: &DriverState, batch: &mut Batch, carry: &mut Option<EventMessage>) {
+    loop {
+        let Some(event) = carry.take().or_else(|| state.queue.pop()) else {
+            return;
+        };
+        if !batch.try_push(event.record()) {
+            if batch.count() == 0 {
+                // Cannot happen (a batch holds the largest event); do not spin on it.
+                state.stats.bump(Counter::QueueDropped);
+                continue;
+            }
+            *carry = Some(event);
+            return;
+        }
+    }
+}
+
+/// Sends the batch to every observer (excluding each one's own events).
+fn send_batch(
+    state: &DriverState,
+    batch: &mut Batch,
+    filtered: &mut Batch,
+    dropped: u64,
+    lost: &mut [Lost; MAX_CONNECTIONS],
+) {
+    let filter = state.filter();
+    let timeout_ms = state.config.settings().notify_timeout_ms;
+    let targets = state
+        .connections
+        .targets(Role::Observer, None, &state.stats);
+    let mut reached_anyone = false;
+    for index in targets.indexes() {
+        let Some((pid, connection_id)) = state.connections.identity(index) else {
+            continue;
+        };
+        let Some(slot_lost) = lost.get_mut(index) else {
+            continue;
+        };
+        if slot_lost.connection_id != connection_id {
+            *slot_lost = Lost {
+                connection_id,
+                events: 0,
+            };
+        }
+        let missed = dropped.saturating_add(slot_lost.events);
+        let message = if batch.has_process(pid) {
+            let excluded = batch.copy_excluding(pid, filtered);
+            state.stats.add(Counter::SelfExcluded, u64::from(excluded));
+            if filtered.count() == 0 {
+                continue;
+            }
+            filtered.set_dropped_before(missed);
+            filtered.message()
+        } else {
+            batch.set_dropped_before(missed);
+            batch.message()
+        };
+        let count = u64::from(read_count(message));
+        if notify::send_one(filter, &targets, index, message, timeout_ms) {
+            state.stats.bump(Counter::BatchesSent);
+            slot_lost.events = 0;
+            reached_anyone = true;
+        } else {
+            state.stats.bump(Counter::NotifyFailed);
+            state.stats.add(Counter::QueueDropped, count);
+            slot_lost.events = missed.saturating_add(count);
+        }
+    }
+    if !reached_anyone && targets.is_empty() {
+        // Nobody to deliver to (every observer disconnected): the events are lost.
+        state
+            .stats
+            .add(Counter::QueueDropped, u64::from(batch.count()));
+    }
+}
+
+fn read_count(message: &[u8]) -> u32 {
+    crate::event::read_u32(message, portfilter_protocol::batch::offset::COUNT)
+}

@@ -1,0 +1,160 @@
+//! The file name of a create: query (normalized, falling back to opened), parse, and
+//! release on every path (the name information is released when [`FileName`] drops).
+
+use core::ptr::NonNull;
+use portfilter_bindings::{
+    FLT_CALLBACK_DATA, FLT_FILE_NAME_INFORMATION, FLT_FILE_NAME_NORMALIZED, FLT_FILE_NAME_OPENED,
+    FLT_FILE_NAME_QUERY_DEFAULT, FltGetFileNameInformation, FltParseFileNameInformation,
+    FltReleaseFileNameInformation, STATUS_SUCCESS, UNICODE_STRING,
+};
+use portfilter_protocol::extension_of;
+
+/// Which name the Filter Manager gave us.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NameKind {
+    /// `FLT_FILE_NAME_NORMALIZED`: long names, full path.
+    Normalized,
+    /// `FLT_FILE_NAME_OPENED`: normalization failed; the name as opened (may hold short
+    /// names such as `PEDRO~1.GUS`).
+    Opened,
+}
+
+/// Name information held for the duration of a pre-create; released on drop.
+pub(crate) struct FileName {
+    info: NonNull<FLT_FILE_NAME_INFORMATION>,
+    kind: NameKind,
+    parsed: bool,
+}
+
+impl FileName {
+    /// Queries the normalized name, then the opened name. `None` when neither is available
+    /// (the event then carries no name and says so in its flags).
+    ///
+    /// # Safety
+    /// `data` is the callback data of the running pre-create callback.
+    pub(crate) unsafe fn query(data: *mut FLT_CALLBACK_DATA) -> Option<Self> {
+        for (format, kind) in [
+            (FLT_FILE_NAME_NORMALIZED, NameKind::Normalized),
+            (FLT_FILE_NAME_OPENED, NameKind::Opened),
+        ] {
+            let mut info: *mut FLT_FILE_NAME_INFORMATION = core::ptr::null_mut();
+            // SAFETY: `data` is the current callback data; `info` is a valid out pointer.
+            let status = unsafe {
+                FltGetFileNameInformation(data, format | FLT_FILE_NAME_QUERY_DEFAULT, &mut info)
+            };
+            if status == STATUS_SUCCESS {
+                if let Some(info) = NonNull::new(info) {
+                    // SAFETY: the name information is ours until released in Drop.
+                    let parsed =
+                        unsafe { FltParseFileNameInformation(info.as_ptr()) } == STATUS_SUCCESS;
+                    return Some(Self { info, kind, parsed });
+                }
+            } else if let Some(info) = NonNull::new(info) {
+                // A failure that still handed out a structure: give it back.
+                // SAFETY: the structure came from FltGetFileNameInformation.
+                unsafe { FltReleaseFileNameInformation(info.as_ptr()) };
+            }
+        }
+        None
+    }
+
+    /// Which name this is.
+    pub(crate) fn kind(&self) -> NameKind {
+        self.kind
+    }
+
+    fn info(&self) -> &FLT_FILE_NAME_INFORMATION {
+        // SAFETY: the structure is valid until we release it in Drop.
+        unsafe { self.info.as_ref() }
+    }
+
+    /// The full name, e.g. `\Device\HarddiskVolume3\Users\a\b.txt`.
+    pub(crate) fn full(&self) -> &[u16] {
+        units(&self.info().Name)
+    }
+
+    /// The parsed parts of the name, for the event and the filters.
+    pub(crate) fn parts(&self) -> NameParts<'_> {
+        let full = self.full();
+        let volume_units = if self.parsed {
+            (self.info().Volume.Length as usize / 2).min(full.len())
+        } else {
+            volume_prefix_units(full)
+        };
+        let path = full.get(volume_units..).unwrap_or(&[]);
+        NameParts {
+            volume_units,
+            path,
+            extension: extension_of(path),
+        }
+    }
+}
+
+impl Drop for FileName {
+    fn drop(&mut self) {
+        // SAFETY: obtained from FltGetFileNameInformation and released exactly once.
+        unsafe { FltReleaseFileNameInformation(self.info.as_ptr()) };
+    }
+}
+
+/// A name split for reporting and matching.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NameParts<'a> {
+    /// Length in UTF-16 units of the volume prefix (`\Device\HarddiskVolume3`).
+    pub volume_units: usize,
+    /// The path inside the volume (`\Users\a\b.txt:stream`).
+    pub path: &'a [u16],
+    /// The final component's extension without the dot and without any stream (`txt`),
+    /// as the protocol's filters define it.
+    pub extension: &'a [u16],
+}
+
+/// The UTF-16 units of a kernel `UNICODE_STRING` (empty for a null buffer).
+fn units(s: &UNICODE_STRING) -> &[u16] {
+    if s.Buffer.is_null() || s.Length < 2 {
+        return &[];
+    }
+    // SAFETY: the Filter Manager's name strings are kernel memory holding `Length` bytes,
+    // valid while the name information is referenced (we hold it).
+    unsafe { core::slice::from_raw_parts(s.Buffer, s.Length as usize / 2) }
+}
+
+const BACKSLASH: u16 = b'\\' as u16;
+
+/// The volume prefix of an NT name when the Filter Manager could not parse it: the first
+/// three components of `\Device\<volume>\...` (0 when the name has another shape).
+pub(crate) fn volume_prefix_units(full: &[u16]) -> usize {
+    let mut seen = 0;
+    for (i, &u) in full.iter().enumerate() {
+        if u == BACKSLASH {
+            seen += 1;
+            if seen == 3 {
+                return i;
+            }
+        }
+    }
+    if seen == 2 && full.first() == Some(&BACKSLASH) {
+        full.len()
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    fn w(s: &str) -> Vec<u16> {
+        s.encode_utf16().collect()
+    }
+
+    #[test]
+    fn volume_prefix_is_the_first_two_components() {
+        let n = w(r"\Device\HarddiskVolume3\Windows\x.pf");
+        let v = volume_prefix_units(&n);
+        assert_eq!(&n[..v], &w(r"\Device\HarddiskVolume3")[..]);
+        assert_eq!(volume_prefix_units(&w(r"\Device\HarddiskVolume3")), 23);
+        assert_eq!(volume_prefix_units(&w("relative.txt")), 0);
+    }
+}

@@ -303,3 +303,123 @@ impl HelloReply {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::status::{
+        STATUS_INFO_LENGTH_MISMATCH, STATUS_NOT_SUPPORTED, STATUS_REVISION_MISMATCH,
+        status_for_error,
+    };
+
+    #[test]
+    fn requests_decode_with_exact_sizes() {
+        for command in [Command::Hello, Command::GetStats, Command::GetConfig] {
+            let mut buf = [0u8; 16];
+            assert_eq!(encode_request(command, &mut buf), Ok(8));
+            let req = decode_request(&buf[..8]).unwrap();
+            assert_eq!(req.command, command);
+            assert_eq!(req.input.len(), 8);
+            let err = decode_request(&buf[..9]).unwrap_err();
+            assert_eq!(err, Error::BadLength { field: "command" });
+            assert_eq!(status_for_error(&err), STATUS_INFO_LENGTH_MISMATCH);
+            assert_eq!(Command::from_kind(command.kind()), Some(command));
+        }
+        let mut buf = [0u8; 8];
+        assert!(encode_request(Command::SetConfig, &mut buf).is_err());
+
+        let mut cfg = [0u8; 64];
+        let len = Config::default()
+            .encode(Command::SetConfig, &mut cfg)
+            .unwrap();
+        let req = decode_request(&cfg[..len]).unwrap();
+        assert_eq!(req.command, Command::SetConfig);
+        let err = decode_request(&cfg[..len - 1]).unwrap_err();
+        assert_eq!(status_for_error(&err), STATUS_INFO_LENGTH_MISMATCH);
+    }
+
+    #[test]
+    fn request_errors_map_to_the_contract_statuses() {
+        let mut buf = [0u8; 8];
+        encode_request(Command::Hello, &mut buf).unwrap();
+        let mut verdict_kind = buf;
+        verdict_kind[4] = 3;
+        assert_eq!(
+            status_for_error(&decode_request(&verdict_kind).unwrap_err()),
+            STATUS_NOT_SUPPORTED
+        );
+        let mut unknown = buf;
+        unknown[4] = 77;
+        assert_eq!(decode_request(&unknown), Err(Error::UnknownKind(77)));
+        assert_eq!(
+            status_for_error(&Error::UnknownKind(77)),
+            STATUS_NOT_SUPPORTED
+        );
+        let mut old = buf;
+        old[2] = 0;
+        assert_eq!(
+            status_for_error(&decode_request(&old).unwrap_err()),
+            STATUS_REVISION_MISMATCH
+        );
+        assert_eq!(
+            status_for_error(&decode_request(&[]).unwrap_err()),
+            STATUS_INFO_LENGTH_MISMATCH
+        );
+    }
+
+    #[test]
+    fn hello_reply_round_trips_and_checks() {
+        let reply = HelloReply {
+            driver_version: DriverVersion {
+                major: 1,
+                minor: 2,
+                patch: 300,
+            },
+            protocol_version: PROTOCOL_VERSION,
+            role: Role::Observer,
+            connection_id: 42,
+            observer_delivery: Delivery::Notify,
+        };
+        let mut buf = [0u8; HELLO_REPLY_BYTES];
+        assert_eq!(reply.encode(&mut buf), Ok(HELLO_REPLY_BYTES));
+        assert_eq!(HelloReply::decode(&buf), Ok(reply));
+        assert_eq!(
+            u32::from_le_bytes(buf[8..12].try_into().unwrap()),
+            0x0102_012C,
+            "major << 24 | minor << 16 | patch"
+        );
+        let mut bad = buf;
+        bad[14] = 1;
+        assert_eq!(
+            HelloReply::decode(&bad),
+            Err(Error::BadReserved {
+                field: "hello.reserved"
+            })
+        );
+        let mut bad = buf;
+        bad[12] = 2;
+        assert_eq!(
+            HelloReply::decode(&bad),
+            Err(Error::VersionMismatch { got: 2 })
+        );
+        let mut bad = buf;
+        bad[16] = 0;
+        assert_eq!(
+            HelloReply::decode(&bad),
+            Err(Error::FieldOutOfRange { field: "role" })
+        );
+        let mut bad = buf;
+        bad[24] = 0;
+        assert_eq!(
+            HelloReply::decode(&bad),
+            Err(Error::FieldOutOfRange {
+                field: "observer_delivery"
+            })
+        );
+        assert_eq!(
+            DriverVersion::from_u32(reply.driver_version.to_u32()),
+            reply.driver_version
+        );
+    }
+}

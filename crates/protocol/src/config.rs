@@ -524,3 +524,228 @@ fn check_message(buf: &[u8], command: Command) -> Result<Fixed, Error> {
     }
     Ok(fixed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{STATUS_INFO_LENGTH_MISMATCH, STATUS_INVALID_PARAMETER, status_for_error};
+    use std::vec;
+
+    fn sample() -> Config {
+        let mut c = Config {
+            observer_delivery: Delivery::Notify,
+            reply_timeout_ms: 250,
+            notify_timeout_ms: 0,
+            default_verdict: Decision::Deny,
+            skip_flags: SKIP_FLAGS_ALL,
+            queue_capacity: 16,
+            batch_max_events: 4,
+            filters: FilterList::new(),
+        };
+        c.filters
+            .push_str(FilterKind::IncludePrefix, r"\Users\")
+            .unwrap(); // 7 units
+        c.filters
+            .push_str(FilterKind::ExcludeExtension, "tmp")
+            .unwrap(); // 3 units
+        c
+    }
+
+    #[test]
+    fn defaults_are_valid_and_documented_values() {
+        let c = Config::default();
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.observer_delivery, Delivery::Queued);
+        assert_eq!(c.default_verdict, Decision::Allow);
+        assert!(c.filters.is_empty());
+        assert!(c.is_skipped(EVENT_FLAG_KERNEL_MODE));
+        assert!(!c.is_skipped(EVENT_FLAG_DIRECTORY));
+        let mut other = sample();
+        other.reset();
+        assert_eq!(other, c);
+    }
+
+    #[test]
+    fn config_round_trips_with_both_kinds() {
+        let c = sample();
+        // 40 + round8(4 + 14) + round8(4 + 6) = 40 + 24 + 16
+        assert_eq!(c.encoded_len(), 80);
+        for command in [Command::GetConfig, Command::SetConfig] {
+            let mut buf = vec![0xAAu8; CONFIG_MAX_BYTES];
+            let len = c.encode(command, &mut buf).unwrap();
+            assert_eq!(len, 80);
+            assert_eq!(Config::decode(&buf[..len], command), Ok(c.clone()));
+            let mut into = Config::default();
+            into.decode_into(&buf[..len], command).unwrap();
+            assert_eq!(into, c);
+        }
+        let mut buf = [0u8; 80];
+        assert_eq!(
+            c.encode(Command::Hello, &mut buf),
+            Err(Error::UnexpectedKind { got: 16 })
+        );
+        assert_eq!(
+            c.encode(Command::SetConfig, &mut buf[..79]),
+            Err(Error::OutputTooSmall { need: 80, got: 79 })
+        );
+        c.encode(Command::SetConfig, &mut buf).unwrap();
+        assert_eq!(
+            Config::decode(&buf, Command::GetConfig),
+            Err(Error::UnexpectedKind { got: 19 })
+        );
+    }
+
+    #[test]
+    fn validate_names_each_field() {
+        let cases: [(fn(&mut Config), &str); 8] = [
+            (|c| c.reply_timeout_ms = 0, "reply_timeout_ms"),
+            (|c| c.reply_timeout_ms = 60_001, "reply_timeout_ms"),
+            (|c| c.notify_timeout_ms = 5_001, "notify_timeout_ms"),
+            (|c| c.skip_flags = 4, "skip_flags"),
+            (|c| c.queue_capacity = 0, "queue_capacity"),
+            (|c| c.queue_capacity = 16_385, "queue_capacity"),
+            (|c| c.batch_max_events = 0, "batch_max_events"),
+            (|c| c.batch_max_events = 1_025, "batch_max_events"),
+        ];
+        for (mutate, field) in cases {
+            let mut c = sample();
+            mutate(&mut c);
+            assert_eq!(c.validate(), Err(Error::FieldOutOfRange { field }));
+            let mut buf = [0u8; 128];
+            assert_eq!(
+                c.encode(Command::SetConfig, &mut buf),
+                Err(Error::FieldOutOfRange { field })
+            );
+        }
+    }
+
+    #[test]
+    fn decoder_rejects_each_bad_field_and_leaves_target_unchanged() {
+        let mut good = [0u8; 80];
+        sample().encode(Command::SetConfig, &mut good).unwrap();
+        fn put(b: &mut [u8], at: usize, v: u32) {
+            b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        type Case = (fn(&mut [u8; 80]), Error);
+        let field = |field| Error::FieldOutOfRange { field };
+        let cases: [Case; 15] = [
+            (
+                |b| put(b, offset::OBSERVER_DELIVERY, 3),
+                field("observer_delivery"),
+            ),
+            (
+                |b| put(b, offset::REPLY_TIMEOUT_MS, 0),
+                field("reply_timeout_ms"),
+            ),
+            (
+                |b| put(b, offset::NOTIFY_TIMEOUT_MS, 9_999),
+                field("notify_timeout_ms"),
+            ),
+            (
+                |b| put(b, offset::DEFAULT_VERDICT, 2),
+                field("default_verdict"),
+            ),
+            (|b| put(b, offset::SKIP_FLAGS, 8), field("skip_flags")),
+            (
+                |b| put(b, offset::QUEUE_CAPACITY, 0),
+                field("queue_capacity"),
+            ),
+            (
+                |b| put(b, offset::BATCH_MAX_EVENTS, 2_000),
+                field("batch_max_events"),
+            ),
+            (|b| put(b, offset::FILTER_COUNT, 17), field("filter_count")),
+            (
+                |b| put(b, offset::FILTER_COUNT, 1),
+                Error::BadLength { field: "config" },
+            ),
+            (
+                |b| put(b, offset::FILTER_COUNT, 3),
+                Error::TooShort { need: 84, got: 80 },
+            ),
+            (|b| b[40] = 9, field("filter.kind")),
+            (|b| b[42] = 15, Error::OddNameLength { len: 15 }),
+            (|b| b[44] = b'U', field("filter.pattern")), // prefix must start with '\'
+            (
+                |b| b[63] = 1,
+                Error::BadReserved {
+                    field: "filter.padding",
+                },
+            ),
+            (|b| b[2] = 7, Error::VersionMismatch { got: 7 }),
+        ];
+        for (patch, expected) in cases {
+            let mut buf = good;
+            patch(&mut buf);
+            let mut target = Config::default();
+            assert_eq!(target.decode_into(&buf, Command::SetConfig), Err(expected));
+            assert_eq!(target, Config::default(), "unchanged after {expected:?}");
+        }
+        assert_eq!(
+            status_for_error(&Config::decode(&good[..39], Command::SetConfig).unwrap_err()),
+            STATUS_INFO_LENGTH_MISMATCH
+        );
+        let mut bad = good;
+        bad[40] = 9;
+        assert_eq!(
+            status_for_error(&Config::decode(&bad, Command::SetConfig).unwrap_err()),
+            STATUS_INVALID_PARAMETER
+        );
+    }
+
+    #[test]
+    fn largest_config_fits_the_bound() {
+        // Patterns with len ≡ 6 (mod 8) bytes get the most padding: 15 of 126 bytes and
+        // one of 158 bytes use all 2048 pattern bytes.
+        let mut c = Config::default();
+        let pattern = |units: usize| -> std::vec::Vec<u16> {
+            core::iter::once(u16::from(b'\\'))
+                .chain(core::iter::repeat_n(u16::from(b'p'), units - 1))
+                .collect()
+        };
+        for _ in 0..15 {
+            c.filters
+                .push(FilterKind::ExcludePrefix, &pattern(63))
+                .unwrap();
+        }
+        c.filters
+            .push(FilterKind::ExcludePrefix, &pattern(79))
+            .unwrap();
+        assert_eq!(c.filters.total_units(), MAX_FILTER_TOTAL_BYTES / 2);
+        assert_eq!(c.encoded_len(), CONFIG_MAX_BYTES);
+        let mut buf = vec![0u8; CONFIG_MAX_BYTES];
+        assert_eq!(c.encode(Command::GetConfig, &mut buf), Ok(CONFIG_MAX_BYTES));
+        assert_eq!(Config::decode(&buf, Command::GetConfig), Ok(c));
+    }
+
+    #[test]
+    fn decoder_bounds_total_filter_bytes() {
+        // 5 entries of 512 bytes: each is valid alone, together they exceed 2048 bytes.
+        let mut buf = vec![0u8; CONFIG_FIXED_BYTES + 5 * filter_entry_bytes(512)];
+        Config::default()
+            .encode(Command::SetConfig, &mut buf)
+            .unwrap();
+        buf[offset::FILTER_COUNT] = 5;
+        for i in 0..5 {
+            let at = CONFIG_FIXED_BYTES + i * filter_entry_bytes(512);
+            buf[at] = 2;
+            buf[at + 2..at + 4].copy_from_slice(&512u16.to_le_bytes());
+            for unit in buf[at + 4..at + 4 + 512].chunks_exact_mut(2) {
+                unit.copy_from_slice(&u16::from(b'\\').to_le_bytes());
+            }
+        }
+        assert_eq!(
+            Config::decode(&buf, Command::SetConfig),
+            Err(Error::FilterSpaceExhausted)
+        );
+        buf[offset::FILTER_COUNT] = 4;
+        let shorter = CONFIG_FIXED_BYTES + 4 * filter_entry_bytes(512);
+        assert_eq!(
+            Config::decode(&buf[..shorter], Command::SetConfig)
+                .unwrap()
+                .filters
+                .len(),
+            4
+        );
+    }
+}

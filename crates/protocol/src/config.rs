@@ -597,7 +597,8 @@ mod tests {
 
     #[test]
     fn validate_names_each_field() {
-        let cases: [(fn(&mut Config), &str); 8] = [
+        type Case = (fn(&mut Config), &'static str);
+        let cases: [Case; 8] = [
             (|c| c.reply_timeout_ms = 0, "reply_timeout_ms"),
             (|c| c.reply_timeout_ms = 60_001, "reply_timeout_ms"),
             (|c| c.notify_timeout_ms = 5_001, "notify_timeout_ms"),

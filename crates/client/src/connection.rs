@@ -269,8 +269,14 @@ fn connect_error(port: &str, hresult: Hresult) -> Error {
             port: port.to_owned(),
             hresult,
         },
-        Hresult::CONNECTION_COUNT_LIMIT => Error::ConnectionLimit { hresult },
-        Hresult::SHARING_VIOLATION => Error::DeciderBusy { hresult },
+        Hresult::CONNECTION_COUNT_LIMIT => Error::ConnectionLimit {
+            port: port.to_owned(),
+            hresult,
+        },
+        Hresult::SHARING_VIOLATION => Error::DeciderBusy {
+            port: port.to_owned(),
+            hresult,
+        },
         Hresult::REVISION_MISMATCH => Error::VersionMismatch {
             client: PROTOCOL_VERSION,
             driver: "another version".to_owned(),

@@ -7,9 +7,7 @@ use crate::hresult::Hresult;
 #[non_exhaustive]
 pub enum Error {
     /// The port does not exist: the driver is not loaded.
-    #[error(
-        "the portfilter driver is not loaded: port {port} not found, HRESULT {hresult}; load it with `fltmc load portfilter` (Windows) or start `portfilter-sim` (simulator)"
-    )]
+    #[error("cannot connect to {port}: HRESULT {hresult}")]
     DriverNotLoaded {
         /// The port name tried.
         port: String,
@@ -17,9 +15,7 @@ pub enum Error {
         hresult: Hresult,
     },
     /// The caller may not connect: the port admits Administrators and SYSTEM only.
-    #[error(
-        "access denied to port {port}, HRESULT {hresult}; run portctl from an elevated (Administrator) prompt"
-    )]
+    #[error("cannot connect to {port}: HRESULT {hresult}")]
     AccessDenied {
         /// The port name tried.
         port: String,
@@ -27,24 +23,25 @@ pub enum Error {
         hresult: Hresult,
     },
     /// The port has its maximum number of clients.
-    #[error(
-        "the driver accepts no more connections, HRESULT {hresult}; close another portctl or client first"
-    )]
+    #[error("cannot connect to {port}: HRESULT {hresult}")]
     ConnectionLimit {
+        /// The port name tried.
+        port: String,
         /// What fltlib returned.
         hresult: Hresult,
     },
     /// Another client already holds the decider role.
-    #[error(
-        "another client is already connected as the decider, HRESULT {hresult}; stop it (only one `portctl guard` at a time), or use `portctl watch` to observe"
-    )]
+    #[error("cannot connect to {port} as the decider: HRESULT {hresult}")]
     DeciderBusy {
+        /// The port name tried.
+        port: String,
         /// What fltlib returned.
         hresult: Hresult,
     },
     /// The driver speaks another protocol version.
     #[error(
-        "protocol version mismatch: this client speaks version {client}, the driver {driver}; install a portctl built from the same release as the driver"
+        "protocol version mismatch: this client speaks version {client}, the driver {driver}{}; install portctl and the driver from the same release",
+        .hresult.map(|h| format!(" (HRESULT {h})")).unwrap_or_default()
     )]
     VersionMismatch {
         /// This client's version.
@@ -88,8 +85,8 @@ impl Error {
         match self {
             Self::DriverNotLoaded { hresult, .. }
             | Self::AccessDenied { hresult, .. }
-            | Self::ConnectionLimit { hresult }
-            | Self::DeciderBusy { hresult }
+            | Self::ConnectionLimit { hresult, .. }
+            | Self::DeciderBusy { hresult, .. }
             | Self::Call { hresult, .. } => Some(*hresult),
             Self::VersionMismatch { hresult, .. } => *hresult,
             Self::Disconnected => Some(Hresult::INVALID_HANDLE),

@@ -97,10 +97,10 @@ impl Hresult {
         match self {
             Self::S_OK => "success",
             Self::FILE_NOT_FOUND => {
-                "port not found: the portfilter driver is not loaded (run `fltmc load portfilter`, or start portfilter-sim)"
+                "port not found: the portfilter driver is not loaded; load it with `fltmc load portfilter` (Windows) or start `portfilter-sim` (simulator)"
             }
             Self::ACCESS_DENIED => {
-                "access denied: the port admits Administrators and SYSTEM only (run from an elevated prompt)"
+                "access denied: the port admits Administrators and SYSTEM only; run from an elevated (Administrator) prompt"
             }
             Self::INVALID_HANDLE => {
                 "the connection is closed (the driver is unloading or closed the port)"
@@ -116,16 +116,16 @@ impl Hresult {
             }
             Self::NOACCESS => "the driver could not read or write the request buffer",
             Self::REVISION_MISMATCH => {
-                "protocol version mismatch: the driver and this client speak different protocol versions (install matching versions)"
+                "protocol version mismatch: the driver and this client speak different protocol versions; install matching versions"
             }
             Self::SHARING_VIOLATION => {
-                "another client is already connected as the decider (stop it first, or connect as an observer with `portctl watch`)"
+                "another client is already connected as the decider; stop it first (one `portctl guard` at a time), or observe with `portctl watch`"
             }
             Self::MORE_DATA => "the reply was larger than the driver's buffer and was truncated",
             Self::NO_MORE_ITEMS => "no more entries",
             Self::TIMEOUT => "the operation timed out",
             Self::CONNECTION_COUNT_LIMIT => {
-                "connection limit reached: the port already has its maximum number of clients (stop one of them)"
+                "connection limit reached: the port already has its maximum number of clients; stop one of them"
             }
             Self::NO_SYSTEM_RESOURCES => "insufficient system resources",
             Self::OPERATION_ABORTED => "the request was cancelled",

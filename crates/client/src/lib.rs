@@ -23,6 +23,7 @@ pub mod latency;
 pub mod message;
 pub mod output;
 pub mod rules;
+pub mod settings;
 #[cfg(feature = "async")]
 pub mod stream;
 mod sys;

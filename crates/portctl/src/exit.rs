@@ -1,0 +1,61 @@
+//! Failures and their exit codes (documented in `--help` and docs/portctl.md).
+
+use portfilter_client::Error;
+use std::fmt;
+
+/// Exit code: a call failed at run time.
+pub const RUNTIME: u8 = 1;
+/// Exit code: bad arguments, rules file or setting.
+pub const USAGE: u8 = 2;
+/// Exit code: the driver is not loaded.
+pub const NOT_LOADED: u8 = 3;
+/// Exit code: access denied.
+pub const ACCESS_DENIED: u8 = 4;
+/// Exit code: connection limit or another decider.
+pub const BUSY: u8 = 5;
+/// Exit code: protocol version mismatch.
+pub const VERSION: u8 = 6;
+
+/// Why portctl failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// From the client library.
+    Client(Error),
+    /// A usage problem found by portctl itself (rules file, setting).
+    Usage(String),
+    /// Anything else at run time.
+    Runtime(String),
+}
+
+impl Failure {
+    /// The process exit code.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Client(error) => match error {
+                Error::DriverNotLoaded { .. } => NOT_LOADED,
+                Error::AccessDenied { .. } => ACCESS_DENIED,
+                Error::ConnectionLimit { .. } | Error::DeciderBusy { .. } => BUSY,
+                Error::VersionMismatch { .. } => VERSION,
+                Error::InvalidConfig(_) | Error::InvalidOption(_) => USAGE,
+                _ => RUNTIME,
+            },
+            Self::Usage(_) => USAGE,
+            Self::Runtime(_) => RUNTIME,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Client(error) => write!(f, "{error}"),
+            Self::Usage(message) | Self::Runtime(message) => f.write_str(message),
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Self::Client(error)
+    }
+}

@@ -1,0 +1,338 @@
+<#
+.SYNOPSIS
+    End-to-end smoke test of portfilter in a Windows test VM: install, load, talk to the
+    driver with portctl, deny a create, watch creates, unload, uninstall.
+
+.DESCRIPTION
+    Run in an elevated PowerShell (5.1 or 7) on a test VM with test signing on. Prints
+    PASS or FAIL per step and exits 1 if any step failed (0 otherwise). Steps that need an
+    earlier one (for example portctl needs the driver loaded) are reported as SKIP when
+    that one failed; unload and uninstall are always attempted.
+
+    NOT run by the project's CI: there is no Windows there. Written to be read line by
+    line before running it.
+
+    Assumed portctl interface (crates/portctl, docs/portctl.md):
+      portctl ping                         exit 0, prints "pong from ..."
+      portctl stats --json                 one JSON object of counters, incl. "deciders"
+                                           and "observers" (connections now)
+      portctl config set observer-delivery=notify
+      portctl guard --rules FILE --json --duration S
+                                           one JSON line per create:
+                                           {"type":"event","name":"\Device\...",...,
+                                            "decision":{"verdict":"deny",...}}
+      portctl watch --json --duration S    {"type":"event","name":...} per create
+    Assumed rules-file syntax (TOML):
+      default = "allow"
+      [[rule]]
+      action = "deny"
+      path = 'C:\portfilter-smoke\denied*'   (DOS form: matched inside any volume)
+
+.PARAMETER PackageDir
+    The driver package (portfilter.inf, .sys, .cat), e.g. target\release\portfilter_package.
+
+.PARAMETER Portctl
+    portctl.exe; default: next to this script, else the one on PATH.
+
+.PARAMETER WorkDir
+    Scratch folder for the test files (created; removed at the end).
+
+.PARAMETER TrustCertificate
+    Optional test certificate (.cer) to trust before installing (see install.ps1).
+
+.PARAMETER SkipInstall
+    The driver is already installed: do not run pnputil /add-driver, and do not uninstall
+    at the end (unload only).
+#>
+[CmdletBinding()]
+param(
+    [string] $PackageDir,
+    [string] $Portctl,
+    [string] $WorkDir = 'C:\portfilter-smoke',
+    [string] $TrustCertificate,
+    [switch] $SkipInstall
+)
+
+Set-StrictMode -Version 3
+$ErrorActionPreference = 'Stop'
+
+$ServiceName = 'portfilter'
+$InfName = 'portfilter.inf'
+$Altitude = '322999'
+$script:Results = New-Object System.Collections.Generic.List[object]
+$RunId = [guid]::NewGuid().ToString('N').Substring(0, 8)
+
+# ---- helpers ---------------------------------------------------------------------------
+
+# Runs one step. $Body returns $true (PASS) or $false / throws (FAIL). $Needs lists steps
+# that must have passed; otherwise the step is SKIP.
+function Step {
+    param([string] $Name, [string[]] $Needs = @(), [scriptblock] $Body)
+    foreach ($need in $Needs) {
+        $prior = $script:Results | Where-Object { $_.Name -eq $need }
+        if (-not $prior -or $prior.Result -ne 'PASS') {
+            Write-Host ("SKIP  {0} (needs: {1})" -f $Name, $need) -ForegroundColor Yellow
+            $script:Results.Add([pscustomobject]@{ Name = $Name; Result = 'SKIP' })
+            return
+        }
+    }
+    $result = 'FAIL'
+    $detail = ''
+    try {
+        if (& $Body) { $result = 'PASS' }
+    } catch {
+        $detail = $_.Exception.Message
+    }
+    $color = if ($result -eq 'PASS') { 'Green' } else { 'Red' }
+    Write-Host ("{0}  {1}{2}" -f $result, $Name, $(if ($detail) { " -- $detail" } else { '' })) -ForegroundColor $color
+    $script:Results.Add([pscustomobject]@{ Name = $Name; Result = $result })
+}
+
+# Runs a native command; returns @{ Code; Output (one string) }.
+function Run {
+    param([string] $File, [string[]] $Arguments)
+    $ErrorActionPreference = 'Continue'
+    $output = & $File @Arguments 2>&1 | Out-String
+    Write-Verbose ("> {0} {1}`n{2}" -f $File, ($Arguments -join ' '), $output)
+    return @{ Code = $LASTEXITCODE; Output = $output }
+}
+
+function Get-Stats {
+    $r = Run $script:PortctlExe @('stats', '--json')
+    if ($r.Code -ne 0) { throw "portctl stats exited with $($r.Code): $($r.Output)" }
+    return $r.Output | ConvertFrom-Json
+}
+
+# Polls portctl stats until $Condition (given the stats object) holds, or $Seconds pass.
+function Wait-Stats {
+    param([scriptblock] $Condition, [int] $Seconds = 20)
+    $deadline = (Get-Date).AddSeconds($Seconds)
+    while ((Get-Date) -lt $deadline) {
+        $stats = Get-Stats
+        if (& $Condition $stats) { return $true }
+        Start-Sleep -Milliseconds 250
+    }
+    return $false
+}
+
+# Starts portctl in the background with stdout/stderr to files.
+function Start-Portctl {
+    param([string[]] $Arguments, [string] $Stem)
+    $out = Join-Path $WorkDir "$Stem.out.jsonl"
+    $err = Join-Path $WorkDir "$Stem.err.txt"
+    return Start-Process -FilePath $script:PortctlExe -ArgumentList $Arguments `
+        -RedirectStandardOutput $out -RedirectStandardError $err -NoNewWindow -PassThru
+}
+
+# The JSON event lines of a portctl output file.
+function Read-Events {
+    param([string] $Stem)
+    $path = Join-Path $WorkDir "$Stem.out.jsonl"
+    if (-not (Test-Path $path)) { return @() }
+    Get-Content $path | Where-Object { $_ -like '{*' } | ForEach-Object { $_ | ConvertFrom-Json } |
+        Where-Object { $_.type -eq 'event' }
+}
+
+function Test-FilterListed {
+    $r = Run 'fltmc.exe' @('filters')
+    return ($r.Output -split "`r?`n" | Where-Object { $_ -match "^\s*$ServiceName\s" })
+}
+
+# Creates (or tries to create) a file; returns $null on success, the exception otherwise.
+function Try-Create {
+    param([string] $Path)
+    try {
+        [System.IO.File]::WriteAllText($Path, "portfilter smoke test $RunId")
+        return $null
+    } catch {
+        return $_.Exception
+    }
+}
+
+# ---- preconditions ---------------------------------------------------------------------
+
+Step 'elevated shell' {
+    $principal = New-Object Security.Principal.WindowsPrincipal(
+        [Security.Principal.WindowsIdentity]::GetCurrent())
+    $principal.IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)
+}
+
+Step 'test signing on' {
+    $r = Run 'bcdedit.exe' @('/enum', '{current}')
+    $r.Output -match 'testsigning\s+Yes'
+}
+
+Step 'portctl found' {
+    if ($Portctl) {
+        $script:PortctlExe = (Resolve-Path $Portctl).Path
+    } elseif (Test-Path (Join-Path $PSScriptRoot 'portctl.exe')) {
+        $script:PortctlExe = Join-Path $PSScriptRoot 'portctl.exe'
+    } else {
+        $script:PortctlExe = (Get-Command portctl.exe -ErrorAction Stop).Source
+    }
+    Write-Host "      using $script:PortctlExe"
+    $true
+}
+
+New-Item -ItemType Directory -Force -Path $WorkDir | Out-Null
+
+# ---- install and load ------------------------------------------------------------------
+
+if ($SkipInstall) {
+    $script:Results.Add([pscustomobject]@{ Name = 'install (pnputil /add-driver)'; Result = 'PASS' })
+    Write-Host 'SKIP  install (-SkipInstall: assumed installed)' -ForegroundColor Yellow
+} else {
+    Step 'install (pnputil /add-driver)' -Needs @('elevated shell') {
+        if (-not $PackageDir) { throw '-PackageDir is required unless -SkipInstall' }
+        $inf = Join-Path $PackageDir $InfName
+        if (-not (Test-Path (Join-Path $PackageDir 'portfilter.cat'))) {
+            throw "no portfilter.cat in ${PackageDir}: build the package with cargo make"
+        }
+        if ($TrustCertificate) {
+            foreach ($store in @('Cert:\LocalMachine\Root', 'Cert:\LocalMachine\TrustedPublisher')) {
+                Import-Certificate -FilePath $TrustCertificate -CertStoreLocation $store | Out-Null
+            }
+        }
+        $r = Run 'pnputil.exe' @('/add-driver', $inf, '/install')
+        if (@(0, 259, 3010) -notcontains $r.Code) { throw "pnputil exit code $($r.Code): $($r.Output)" }
+        $true
+    }
+}
+
+Step 'load (fltmc load)' -Needs @('install (pnputil /add-driver)') {
+    if (Test-FilterListed) { Write-Host '      already loaded'; return $true }
+    $r = Run 'fltmc.exe' @('load', $ServiceName)
+    if ($r.Code -ne 0) { throw "fltmc load exit code $($r.Code): $($r.Output)" }
+    $true
+}
+
+Step 'fltmc filters lists portfilter at its altitude' -Needs @('load (fltmc load)') {
+    $line = Test-FilterListed
+    Write-Host "      $line"
+    [bool]($line -and ($line -match "\s$Altitude(\s|$)"))
+}
+
+Step 'fltmc instances shows an instance on the system volume' -Needs @('load (fltmc load)') {
+    $r = Run 'fltmc.exe' @('instances', '-f', $ServiceName)
+    $drive = $env:SystemDrive
+    [bool]($r.Output -split "`r?`n" | Where-Object { $_ -match [regex]::Escape($drive) })
+}
+
+# ---- portctl: ping, stats --------------------------------------------------------------
+
+Step 'portctl ping' -Needs @('load (fltmc load)', 'portctl found') {
+    $r = Run $script:PortctlExe @('ping')
+    Write-Host "      $($r.Output.Trim())"
+    ($r.Code -eq 0) -and ($r.Output -match 'pong')
+}
+
+Step 'portctl stats --json' -Needs @('portctl ping') {
+    $stats = Get-Stats
+    $null -ne $stats.PSObject.Properties['events_seen']
+}
+
+# ---- request-reply: guard denies one file, allows another ------------------------------
+
+$allowed = Join-Path $WorkDir "allowed-$RunId.txt"
+$denied = Join-Path $WorkDir "denied-$RunId.txt"
+
+Step 'guard starts with a deny rule' -Needs @('portctl stats --json') {
+    $rules = Join-Path $WorkDir 'rules.toml'
+    @(
+        '# portfilter smoke test: deny creates of C:\portfilter-smoke\denied*',
+        'default = "allow"',
+        '',
+        '[[rule]]',
+        'name = "smoke deny"',
+        'action = "deny"',
+        ("path = '{0}'" -f (Join-Path $WorkDir 'denied*'))
+    ) | Set-Content -Path $rules -Encoding ASCII
+    $script:Guard = Start-Portctl @('guard', '--rules', "`"$rules`"", '--json', '--duration', '30') 'guard'
+    Wait-Stats { param($s) $s.deciders -eq 1 }
+}
+
+Step 'allowed create succeeds' -Needs @('guard starts with a deny rule') {
+    $e = Try-Create $allowed
+    if ($e) { throw "create failed: $($e.Message)" }
+    Test-Path $allowed
+}
+
+Step 'denied create fails with access denied' -Needs @('guard starts with a deny rule') {
+    $e = Try-Create $denied
+    if (-not $e) { throw 'the create succeeded' }
+    Write-Host "      $($e.GetType().Name): $($e.Message)"
+    ($e -is [System.UnauthorizedAccessException]) -and -not (Test-Path $denied)
+}
+
+Step 'guard reported both verdicts' -Needs @('guard starts with a deny rule') {
+    if (-not $script:Guard.WaitForExit(45000)) { Stop-Process -Id $script:Guard.Id -Force }
+    $events = @(Read-Events 'guard')
+    $allowEvent = $events | Where-Object {
+        $_.name -like "*\allowed-$RunId.txt" -and $_.decision -and $_.decision.verdict -eq 'allow' }
+    $denyEvent = $events | Where-Object {
+        $_.name -like "*\denied-$RunId.txt" -and $_.decision -and $_.decision.verdict -eq 'deny' }
+    Write-Host "      $($events.Count) events; allow seen: $([bool]$allowEvent); deny seen: $([bool]$denyEvent)"
+    [bool]$allowEvent -and [bool]$denyEvent
+}
+
+# ---- notify: watch sees the creates ----------------------------------------------------
+
+Step 'switch observers to notify delivery' -Needs @('portctl stats --json') {
+    $r = Run $script:PortctlExe @('config', 'set', 'observer-delivery=notify')
+    if ($r.Code -ne 0) { throw "exit code $($r.Code): $($r.Output)" }
+    $true
+}
+
+Step 'watch --json sees three creates' -Needs @('switch observers to notify delivery') {
+    # The stats call itself is an observer connection, hence "at least two".
+    $watch = Start-Portctl @('watch', '--json', '--duration', '15') 'watch'
+    if (-not (Wait-Stats { param($s) $s.observers -ge 2 })) { throw 'watch did not connect' }
+    $names = 1..3 | ForEach-Object { Join-Path $WorkDir "watch-$RunId-$_.txt" }
+    foreach ($name in $names) {
+        $e = Try-Create $name
+        if ($e) { throw "create of $name failed: $($e.Message)" }
+    }
+    if (-not $watch.WaitForExit(30000)) { Stop-Process -Id $watch.Id -Force }
+    $events = @(Read-Events 'watch')
+    $missing = $names | Where-Object {
+        $leaf = Split-Path $_ -Leaf
+        -not ($events | Where-Object { $_.name -like "*\$leaf" })
+    }
+    Write-Host "      $($events.Count) events; missing: $(@($missing).Count)"
+    @($missing).Count -eq 0
+}
+
+# ---- unload and uninstall (always attempted) -------------------------------------------
+
+Step 'unload (fltmc unload)' -Needs @('elevated shell') {
+    if (-not (Test-FilterListed)) { throw 'portfilter is not loaded' }
+    $r = Run 'fltmc.exe' @('unload', $ServiceName)
+    if ($r.Code -ne 0) { throw "fltmc unload exit code $($r.Code): $($r.Output)" }
+    -not (Test-FilterListed)
+}
+
+if (-not $SkipInstall) {
+    Step 'uninstall (pnputil /delete-driver)' -Needs @('elevated shell') {
+        $published = @(Get-WindowsDriver -Online -All |
+                Where-Object { $_.OriginalFileName -like "*\$InfName" } |
+                ForEach-Object { $_.Driver })
+        if ($published.Count -eq 0) { throw "no installed copy of $InfName" }
+        foreach ($oem in $published) {
+            $r = Run 'pnputil.exe' @('/delete-driver', $oem, '/uninstall', '/force')
+            if (@(0, 3010) -notcontains $r.Code) { throw "pnputil exit code $($r.Code): $($r.Output)" }
+        }
+        $true
+    }
+}
+
+Remove-Item -Recurse -Force -Path $WorkDir -ErrorAction SilentlyContinue
+
+# ---- summary ---------------------------------------------------------------------------
+
+$failed = @($script:Results | Where-Object { $_.Result -eq 'FAIL' })
+$passed = @($script:Results | Where-Object { $_.Result -eq 'PASS' })
+$skipped = @($script:Results | Where-Object { $_.Result -eq 'SKIP' })
+Write-Host ''
+Write-Host ("{0} passed, {1} failed, {2} skipped" -f $passed.Count, $failed.Count, $skipped.Count)
+if ($failed.Count -gt 0) { exit 1 }
+exit 0

@@ -20,7 +20,9 @@ use crate::last_error;
 use crate::request::{Notify, RequestSlot};
 use crate::wait::deadline_ms;
 use parking_lot::Mutex;
-use portfilter_bindings::{FILTER_HEADER_SIZE, FLT_PORT_FLAG_SYNC_HANDLE, NTSTATUS, STATUS_PENDING};
+use portfilter_bindings::{
+    FILTER_HEADER_SIZE, FLT_PORT_FLAG_SYNC_HANDLE, NTSTATUS, STATUS_PENDING,
+};
 use std::ffi::c_void;
 use std::sync::Arc;
 use windows_sys::Win32::Foundation::{
@@ -185,7 +187,8 @@ pub unsafe fn filter_get_message(
             // SAFETY: as above.
             #[allow(clippy::cast_sign_loss)]
             unsafe {
-                std::ptr::addr_of_mut!((*overlapped).Internal).write_volatile(status as u32 as usize);
+                std::ptr::addr_of_mut!((*overlapped).Internal)
+                    .write_volatile(status as u32 as usize);
             }
         }
         return hresult_from_ntstatus(status);
@@ -240,8 +243,13 @@ pub unsafe fn filter_send_message(
     let mut returned = 0u32;
     // SAFETY: raw caller buffers forwarded; the backend only accesses them fault-tolerantly.
     let status = unsafe {
-        p.conn
-            .send(in_buffer, in_buffer_size, out_buffer, out_buffer_size, &mut returned)
+        p.conn.send(
+            in_buffer,
+            in_buffer_size,
+            out_buffer,
+            out_buffer_size,
+            &mut returned,
+        )
     };
     // SAFETY: as above.
     unsafe { bytes_returned.write(returned) };
@@ -502,7 +510,10 @@ pub fn create_event_w(
 ) -> HANDLE {
     handles::insert(
         b.current_process(),
-        Object::Event(Arc::new(UserEvent::new(manual_reset != 0, initial_state != 0))),
+        Object::Event(Arc::new(UserEvent::new(
+            manual_reset != 0,
+            initial_state != 0,
+        ))),
     )
 }
 

@@ -97,9 +97,21 @@ impl GetRequest {
     /// [`capacity`](Self::capacity) bytes are copied) into the client's buffer, records
     /// `status` and `information` (bytes transferred, or the needed size for
     /// `STATUS_BUFFER_TOO_SMALL`), and signals the event / completion port / waiter.
-    pub fn complete(mut self, status: NTSTATUS, message: &[u8], information: usize) {
+    pub fn complete(self, status: NTSTATUS, message: &[u8], information: usize) {
+        self.complete_segments(status, &[(0, message)], information);
+    }
+
+    /// Like [`complete`](Self::complete), writing only the given `(offset, bytes)`
+    /// segments of the client's buffer (clipped to its capacity) and leaving the bytes
+    /// between them untouched — e.g. the padding of `FILTER_MESSAGE_HEADER`.
+    pub fn complete_segments(
+        mut self,
+        status: NTSTATUS,
+        segments: &[(usize, &[u8])],
+        information: usize,
+    ) {
         if let Some(slot) = self.slot.take() {
-            slot.finish(status, message, information);
+            slot.finish(status, segments, information);
         }
     }
 

@@ -79,7 +79,12 @@ macro_rules! export_user_api {
         ) -> $crate::reexport::HRESULT {
             // SAFETY: forwarded; the callee validates what it can.
             unsafe {
-                $crate::api::filter_reply_message(&$backend, hport, lpreplybuffer, dwreplybuffersize)
+                $crate::api::filter_reply_message(
+                    &$backend,
+                    hport,
+                    lpreplybuffer,
+                    dwreplybuffersize,
+                )
             }
         }
 
@@ -253,20 +258,30 @@ macro_rules! export_user_api {
             binitialstate: $crate::reexport::BOOL,
             lpname: $crate::reexport::PCWSTR,
         ) -> $crate::reexport::HANDLE {
-            $crate::api::create_event_w(&$backend, lpeventattributes, bmanualreset, binitialstate, lpname)
+            $crate::api::create_event_w(
+                &$backend,
+                lpeventattributes,
+                bmanualreset,
+                binitialstate,
+                lpname,
+            )
         }
 
         /// `SetEvent` (kernel32).
         #[unsafe(no_mangle)]
         #[allow(non_snake_case)]
-        pub extern "system" fn SetEvent(hevent: $crate::reexport::HANDLE) -> $crate::reexport::BOOL {
+        pub extern "system" fn SetEvent(
+            hevent: $crate::reexport::HANDLE,
+        ) -> $crate::reexport::BOOL {
             $crate::api::set_event(&$backend, hevent)
         }
 
         /// `ResetEvent` (kernel32).
         #[unsafe(no_mangle)]
         #[allow(non_snake_case)]
-        pub extern "system" fn ResetEvent(hevent: $crate::reexport::HANDLE) -> $crate::reexport::BOOL {
+        pub extern "system" fn ResetEvent(
+            hevent: $crate::reexport::HANDLE,
+        ) -> $crate::reexport::BOOL {
             $crate::api::reset_event(&$backend, hevent)
         }
 

@@ -191,7 +191,10 @@ mod tests {
 
     #[test]
     fn filter_manager_facility_keeps_code_and_severity_bit() {
-        assert_eq!(hresult_from_ntstatus(0xC01C_000F_u32 as i32) as u32, 0x801F_000F);
+        assert_eq!(
+            hresult_from_ntstatus(0xC01C_000F_u32 as i32) as u32,
+            0x801F_000F
+        );
     }
 
     #[test]
@@ -201,7 +204,10 @@ mod tests {
 
     #[test]
     fn unknown_status_maps_to_mr_mid_not_found() {
-        assert_eq!(ntstatus_to_win32(0xC0AB_CDEF_u32 as i32), win32::MR_MID_NOT_FOUND);
+        assert_eq!(
+            ntstatus_to_win32(0xC0AB_CDEF_u32 as i32),
+            win32::MR_MID_NOT_FOUND
+        );
         assert_eq!(hresult_from_win32(0), S_OK);
     }
 }

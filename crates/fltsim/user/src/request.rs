@@ -74,17 +74,30 @@ impl RequestSlot {
         self.notify.overlapped
     }
 
-    /// Completes once; later calls are ignored.
-    pub fn finish(&self, status: NTSTATUS, message: &[u8], information: usize) {
+    /// Completes once; later calls are ignored. Each `(offset, bytes)` segment is copied
+    /// to the client's buffer at `offset`, clipped to the buffer's capacity; bytes not
+    /// covered by a segment are left as they were.
+    pub fn finish(&self, status: NTSTATUS, segments: &[(usize, &[u8])], information: usize) {
         let mut done = self.done.lock();
         if done.is_some() {
             return;
         }
-        let n = message.len().min(self.capacity as usize);
-        if n > 0 {
+        let capacity = self.capacity as usize;
+        for &(offset, bytes) in segments {
+            if offset >= capacity {
+                continue;
+            }
+            let n = bytes.len().min(capacity - offset);
             // SAFETY: the client handed us `buffer` with `capacity` bytes and keeps it
-            // valid until this request completes (Win32 contract); `message` is ours.
-            unsafe { std::ptr::copy_nonoverlapping(message.as_ptr(), self.buffer as *mut u8, n) };
+            // valid until this request completes (Win32 contract); `offset + n` is within
+            // it; `bytes` is ours.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    bytes.as_ptr(),
+                    (self.buffer as *mut u8).add(offset),
+                    n,
+                );
+            }
         }
         let ov = self.notify.overlapped as *mut OVERLAPPED;
         if !ov.is_null() {

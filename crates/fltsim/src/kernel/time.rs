@@ -1,0 +1,86 @@
+//! System time and NT timeouts (100 ns units; negative = relative, positive = absolute,
+//! null = forever, zero = do not wait).
+
+use portfilter_bindings::LARGE_INTEGER;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// 100 ns intervals between 1601-01-01 and 1970-01-01.
+const EPOCH_DIFFERENCE_100NS: i64 = 116_444_736_000_000_000;
+
+/// Now, in 100 ns units since 1601-01-01 UTC.
+#[must_use]
+pub fn system_time() -> i64 {
+    let since_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    let hundreds = i64::try_from(since_unix.as_nanos() / 100).unwrap_or(i64::MAX);
+    EPOCH_DIFFERENCE_100NS.saturating_add(hundreds)
+}
+
+/// When a wait with an NT timeout ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// Null timeout: wait forever.
+    Never,
+    /// `*Timeout == 0` (or an absolute time already past): do not wait.
+    Immediate,
+    /// Wait until this instant.
+    At(Instant),
+}
+
+impl Deadline {
+    /// Reads an NT timeout.
+    ///
+    /// # Safety
+    /// `timeout` is null or points to a readable `LARGE_INTEGER`.
+    #[must_use]
+    pub unsafe fn from_nt(timeout: *const LARGE_INTEGER) -> Self {
+        if timeout.is_null() {
+            return Self::Never;
+        }
+        // SAFETY: non-null and readable per the contract.
+        let t = unsafe { timeout.read_unaligned() };
+        Self::from_value(t)
+    }
+
+    /// From a timeout value (not a pointer).
+    #[must_use]
+    pub fn from_value(t: i64) -> Self {
+        let hundreds = match t {
+            0 => return Self::Immediate,
+            t if t < 0 => t.unsigned_abs(),
+            t => match u64::try_from(t - system_time()) {
+                Ok(d) if d > 0 => d,
+                _ => return Self::Immediate,
+            },
+        };
+        let d = Duration::from_nanos(hundreds.saturating_mul(100));
+        Instant::now().checked_add(d).map_or(Self::Never, Self::At)
+    }
+
+    /// Whether it has passed.
+    #[must_use]
+    pub fn expired(&self) -> bool {
+        match self {
+            Self::Never => false,
+            Self::Immediate => true,
+            Self::At(i) => Instant::now() >= *i,
+        }
+    }
+}
+
+/// `KeQuerySystemTimePrecise`.
+///
+/// # Safety
+/// `current_time` is a writable `LARGE_INTEGER`.
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn KeQuerySystemTimePrecise(current_time: *mut LARGE_INTEGER) {
+    if current_time.is_null() {
+        crate::verifier::fatal(
+            crate::verifier::rule::NULL_POINTER,
+            "KeQuerySystemTimePrecise",
+        );
+    }
+    // SAFETY: non-null, writable per the contract.
+    unsafe { current_time.write_unaligned(system_time()) };
+}

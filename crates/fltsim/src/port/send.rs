@@ -1,0 +1,162 @@
+//! `FltSendMessage` and `FltCloseClientPort`: the driver's side of a connection. Both
+//! take the *address* of the driver's port variable; it is read (and cleared) under the
+//! port registry's lock, as the Filter Manager does under its rundown protection, so a
+//! send racing a close sees either the live port or NULL.
+
+use super::REGISTRY;
+use crate::filter;
+use crate::kernel::irql::{self, APC_LEVEL};
+use crate::kernel::time::Deadline;
+use crate::verifier::{self, rule};
+use portfilter_bindings::{
+    FILTER_HEADER_SIZE, LARGE_INTEGER, NTSTATUS, PFLT_FILTER, PFLT_PORT,
+    STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_PORT_DISCONNECTED,
+};
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Reads the driver's port variable atomically.
+///
+/// # Safety
+/// `port` is non-null, aligned and points to the driver's `PFLT_PORT` variable.
+unsafe fn port_var<'a>(port: *mut PFLT_PORT) -> &'a AtomicUsize {
+    // SAFETY: a PFLT_PORT is one aligned pointer-sized word (the caller's contract);
+    // other threads only access it atomically through this function or the driver's
+    // own synchronised code.
+    unsafe { AtomicUsize::from_ptr(port.cast::<usize>()) }
+}
+
+/// Largest payload the model accepts in one message (the header's sizes are u32; this
+/// keeps test memory bounded).
+const MAX_MESSAGE: u32 = 64 * 1024 * 1024;
+
+/// `FltSendMessage`.
+///
+/// # Safety
+/// Pointers as the WDK documents them.
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn FltSendMessage(
+    filter: PFLT_FILTER,
+    client_port: *mut PFLT_PORT,
+    sender_buffer: *mut c_void,
+    sender_buffer_length: u32,
+    reply_buffer: *mut c_void,
+    reply_length: *mut u32,
+    timeout: *mut LARGE_INTEGER,
+) -> NTSTATUS {
+    if irql::current() > APC_LEVEL {
+        verifier::report(
+            rule::SEND_ABOVE_APC_LEVEL,
+            format!("FltSendMessage at IRQL {}", irql::current()),
+        );
+        return STATUS_INVALID_DEVICE_STATE;
+    }
+    if filter::from_ptr(filter).is_none() {
+        verifier::report(
+            rule::INVALID_OBJECT,
+            format!("FltSendMessage filter {filter:p}"),
+        );
+        return STATUS_INVALID_PARAMETER;
+    }
+    if client_port.is_null() || !(client_port as usize).is_multiple_of(align_of::<usize>()) {
+        verifier::fatal(rule::NULL_POINTER, "FltSendMessage: ClientPort");
+    }
+    if (sender_buffer.is_null() && sender_buffer_length != 0) || sender_buffer_length > MAX_MESSAGE
+    {
+        return STATUS_INVALID_PARAMETER;
+    }
+    if !reply_buffer.is_null() && reply_length.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let conn = {
+        let r = REGISTRY.lock();
+        // SAFETY: checked non-null and aligned above.
+        let p = unsafe { port_var(client_port) }.load(Ordering::SeqCst);
+        if p == 0 {
+            return STATUS_PORT_DISCONNECTED;
+        }
+        match r.connections.get(&p) {
+            Some(c) => c.clone(),
+            None => {
+                drop(r);
+                verifier::report(
+                    rule::INVALID_OBJECT,
+                    format!(
+                        "FltSendMessage to client port {p:#x}, which is closed (pass the address of the variable FltCloseClientPort clears)"
+                    ),
+                );
+                return STATUS_PORT_DISCONNECTED;
+            }
+        }
+    };
+    let payload = if sender_buffer_length == 0 {
+        Vec::new()
+    } else {
+        // SAFETY: a kernel buffer of `sender_buffer_length` bytes (the caller's contract).
+        unsafe {
+            std::slice::from_raw_parts(sender_buffer.cast::<u8>(), sender_buffer_length as usize)
+        }
+        .to_vec()
+    };
+    let reply_capacity = if reply_buffer.is_null() {
+        None
+    } else {
+        // SAFETY: non-null, readable per the contract.
+        Some(unsafe { reply_length.read() }.min(u32::MAX - FILTER_HEADER_SIZE as u32))
+    };
+    // SAFETY: the caller's contract.
+    let deadline = unsafe { Deadline::from_nt(timeout) };
+    let result = conn.kernel_send(&payload, reply_capacity, deadline);
+    if let Some(cap) = reply_capacity {
+        let n = result.reply.len().min(cap as usize);
+        if n > 0 {
+            // SAFETY: the kernel reply buffer holds `*reply_length` bytes (contract).
+            unsafe {
+                std::ptr::copy_nonoverlapping(result.reply.as_ptr(), reply_buffer.cast::<u8>(), n)
+            };
+        }
+        if result.replied {
+            #[allow(clippy::cast_possible_truncation)]
+            // SAFETY: non-null, writable per the contract.
+            unsafe {
+                reply_length.write(n as u32);
+            }
+        }
+    }
+    result.status
+}
+
+/// `FltCloseClientPort`: closes the connection's kernel side and sets `*ClientPort` to NULL.
+///
+/// # Safety
+/// `client_port` points to the driver's port variable.
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn FltCloseClientPort(filter: PFLT_FILTER, client_port: *mut PFLT_PORT) {
+    if filter::from_ptr(filter).is_none() {
+        verifier::report(
+            rule::INVALID_OBJECT,
+            format!("FltCloseClientPort filter {filter:p}"),
+        );
+    }
+    if client_port.is_null() || !(client_port as usize).is_multiple_of(align_of::<usize>()) {
+        verifier::fatal(rule::NULL_POINTER, "FltCloseClientPort: ClientPort");
+    }
+    let conn = {
+        let mut r = REGISTRY.lock();
+        // SAFETY: checked non-null and aligned above.
+        let p = unsafe { port_var(client_port) }.swap(0, Ordering::SeqCst);
+        if p == 0 {
+            return;
+        }
+        let Some(c) = r.connections.remove(&p) else {
+            drop(r);
+            verifier::report(
+                rule::INVALID_OBJECT,
+                format!("FltCloseClientPort({p:#x}): not an open client port"),
+            );
+            return;
+        };
+        c
+    };
+    conn.close_by_filter();
+}

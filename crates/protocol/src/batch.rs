@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | 0 | header (kind 2) | 8 bytes |
 //! | 8 | count (events in this batch, ≤ [`MAX_BATCH_EVENTS`]) | u32 |
-//! | 12 | dropped_before (events lost since the previous batch: queue full) | u32 |
+//! | 12 | `dropped_before` (events lost since the previous batch: queue full) | u32 |
 //! | 16 | `count` event records back to back, each padded to 8 | … |
 //!
 //! The whole message is at most [`MAX_BATCH_BYTES`]. Batch records never carry
@@ -19,7 +19,7 @@ use crate::event::{
 use crate::header::{HEADER_BYTES, MessageKind, encode_header, expect_header};
 use crate::wire::{fields_tile, get_u32, need, need_out, put_u32};
 
-/// Size of the batch header (common header + count + dropped_before).
+/// Size of the batch header (common header + count + `dropped_before`).
 pub const BATCH_HEADER_BYTES: usize = 16;
 /// Largest batch message, header included (64 KiB: one `FltSendMessage` copy, bounded
 /// non-paged pool per batch, and a user buffer of a sensible size).
@@ -223,6 +223,12 @@ impl<'a> BatchView<'a> {
         BATCH_HEADER_BYTES + self.records.len()
     }
 
+    /// The events, in order (same as [`events`](Self::events)).
+    #[must_use]
+    pub const fn iter(&self) -> BatchEvents<'a> {
+        self.events()
+    }
+
     /// The events, in order.
     #[must_use]
     pub const fn events(&self) -> BatchEvents<'a> {
@@ -258,17 +264,14 @@ impl<'a> Iterator for BatchEvents<'a> {
         if self.remaining == 0 {
             return None;
         }
-        match decode_record(self.rest) {
-            Ok((view, len)) => {
-                self.rest = self.rest.get(len..).unwrap_or_default();
-                self.remaining -= 1;
-                Some(view)
-            }
-            Err(_) => {
-                // Unreachable after BatchView::decode; end the iteration rather than panic.
-                self.remaining = 0;
-                None
-            }
+        if let Ok((view, len)) = decode_record(self.rest) {
+            self.rest = self.rest.get(len..).unwrap_or_default();
+            self.remaining -= 1;
+            Some(view)
+        } else {
+            // Unreachable after BatchView::decode; end the iteration rather than panic.
+            self.remaining = 0;
+            None
         }
     }
 

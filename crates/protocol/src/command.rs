@@ -1,17 +1,17 @@
-//! Commands: what a client sends with `FilterSendMessage` (the driver's MessageNotify
+//! Commands: what a client sends with `FilterSendMessage` (the driver's `MessageNotify`
 //! answers on the caller's thread). Input = header (kind = the command) + body; output =
 //! header (same kind) + answer body.
 //!
 //! | command | kind | input | output |
 //! |---|---|---|---|
 //! | Hello | 16 | header only (8) | [`HelloReply`] (40) |
-//! | GetStats | 17 | header only (8) | [`crate::Stats`] (264) |
-//! | GetConfig | 18 | header only (8) | [`crate::Config`] (40..=2248) |
-//! | SetConfig | 19 | [`crate::Config`] (40..=2248) | the applied [`crate::Config`] |
+//! | `GetStats` | 17 | header only (8) | [`crate::Stats`] (264) |
+//! | `GetConfig` | 18 | header only (8) | [`crate::Config`] (40..=2248) |
+//! | `SetConfig` | 19 | [`crate::Config`] (40..=2248) | the applied [`crate::Config`] |
 //!
-//! `HelloReply` layout: header @0, driver_version u32 @8 ([`DriverVersion`] packed),
-//! protocol_version u16 @12, reserved u16 @14, role u32 @16 (the caller's connection
-//! role), connection_id u32 @20, observer_delivery u32 @24 (current delivery mode),
+//! `HelloReply` layout: header @0, `driver_version` u32 @8 ([`DriverVersion`] packed),
+//! `protocol_version` u16 @12, reserved u16 @14, role u32 @16 (the caller's connection
+//! role), `connection_id` u32 @20, `observer_delivery` u32 @24 (current delivery mode),
 //! reserved u32 @28, reserved u64 @32.
 
 use crate::Error;
@@ -25,7 +25,7 @@ use crate::wire::{
     exact, fields_tile, get_u16, get_u32, get_u64, need_out, put_u16, put_u32, put_u64,
 };
 
-/// Input size of the header-only commands (Hello, GetStats, GetConfig).
+/// Input size of the header-only commands (Hello, `GetStats`, `GetConfig`).
 pub const COMMAND_REQUEST_BYTES: usize = HEADER_BYTES;
 /// Exact size of a `HelloReply`.
 pub const HELLO_REPLY_BYTES: usize = 40;
@@ -143,7 +143,7 @@ impl Command {
     }
 }
 
-/// Encodes the input of a header-only command (Hello, GetStats, GetConfig); returns 8.
+/// Encodes the input of a header-only command (Hello, `GetStats`, `GetConfig`); returns 8.
 /// `SetConfig`'s input is a config message: [`crate::Config::encode`].
 ///
 /// # Errors
@@ -167,7 +167,7 @@ pub struct Request<'a> {
     pub input: &'a [u8],
 }
 
-/// First step of MessageNotify: checks the header and that the input size fits the
+/// First step of `MessageNotify`: checks the header and that the input size fits the
 /// command. Map an error to the returned status with
 /// [`crate::status::status_for_error`].
 ///

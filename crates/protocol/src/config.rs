@@ -5,14 +5,14 @@
 //! | offset | field | type |
 //! |---|---|---|
 //! | 0 | header (kind 18 or 19) | 8 bytes |
-//! | 8 | observer_delivery ([`DELIVERY_NOTIFY`] = 1, [`DELIVERY_QUEUED`] = 2) | u32 |
-//! | 12 | reply_timeout_ms (1..=60000) | u32 |
-//! | 16 | notify_timeout_ms (0..=5000) | u32 |
-//! | 20 | default_verdict (0 allow, 1 deny) | u32 |
-//! | 24 | skip_flags ([`SKIP_DIRECTORIES`], [`SKIP_KERNEL_MODE`]) | u32 |
-//! | 28 | queue_capacity (1..=16384) | u32 |
-//! | 32 | batch_max_events (1..=1024) | u32 |
-//! | 36 | filter_count (0..=16) | u32 |
+//! | 8 | `observer_delivery` ([`DELIVERY_NOTIFY`] = 1, [`DELIVERY_QUEUED`] = 2) | u32 |
+//! | 12 | `reply_timeout_ms` (1..=60000) | u32 |
+//! | 16 | `notify_timeout_ms` (0..=5000) | u32 |
+//! | 20 | `default_verdict` (0 allow, 1 deny) | u32 |
+//! | 24 | `skip_flags` ([`SKIP_DIRECTORIES`], [`SKIP_KERNEL_MODE`]) | u32 |
+//! | 28 | `queue_capacity` (1..=16384) | u32 |
+//! | 32 | `batch_max_events` (1..=1024) | u32 |
+//! | 36 | `filter_count` (0..=16) | u32 |
 //! | 40 | `filter_count` filter entries | … |
 //!
 //! Filter entry: kind u16 @0 (1..=4, [`crate::FilterKind`]), len u16 @2 (bytes of UTF-16,
@@ -73,6 +73,7 @@ pub const QUEUE_CAPACITY_MAX: u32 = 16_384;
 /// Smallest `batch_max_events`.
 pub const BATCH_MAX_EVENTS_MIN: u32 = 1;
 /// Largest `batch_max_events`.
+#[allow(clippy::cast_possible_truncation)] // 1024: const-asserted to fit in batch.rs
 pub const BATCH_MAX_EVENTS_MAX: u32 = MAX_BATCH_EVENTS as u32;
 
 /// Default `reply_timeout_ms`: one second is ample for a user-mode decision under load,
@@ -512,7 +513,7 @@ fn check_message(buf: &[u8], command: Command) -> Result<Fixed, Error> {
     for _ in 0..fixed.filter_count {
         let (kind, pattern, entry) = read_entry(buf, pos)?;
         let text = Utf16Le::new(pattern)?;
-        validate_pattern_units(kind, text.len_units(), text.units())?;
+        validate_pattern_units(kind, text.len_units(), &text.units())?;
         total = total.saturating_add(pattern.len());
         if total > MAX_FILTER_TOTAL_BYTES {
             return Err(Error::FilterSpaceExhausted);

@@ -167,14 +167,14 @@ pub fn extension_of(path: &[u16]) -> &[u16] {
 /// [`MAX_FILTER_BYTES`]; [`Error::FieldOutOfRange`] (`filter.pattern`) when it holds a NUL,
 /// a prefix does not start with `\`, or an extension holds `.`, `\` or `:`.
 pub fn validate_pattern(kind: FilterKind, pattern: &[u16]) -> Result<(), Error> {
-    validate_pattern_units(kind, pattern.len(), pattern.iter().copied())
+    validate_pattern_units(kind, pattern.len(), &pattern.iter().copied())
 }
 
 /// [`validate_pattern`] over `len` units given by an iterator (for wire bytes).
 pub(crate) fn validate_pattern_units(
     kind: FilterKind,
     len: usize,
-    units: impl Iterator<Item = u16> + Clone,
+    units: &(impl Iterator<Item = u16> + Clone),
 ) -> Result<(), Error> {
     if len == 0 {
         return Err(Error::FieldOutOfRange {
@@ -411,7 +411,7 @@ impl FilterList {
     pub fn should_report(&self, path_in_volume: &[u16], extension: &[u16]) -> bool {
         let mut has_include = false;
         let mut included = false;
-        for filter in self.iter() {
+        for filter in self {
             let hit = filter.matches(path_in_volume, extension);
             if filter.kind.is_include() {
                 has_include = true;

@@ -1,4 +1,4 @@
-//! portfilter's wire protocol, shared by the driver (no_std, kernel) and every client.
+//! portfilter's wire protocol, shared by the driver (`no_std`, kernel) and every client.
 //!
 //! Every message starts with an 8-byte [`header`] (magic `"PF"`, protocol version, kind,
 //! reserved). All layouts are little-endian, fixed-offset and free of implicit padding;
@@ -9,11 +9,11 @@
 //!
 //! | kind | message | direction | module |
 //! |---|---|---|---|
-//! | 1 | CreateEvent | kernel → user | [`event`] |
-//! | 2 | EventBatch | kernel → user | [`batch`] |
+//! | 1 | `CreateEvent` | kernel → user | [`event`] |
+//! | 2 | `EventBatch` | kernel → user | [`batch`] |
 //! | 3 | Verdict | user → kernel (reply) | [`verdict`] |
 //! | 4 | Connect | user → kernel (connection context) | [`connect`] |
-//! | 16–19 | Hello, GetStats, GetConfig, SetConfig | user → kernel (commands) | [`command`], [`stats`], [`config`] |
+//! | 16–19 | Hello, `GetStats`, `GetConfig`, `SetConfig` | user → kernel (commands) | [`command`], [`stats`], [`config`] |
 //!
 //! Feature `std`: `String` conversion of names ([`Utf16Le::to_string_lossy`]). The
 //! driver uses the crate without it; nothing here allocates.

@@ -10,10 +10,10 @@ use crate::event::{CREATE_EVENT_MAX_BYTES, EventView, decode_event};
 use crate::header::{MessageKind, decode_header};
 use crate::verdict::VERDICT_BYTES;
 
-/// Size of the Filter Manager's `FILTER_MESSAGE_HEADER` (ReplyLength u32 @0, padding,
-/// MessageId u64 @8) in front of every payload `FilterGetMessage` returns.
+/// Size of the Filter Manager's `FILTER_MESSAGE_HEADER` (`ReplyLength` u32 @0, padding,
+/// `MessageId` u64 @8) in front of every payload `FilterGetMessage` returns.
 pub const FILTER_MESSAGE_HEADER_BYTES: usize = 16;
-/// Size of the Filter Manager's `FILTER_REPLY_HEADER` (Status i32 @0, padding, MessageId
+/// Size of the Filter Manager's `FILTER_REPLY_HEADER` (Status i32 @0, padding, `MessageId`
 /// u64 @8) in front of every reply payload.
 pub const FILTER_REPLY_HEADER_BYTES: usize = 16;
 /// Largest kernel → user payload (a full batch).

@@ -1,8 +1,8 @@
-//! `NTSTATUS` codes of the portfilter contract, how FltLib shows them to user mode
+//! `NTSTATUS` codes of the portfilter contract, how `FltLib` shows them to user mode
 //! (`HRESULT`), and how protocol errors map to them.
 //!
-//! The driver fails a command (`FilterSendMessage` → MessageNotify) or a connect with
-//! these codes; FltLib turns them into `HRESULT`s by its rule
+//! The driver fails a command (`FilterSendMessage` → `MessageNotify`) or a connect with
+//! these codes; `FltLib` turns them into `HRESULT`s by its rule
 //! (`HRESULT_FROM_WIN32(RtlNtStatusToDosError(s))`, filter-manager facility codes kept as
 //! `0x801Fxxxx`, `STATUS_TIMEOUT` → `0x80070102`; see shared/docs/port-semantics.md).
 //! Note that `STATUS_ACCESS_VIOLATION` and `STATUS_DATATYPE_MISALIGNMENT_ERROR` both
@@ -31,7 +31,7 @@ pub const STATUS_INFO_LENGTH_MISMATCH: i32 = nt(0xC000_0004);
 pub const STATUS_ACCESS_VIOLATION: i32 = nt(0xC000_0005);
 /// Command/connect: bad magic, reserved field or field value.
 pub const STATUS_INVALID_PARAMETER: i32 = nt(0xC000_000D);
-/// No MessageNotify callback on the port.
+/// No `MessageNotify` callback on the port.
 pub const STATUS_INVALID_DEVICE_REQUEST: i32 = nt(0xC000_0010);
 /// The default status of a denied create; also the port's refusal of a non-admin caller.
 pub const STATUS_ACCESS_DENIED: i32 = nt(0xC000_0022);
@@ -71,7 +71,7 @@ pub struct StatusInfo {
     pub status: i32,
     /// Its `ntstatus.h` name.
     pub name: &'static str,
-    /// The `HRESULT` a FltLib caller sees.
+    /// The `HRESULT` a `FltLib` caller sees.
     pub hresult: i32,
     /// What it means in portfilter.
     pub meaning: &'static str,
@@ -223,8 +223,8 @@ pub fn status_name(status: i32) -> Option<&'static str> {
     lookup(status).map(|i| i.name)
 }
 
-/// The `HRESULT` FltLib reports for `status`: from the table for contract statuses, and
-/// by FltLib's facility rule for any filter-manager code (`0xC01Cxxxx` →
+/// The `HRESULT` `FltLib` reports for `status`: from the table for contract statuses, and
+/// by `FltLib`'s facility rule for any filter-manager code (`0xC01Cxxxx` →
 /// `0x801Fxxxx`). `None` for other codes (that would need `RtlNtStatusToDosError`).
 #[must_use]
 pub fn hresult_from_status(status: i32) -> Option<i32> {
@@ -238,7 +238,7 @@ pub fn hresult_from_status(status: i32) -> Option<i32> {
     None
 }
 
-/// What an `HRESULT` from FltLib means in portfilter terms ("unknown HRESULT" otherwise).
+/// What an `HRESULT` from `FltLib` means in portfilter terms ("unknown HRESULT" otherwise).
 #[must_use]
 pub fn describe_hresult(hresult: i32) -> &'static str {
     if hresult.cast_unsigned() == 0x8007_03E6 {

@@ -56,6 +56,7 @@ impl<'a> Utf16Le<'a> {
     }
 
     /// The characters, with unpaired surrogates as errors (see [`char::decode_utf16`]).
+    #[must_use]
     pub fn chars(&self) -> core::char::DecodeUtf16<Units<'a>> {
         char::decode_utf16(self.units())
     }

@@ -77,7 +77,7 @@ impl Decision {
 /// a create may be failed with.
 #[must_use]
 pub const fn is_error_status(status: i32) -> bool {
-    (status as u32) >> 30 == 3
+    status.cast_unsigned() >> 30 == 3
 }
 
 /// A decoded verdict.

@@ -74,23 +74,74 @@ pub trait Connection: Send + Sync {
 #[derive(Debug)]
 pub struct GetRequest {
     slot: Option<Arc<RequestSlot>>,
+    forward: Option<Forward>,
+}
+
+/// Receives the completion of a [`GetRequest::forwarding`] request: the status, the
+/// `(offset, bytes)` segments (already clipped to the capacity) and the information.
+pub type ForwardSink = Box<dyn FnOnce(NTSTATUS, &[(usize, &[u8])], usize) + Send>;
+
+/// A request without a client buffer in this process (see [`GetRequest::forwarding`]).
+struct Forward {
+    id: u64,
+    capacity: u32,
+    sink: ForwardSink,
+}
+
+impl std::fmt::Debug for Forward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forward")
+            .field("id", &self.id)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
 }
 
 impl GetRequest {
     pub(crate) fn new(slot: Arc<RequestSlot>) -> Self {
-        Self { slot: Some(slot) }
+        Self {
+            slot: Some(slot),
+            forward: None,
+        }
+    }
+
+    /// A request whose buffer lives elsewhere — e.g. in a client process that
+    /// `portfilter-sim` serves over a socket. Its completion is handed to `sink` (once)
+    /// instead of being written to a buffer; dropping it uncompleted hands `sink`
+    /// `STATUS_PORT_DISCONNECTED`, as for any request.
+    #[must_use]
+    pub fn forwarding(
+        capacity: u32,
+        sink: impl FnOnce(NTSTATUS, &[(usize, &[u8])], usize) + Send + 'static,
+    ) -> Self {
+        Self {
+            slot: None,
+            forward: Some(Forward {
+                id: crate::request::next_request_id(),
+                capacity,
+                sink: Box::new(sink),
+            }),
+        }
     }
 
     /// Unique id of the request (for [`Connection::cancel`]).
     #[must_use]
     pub fn id(&self) -> u64 {
-        self.slot.as_ref().map_or(0, |s| s.id)
+        match (&self.slot, &self.forward) {
+            (Some(s), _) => s.id,
+            (None, Some(f)) => f.id,
+            (None, None) => 0,
+        }
     }
 
     /// Size of the client's buffer in bytes (header included).
     #[must_use]
     pub fn capacity(&self) -> u32 {
-        self.slot.as_ref().map_or(0, |s| s.capacity)
+        match (&self.slot, &self.forward) {
+            (Some(s), _) => s.capacity,
+            (None, Some(f)) => f.capacity,
+            (None, None) => 0,
+        }
     }
 
     /// Completes the request: copies `message` (header + payload; at most
@@ -113,6 +164,15 @@ impl GetRequest {
         if let Some(slot) = self.slot.take() {
             slot.finish(status, segments, information);
         }
+        if let Some(f) = self.forward.take() {
+            let capacity = f.capacity as usize;
+            let clipped: Vec<(usize, &[u8])> = segments
+                .iter()
+                .filter(|(offset, _)| *offset < capacity)
+                .map(|&(offset, bytes)| (offset, bytes.get(..capacity - offset).unwrap_or(bytes)))
+                .collect();
+            (f.sink)(status, &clipped, information);
+        }
     }
 
     /// Detaches the request without any completion (the call failed immediately).
@@ -126,5 +186,40 @@ impl Drop for GetRequest {
         if let Some(slot) = self.slot.take() {
             slot.finish(STATUS_PORT_DISCONNECTED, &[], 0);
         }
+        if let Some(f) = self.forward.take() {
+            (f.sink)(STATUS_PORT_DISCONNECTED, &[], 0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn forwarding_request_hands_clipped_segments_to_its_sink_once() {
+        let (tx, rx) = mpsc::channel();
+        let r = GetRequest::forwarding(10, move |status, segments, info| {
+            let owned: Vec<(usize, Vec<u8>)> =
+                segments.iter().map(|(o, b)| (*o, b.to_vec())).collect();
+            tx.send((status, owned, info)).unwrap();
+        });
+        assert_eq!(r.capacity(), 10);
+        assert_ne!(r.id(), 0);
+        r.complete_segments(0, &[(0, &[1, 2, 3, 4]), (8, &[5, 6, 7, 8]), (12, &[9])], 13);
+        let (status, segments, info) = rx.recv().unwrap();
+        assert_eq!((status, info), (0, 13));
+        assert_eq!(segments, vec![(0, vec![1, 2, 3, 4]), (8, vec![5, 6])]);
+        assert!(rx.try_recv().is_err(), "completed once");
+    }
+
+    #[test]
+    fn dropped_forwarding_request_reports_port_disconnected() {
+        let (tx, rx) = mpsc::channel();
+        drop(GetRequest::forwarding(16, move |status, segments, _| {
+            tx.send((status, segments.len())).unwrap();
+        }));
+        assert_eq!(rx.recv().unwrap(), (STATUS_PORT_DISCONNECTED, 0));
     }
 }

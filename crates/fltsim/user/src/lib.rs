@@ -22,7 +22,7 @@ pub mod last_error;
 mod request;
 pub mod wait;
 
-pub use backend::{Connection, GetRequest, PortBackend};
+pub use backend::{Connection, ForwardSink, GetRequest, PortBackend};
 pub use event::UserEvent;
 pub use iocp::{Iocp, Packet, WaitError};
 

@@ -11,6 +11,11 @@ use windows_sys::Win32::System::IO::OVERLAPPED;
 
 static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
 
+/// A fresh request id (unique in the process).
+pub(crate) fn next_request_id() -> u64 {
+    NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed)
+}
+
 /// Where a completed request is reported besides its own waiters.
 #[derive(Debug, Default)]
 pub(crate) struct Notify {
@@ -56,7 +61,7 @@ unsafe impl Sync for RequestSlot {}
 impl RequestSlot {
     pub fn new(buffer: *mut u8, capacity: u32, notify: Notify) -> Arc<Self> {
         Arc::new(Self {
-            id: NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed),
+            id: next_request_id(),
             buffer: buffer as usize,
             capacity,
             notify,

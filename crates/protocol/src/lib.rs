@@ -77,8 +77,8 @@ pub use header::{
 };
 pub use message::{
     AlignedBuffer, DECIDER_GET_MESSAGE_BUFFER_BYTES, FILTER_MESSAGE_HEADER_BYTES,
-    FILTER_REPLY_HEADER_BYTES, GET_MESSAGE_BUFFER_BYTES, KernelMessage, MAX_MESSAGE_BYTES,
-    VERDICT_REPLY_BYTES, decode_kernel_message,
+    FILTER_REPLY_HEADER_BYTES, FilterMessageHeader, GET_MESSAGE_BUFFER_BYTES, KernelMessage,
+    MAX_MESSAGE_BYTES, VERDICT_REPLY_BYTES, decode_kernel_message, split_filter_message,
 };
 pub use stats::{STATS_BYTES, STATS_COUNTER_NAMES, Stats};
 pub use status::{describe_hresult, describe_status, status_for_error};

@@ -15,6 +15,39 @@
 //! | 4 | Connect | user → kernel (connection context) | [`connect`] |
 //! | 16–19 | Hello, `GetStats`, `GetConfig`, `SetConfig` | user → kernel (commands) | [`command`], [`stats`], [`config`] |
 //!
+//! A request-reply round trip, driver and client side:
+//!
+//! ```
+//! use portfilter_protocol::{self as pf, EventFields, KernelMessage, Verdict};
+//!
+//! // Driver: encode the event after the 16 bytes the Filter Manager puts in front.
+//! let name: Vec<u16> = r"\Device\HarddiskVolume3\Users\a.txt".encode_utf16().collect();
+//! let fields = EventFields {
+//!     flags: pf::EVENT_FLAG_REQUEST,
+//!     sequence: 41,
+//!     volume_name_len: 46,
+//!     ..EventFields::default()
+//! };
+//! let mut buf = pf::AlignedBuffer::<{ pf::DECIDER_GET_MESSAGE_BUFFER_BYTES }>::new();
+//! buf.as_mut_slice()[8..16].copy_from_slice(&7u64.to_le_bytes()); // MessageId
+//! pf::encode_event(&fields, &name, &mut buf.as_mut_slice()[16..])?;
+//!
+//! // Client: decode, decide, reply.
+//! let (fm, payload) = pf::split_filter_message(buf.as_slice())?;
+//! let KernelMessage::Event(event) = pf::decode_kernel_message(payload)? else {
+//!     unreachable!()
+//! };
+//! assert_eq!(event.path_in_volume().to_string(), r"\Users\a.txt");
+//! let mut reply = [0u8; pf::VERDICT_REPLY_BYTES];
+//! Verdict::deny(event.fields.sequence).encode_reply(fm.message_id, &mut reply)?;
+//!
+//! // Driver: the kernel reply buffer receives the bytes after FILTER_REPLY_HEADER.
+//! let verdict = Verdict::decode(&reply[pf::FILTER_REPLY_HEADER_BYTES..])?;
+//! assert_eq!(verdict.sequence, 41);
+//! assert_eq!(verdict.completion_status(), pf::status::STATUS_ACCESS_DENIED);
+//! # Ok::<(), pf::Error>(())
+//! ```
+//!
 //! Feature `std`: `String` conversion of names ([`Utf16Le::to_string_lossy`]). The
 //! driver uses the crate without it; nothing here allocates.
 #![no_std]

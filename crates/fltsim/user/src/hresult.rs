@@ -41,6 +41,8 @@ pub mod win32 {
     pub const BAD_LENGTH: u32 = 24;
     /// `ERROR_GEN_FAILURE`.
     pub const GEN_FAILURE: u32 = 31;
+    /// `ERROR_SHARING_VIOLATION`.
+    pub const SHARING_VIOLATION: u32 = 32;
     /// `ERROR_NOT_SUPPORTED`.
     pub const NOT_SUPPORTED: u32 = 50;
     /// `ERROR_INVALID_PARAMETER`.
@@ -117,6 +119,7 @@ pub fn ntstatus_to_win32(status: NTSTATUS) -> u32 {
         0xC000_0034 => win32::FILE_NOT_FOUND,
         0xC000_0035 => win32::ALREADY_EXISTS,
         0xC000_003A => win32::PATH_NOT_FOUND,
+        0xC000_0043 => win32::SHARING_VIOLATION,
         0xC000_0059 => win32::REVISION_MISMATCH,
         0xC000_009A => win32::NO_SYSTEM_RESOURCES,
         0xC000_00BB => win32::NOT_SUPPORTED,

@@ -199,8 +199,8 @@ pub extern "system" fn FltUnregisterFilter(filter: PFLT_FILTER) {
     f.state.lock().deleting = true;
     // A server port still open holds a reference: the real FltUnregisterFilter would
     // wait for it forever.
-    port::close_server_ports_at_unregister(filter);
     port::disconnect_all(filter);
+    port::close_server_ports_at_unregister(filter);
     if !f.wait_idle(DRAIN_LIMIT) {
         verifier::report(
             rule::CALLBACK_AFTER_TEARDOWN,

@@ -139,6 +139,12 @@ impl ClientConn {
         std::ptr::from_ref(self) as usize
     }
 
+    /// (queued FilterGetMessage requests, waiting senders).
+    pub fn counts(&self) -> (usize, usize) {
+        let st = self.st.lock();
+        (st.gets.len(), st.senders.len())
+    }
+
     pub fn not_closed_reported(&self) -> bool {
         self.reported_not_closed.load(Ordering::SeqCst)
     }
@@ -532,7 +538,8 @@ impl Connection for ClientConn {
         drop(mapping);
         drop(running);
         finish();
-        if ret > output_len {
+        // STATUS_BUFFER_TOO_SMALL carries the *needed* size, which may exceed the buffer.
+        if ret > output_len && status != STATUS_BUFFER_TOO_SMALL {
             verifier::report(
                 rule::RETURN_LENGTH_TOO_LARGE,
                 format!("{ret} > OutputBufferLength {output_len}"),

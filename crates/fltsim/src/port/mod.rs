@@ -10,6 +10,7 @@ mod server;
 pub use backend::InProcess;
 pub(crate) use connection::ClientConn;
 pub(crate) use server::ServerPort;
+pub use server::{FltCloseCommunicationPort, FltCreateCommunicationPort};
 
 use parking_lot::Mutex;
 use portfilter_bindings::PFLT_FILTER;
@@ -41,6 +42,20 @@ pub(crate) fn reset() {
 #[must_use]
 pub fn open_connections() -> usize {
     REGISTRY.lock().connections.len()
+}
+
+/// FilterGetMessage requests queued on all connections (none delivered yet).
+#[must_use]
+pub fn queued_requests() -> usize {
+    let conns: Vec<Arc<ClientConn>> = REGISTRY.lock().connections.values().cloned().collect();
+    conns.iter().map(|c| c.counts().0).sum()
+}
+
+/// Kernel senders waiting on all connections (for delivery or for a reply).
+#[must_use]
+pub fn waiting_senders() -> usize {
+    let conns: Vec<Arc<ClientConn>> = REGISTRY.lock().connections.values().cloned().collect();
+    conns.iter().map(|c| c.counts().1).sum()
 }
 
 /// Names of the server ports that accept connects now.

@@ -1,0 +1,976 @@
+//! The kernel side of docs/port-semantics.md, rule by rule.
+#![allow(clippy::missing_safety_doc)]
+
+mod common;
+use common::*;
+use fltsim::rule;
+use portfilter_bindings::*;
+use std::ptr::null_mut;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const E_ACCESSDENIED: i32 = 0x8007_0005_u32 as i32;
+const E_NOT_FOUND: i32 = 0x8007_0002_u32 as i32;
+const E_CONNECTION_LIMIT: i32 = 0x8007_04D6_u32 as i32;
+const E_INVALIDARG: i32 = 0x8007_0057_u32 as i32;
+const E_INVALID_FUNCTION: i32 = 0x8007_0001_u32 as i32;
+const E_HANDLE: i32 = 0x8007_0006_u32 as i32;
+const E_INSUFFICIENT_BUFFER: i32 = 0x8007_007A_u32 as i32;
+const E_MORE_DATA: i32 = 0x8007_00EA_u32 as i32;
+const E_NO_WAITER: i32 = 0x801F_0020_u32 as i32;
+const E_DELETING: i32 = 0x801F_000B_u32 as i32;
+
+fn filter() -> PFLT_FILTER {
+    FILTER.load(Ordering::SeqCst)
+}
+
+// ------------------------------------------------ FltCreateCommunicationPort
+
+#[test]
+fn create_port_without_obj_kernel_handle_returns_status_invalid_parameter() {
+    let _m = boot_loaded(Config::default());
+    // SAFETY: FFI into the model with valid arguments.
+    let r = unsafe {
+        create_port(
+            filter(),
+            r"\Other",
+            null_mut(),
+            1,
+            true,
+            OBJ_CASE_INSENSITIVE,
+        )
+    };
+    assert_eq!(r.err(), Some(STATUS_INVALID_PARAMETER));
+}
+
+#[test]
+fn create_port_with_existing_name_returns_status_object_name_collision() {
+    let _m = boot_loaded(Config::default());
+    // Names compare case-insensitively.
+    // SAFETY: FFI into the model with valid arguments.
+    let r = unsafe {
+        create_port(
+            filter(),
+            &PORT_NAME.to_uppercase(),
+            null_mut(),
+            1,
+            true,
+            OBJ_KERNEL_HANDLE,
+        )
+    };
+    assert_eq!(r.err(), Some(STATUS_OBJECT_NAME_COLLISION));
+}
+
+#[test]
+fn create_port_while_filter_is_torn_down_returns_status_flt_deleting_object() {
+    let _m = boot_loaded(Config {
+        create_port_in_teardown: true,
+        ..Config::default()
+    });
+    fltsim::unload_driver().unwrap();
+    assert!(seen().contains(&Seen::TeardownPortStatus(STATUS_FLT_DELETING_OBJECT)));
+}
+
+#[test]
+fn max_connections_zero_or_negative_returns_status_invalid_parameter() {
+    let _m = boot_loaded(Config::default());
+    for max in [0, -1] {
+        // SAFETY: FFI into the model with valid arguments.
+        let r = unsafe {
+            create_port(
+                filter(),
+                r"\Other",
+                null_mut(),
+                max,
+                true,
+                OBJ_KERNEL_HANDLE,
+            )
+        };
+        assert_eq!(r.err(), Some(STATUS_INVALID_PARAMETER), "max {max}");
+    }
+}
+
+unsafe extern "system" fn no_connect(
+    _: PFLT_PORT,
+    _: *mut std::ffi::c_void,
+    _: *mut std::ffi::c_void,
+    _: u32,
+    _: *mut *mut std::ffi::c_void,
+) -> NTSTATUS {
+    STATUS_SUCCESS
+}
+
+#[test]
+fn connect_and_disconnect_callbacks_are_required() {
+    let _m = boot_loaded(Config::default());
+    // Call the model's definition directly: the bindings' type does not admit NULL.
+    let mut w: Vec<u16> = r"\Other".encode_utf16().collect();
+    let us = UNICODE_STRING {
+        Length: 12,
+        MaximumLength: 12,
+        Buffer: w.as_mut_ptr(),
+    };
+    let oa = OBJECT_ATTRIBUTES {
+        Length: 48,
+        RootDirectory: null_mut(),
+        ObjectName: &us,
+        Attributes: OBJ_KERNEL_HANDLE,
+        SecurityDescriptor: null_mut(),
+        SecurityQualityOfService: null_mut(),
+    };
+    let mut port = null_mut();
+    // SAFETY: FFI into the model with valid arguments.
+    let st = unsafe {
+        fltsim::port::FltCreateCommunicationPort(
+            filter(),
+            &mut port,
+            &oa,
+            null_mut(),
+            Some(no_connect),
+            None,
+            None,
+            1,
+        )
+    };
+    assert_eq!(st, STATUS_INVALID_PARAMETER);
+    // SAFETY: FFI into the model with valid arguments.
+    let st = unsafe {
+        fltsim::port::FltCreateCommunicationPort(
+            filter(),
+            &mut port,
+            &oa,
+            null_mut(),
+            None,
+            None,
+            None,
+            1,
+        )
+    };
+    assert_eq!(st, STATUS_INVALID_PARAMETER);
+}
+
+#[test]
+fn default_security_descriptor_refuses_non_admin_with_0x80070005() {
+    let _m = boot_loaded(Config::default());
+    {
+        let _p = client(2000, false);
+        assert_eq!(connect_opts(PORT_NAME, 0, &[]).err(), Some(E_ACCESSDENIED));
+    }
+    let _p = client(2001, true);
+    let h = connect_opts(PORT_NAME, 0, &[]).expect("admin connects");
+    assert!(close(h));
+}
+
+#[test]
+fn null_security_descriptor_admits_everyone() {
+    let _m = boot_loaded(Config {
+        secure: false,
+        ..Config::default()
+    });
+    let _p = client(2000, false);
+    let h = connect_opts(PORT_NAME, 0, &[]).expect("non-admin connects to an open port");
+    assert!(close(h));
+}
+
+#[test]
+fn security_descriptor_must_be_freed_or_it_leaks_as_pool() {
+    let mut m = boot(Config::default());
+    let mut sd = null_mut();
+    // SAFETY: FFI into the model with valid arguments.
+    assert_eq!(
+        unsafe { FltBuildDefaultSecurityDescriptor(&mut sd, FLT_PORT_ALL_ACCESS) },
+        STATUS_SUCCESS
+    );
+    assert_eq!(fltsim::kernel::pool::live_count(), 1);
+    m.expect_violation(rule::POOL_LEAK);
+    fltsim::load_driver(driver_entry).unwrap();
+    fltsim::unload_driver().unwrap();
+    let v = m.take_violations();
+    assert!(
+        v.iter()
+            .any(|v| v.rule == rule::POOL_LEAK && v.detail.contains("FMsd")),
+        "{v:?}"
+    );
+}
+
+// ------------------------------------------------ Connect
+
+#[test]
+fn connect_callback_runs_in_the_connecting_process_context() {
+    let _m = boot_loaded(Config::default());
+    let _p = client(3000, true);
+    let h = connect(b"ctx");
+    assert!(seen().contains(&Seen::Connect {
+        slot: 0,
+        pid: 3000,
+        context: b"ctx".to_vec()
+    }));
+    assert!(close(h));
+}
+
+#[test]
+fn connection_context_is_a_copy_and_null_when_size_is_zero() {
+    let _m = boot_loaded(Config::default());
+    let ctx = vec![7u8; 300];
+    let h1 = connect(&ctx);
+    let h2 = connect(&[]);
+    let s = seen();
+    assert!(s.contains(&Seen::Connect {
+        slot: 0,
+        pid: 4,
+        context: ctx.clone()
+    }));
+    assert!(s.contains(&Seen::Connect {
+        slot: 1,
+        pid: 4,
+        context: Vec::new()
+    }));
+    close(h1);
+    close(h2);
+}
+
+#[test]
+fn context_size_limit_is_0xffe7_bytes() {
+    let _m = boot_loaded(Config::default());
+    let big = vec![1u8; 0xFFE8];
+    assert_eq!(connect_opts(PORT_NAME, 0, &big).err(), Some(E_INVALIDARG));
+    let ok = vec![1u8; 0xFFE7];
+    let h = connect_opts(PORT_NAME, 0, &ok).unwrap();
+    close(h);
+}
+
+#[test]
+fn max_connections_counted_before_connect_callback_gives_connection_count_limit() {
+    let _m = boot_loaded(Config::default()); // MaxConnections = 2
+    let a = connect(&[]);
+    let b = connect(&[]);
+    let before = seen().len();
+    assert_eq!(
+        connect_opts(PORT_NAME, 0, &[]).err(),
+        Some(E_CONNECTION_LIMIT)
+    );
+    assert_eq!(
+        seen().len(),
+        before,
+        "Connect must not be called over the limit"
+    );
+    close(a);
+    let c = connect(&[]);
+    close(b);
+    close(c);
+}
+
+#[test]
+fn connection_slot_stays_taken_until_flt_close_client_port() {
+    let mut m = boot_loaded(Config {
+        close_in_disconnect: false,
+        max_connections: 1,
+        ..Config::default()
+    });
+    m.expect_violation(rule::CLIENT_PORT_NOT_CLOSED);
+    let h = connect(&[]);
+    assert!(close(h));
+    assert!(
+        seen()
+            .iter()
+            .any(|s| matches!(s, Seen::Disconnect { slot: 0, .. }))
+    );
+    assert_eq!(
+        connect_opts(PORT_NAME, 0, &[]).err(),
+        Some(E_CONNECTION_LIMIT)
+    );
+    let v = m.take_violations();
+    assert!(
+        v.iter().any(|v| v.rule == rule::CLIENT_PORT_NOT_CLOSED),
+        "{v:?}"
+    );
+    // SAFETY: FFI into the model with valid arguments.
+    unsafe { FltCloseClientPort(filter(), CLIENT_PORTS[0].as_ptr()) };
+    let h = connect(&[]);
+    close(h);
+}
+
+#[test]
+fn failing_connect_callback_fails_the_connect_with_its_status_and_no_disconnect() {
+    let _m = boot_loaded(Config {
+        connect_status: STATUS_REVISION_MISMATCH,
+        ..Config::default()
+    });
+    assert_eq!(
+        connect_opts(PORT_NAME, 0, &[]).err(),
+        Some(0x8007_051A_u32 as i32)
+    );
+    fltsim::unload_driver().unwrap();
+    assert!(!seen().iter().any(|s| matches!(s, Seen::Disconnect { .. })));
+    assert_eq!(fltsim::port::open_connections(), 0);
+}
+
+#[test]
+fn connection_cookie_is_passed_to_disconnect_and_message_notify() {
+    let _m = boot_loaded(Config::default());
+    let a = connect(&[]);
+    let b = connect(&[]);
+    let (hr, _) = send(b, b"E12", &mut [0u8; 8]);
+    assert_eq!(hr, 0);
+    assert!(
+        seen()
+            .iter()
+            .any(|s| matches!(s, Seen::Notify { slot: 1, .. }))
+    );
+    close(b);
+    assert!(
+        seen()
+            .iter()
+            .any(|s| matches!(s, Seen::Disconnect { slot: 1, .. }))
+    );
+    close(a);
+}
+
+// ------------------------------------------------ Disconnect
+
+#[test]
+fn disconnect_is_called_when_the_last_handle_is_closed() {
+    let _m = boot_loaded(Config::default());
+    let _p = client(3100, true);
+    let h = connect(&[]);
+    assert!(close(h));
+    assert!(seen().contains(&Seen::Disconnect { slot: 0, pid: 3100 }));
+    assert_eq!(fltsim::port::open_connections(), 0);
+}
+
+#[test]
+fn disconnect_is_called_when_the_process_exits() {
+    let _m = boot_loaded(Config::default());
+    {
+        let _p = client(3200, true);
+        let _h = connect(&[]);
+    }
+    assert_eq!(fltsim::process::exit(3200), 1);
+    assert!(
+        seen()
+            .iter()
+            .any(|s| matches!(s, Seen::Disconnect { slot: 0, .. }))
+    );
+    assert_eq!(fltsim::port::open_connections(), 0);
+}
+
+#[test]
+fn disconnect_is_called_when_the_filter_unloads() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]);
+    fltsim::unload_driver().unwrap();
+    assert!(
+        seen()
+            .iter()
+            .any(|s| matches!(s, Seen::Disconnect { slot: 0, .. }))
+    );
+    // The client's handle is dead now.
+    assert_eq!(get_message(h, &mut [0u8; 64]), E_HANDLE);
+    assert!(close(h));
+}
+
+#[test]
+fn disconnect_sequence_wakes_senders_then_fails_gets_then_waits_for_message_notify_then_calls_disconnect()
+ {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]);
+    let h2 = connect(&[]);
+    let hv = h as usize;
+    std::thread::scope(|s| {
+        // A MessageNotify in flight on the connection (held at the gate).
+        let notify = s.spawn(move || send(hv as _, b"W", &mut []).0);
+        wait_until("notify running", || {
+            seen()
+                .iter()
+                .any(|x| matches!(x, Seen::Notify { slot: 0, .. }))
+        });
+        // A sender waiting for delivery.
+        let sender = s.spawn(|| kernel_send(0, b"x", Some(8), None).status);
+        wait_until("sender waiting", || fltsim::port::waiting_senders() == 1);
+        // Close on another thread: it must stop at "wait for running MessageNotify".
+        let closer = s.spawn(move || close(hv as _));
+        let st = sender.join().unwrap();
+        assert_eq!(st, STATUS_PORT_DISCONNECTED);
+        // A get on the same handle now fails (the connection is disconnecting)...
+        assert_eq!(get_message(h, &mut [0u8; 64]), E_HANDLE);
+        // ...but Disconnect has not been called while MessageNotify runs.
+        assert!(
+            !seen()
+                .iter()
+                .any(|x| matches!(x, Seen::Disconnect { slot: 0, .. }))
+        );
+        open_gate();
+        assert_eq!(notify.join().unwrap(), 0);
+        assert!(closer.join().unwrap());
+    });
+    let s = seen();
+    let notify_at = s
+        .iter()
+        .position(|x| matches!(x, Seen::Notify { slot: 0, .. }))
+        .unwrap();
+    let disc_at = s
+        .iter()
+        .position(|x| matches!(x, Seen::Disconnect { slot: 0, .. }))
+        .unwrap();
+    assert!(notify_at < disc_at);
+    close(h2);
+}
+
+// ------------------------------------------------ MessageNotify
+
+#[test]
+fn message_notify_runs_synchronously_on_the_sending_thread() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]);
+    let (hr, _) = send(h, b"E", &mut [0u8; 4]);
+    assert_eq!(hr, 0);
+    let me = fltsim::kernel::thread::current_thread_id();
+    assert!(
+        seen()
+            .iter()
+            .any(|s| matches!(s, Seen::Notify { tid, .. } if *tid == me))
+    );
+    close(h);
+}
+
+#[test]
+fn message_notify_status_becomes_the_hresult_and_return_length_the_bytes_returned() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]);
+    let mut out = [0u8; 16];
+    let (hr, n) = send(h, b"Ehello", &mut out);
+    assert_eq!((hr, n), (0, 6));
+    assert_eq!(&out[..6], b"Ehello");
+    let mut cmd = vec![b'S'];
+    cmd.extend_from_slice(&STATUS_ACCESS_DENIED.to_le_bytes());
+    assert_eq!(send(h, &cmd, &mut out), (E_ACCESSDENIED, 0));
+    close(h);
+}
+
+#[test]
+fn message_notify_buffer_too_small_reaches_the_caller_with_the_needed_size() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]);
+    assert_eq!(
+        send(h, b"E123456789", &mut [0u8; 4]),
+        (E_INSUFFICIENT_BUFFER, 10)
+    );
+    close(h);
+}
+
+#[test]
+fn null_message_notify_gives_the_sender_0x80070001() {
+    let _m = boot_loaded(Config {
+        message_notify: false,
+        ..Config::default()
+    });
+    let h = connect(&[]);
+    assert_eq!(send(h, b"E", &mut [0u8; 4]).0, E_INVALID_FUNCTION);
+    close(h);
+}
+
+#[test]
+fn null_input_or_zero_length_gives_0x80070057_without_calling_message_notify() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]);
+    assert_eq!(send(h, &[], &mut [0u8; 4]).0, E_INVALIDARG);
+    let mut n = 0u32;
+    // SAFETY: FFI into the model with valid arguments.
+    let hr = unsafe {
+        windows_sys::Win32::Storage::InstallableFileSystems::FilterSendMessage(
+            h,
+            b"E".as_ptr().cast(),
+            0,
+            null_mut(),
+            0,
+            &mut n,
+        )
+    };
+    assert_eq!(hr, E_INVALIDARG);
+    assert!(!seen().iter().any(|s| matches!(s, Seen::Notify { .. })));
+    close(h);
+}
+
+#[test]
+fn message_notify_buffers_are_raw_user_pointers_and_a_bad_one_gives_an_error_not_a_crash() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]);
+    let mut n = 0u32;
+    // 0x10 is never mapped: the fault-tolerant copy reports an access violation.
+    // SAFETY: FFI into the model with valid arguments.
+    let hr = unsafe {
+        windows_sys::Win32::Storage::InstallableFileSystems::FilterSendMessage(
+            h,
+            0x10 as *const _,
+            8,
+            null_mut(),
+            0,
+            &mut n,
+        )
+    };
+    assert_eq!(hr, 0x8007_03E6_u32 as i32, "ERROR_NOACCESS");
+    assert!(seen().iter().any(|s| matches!(
+        s,
+        Seen::Notify {
+            translated: true,
+            ..
+        }
+    )));
+    close(h);
+}
+
+#[test]
+fn message_notify_calls_on_one_connection_may_run_concurrently() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]) as usize;
+    std::thread::scope(|s| {
+        let a = s.spawn(move || send(h as _, b"W", &mut []).0);
+        let b = s.spawn(move || send(h as _, b"W", &mut []).0);
+        wait_until("two notifies in flight", || {
+            seen()
+                .iter()
+                .filter(|x| matches!(x, Seen::Notify { .. }))
+                .count()
+                == 2
+        });
+        open_gate();
+        assert_eq!(a.join().unwrap(), 0);
+        assert_eq!(b.join().unwrap(), 0);
+    });
+    close(h as _);
+}
+
+#[test]
+fn message_notify_returning_more_than_the_output_buffer_is_a_violation() {
+    let mut m = boot_loaded(Config::default());
+    m.expect_violation(rule::RETURN_LENGTH_TOO_LARGE);
+    let h = connect(&[]);
+    assert_eq!(send(h, b"L", &mut [0u8; 4]), (0, 4));
+    assert!(
+        m.take_violations()
+            .iter()
+            .any(|v| v.rule == rule::RETURN_LENGTH_TOO_LARGE)
+    );
+    close(h);
+}
+
+// ------------------------------------------------ FltCloseCommunicationPort / FltCloseClientPort
+
+#[test]
+fn closing_the_server_port_stops_new_connects_but_existing_connections_stay() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]);
+    // SAFETY: FFI into the model with valid arguments.
+    unsafe { FltCloseCommunicationPort(SERVER_PORT.swap(null_mut(), Ordering::SeqCst)) };
+    assert_eq!(connect_opts(PORT_NAME, 0, &[]).err(), Some(E_NOT_FOUND));
+    assert_eq!(send(h, b"Eab", &mut [0u8; 4]), (0, 3));
+    close(h);
+}
+
+#[test]
+fn flt_close_client_port_sets_the_port_to_null_and_a_later_send_gets_status_port_disconnected() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]);
+    // SAFETY: FFI into the model with valid arguments.
+    unsafe { FltCloseClientPort(filter(), CLIENT_PORTS[0].as_ptr()) };
+    assert!(CLIENT_PORTS[0].load(Ordering::SeqCst).is_null());
+    assert_eq!(
+        kernel_send(0, b"x", None, rel_ms(10)).status,
+        STATUS_PORT_DISCONNECTED
+    );
+    close(h);
+    // The filter closed it first: closing the handle does not call Disconnect again.
+    assert!(!seen().iter().any(|s| matches!(s, Seen::Disconnect { .. })));
+}
+
+#[test]
+fn after_the_filter_closes_the_client_port_client_calls_fail_with_0x80070006() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]);
+    let hv = h as usize;
+    std::thread::scope(|s| {
+        let pending = s.spawn(move || get_message(hv as _, &mut [0u8; 64]));
+        wait_until("get pending", || fltsim::port::queued_requests() == 1);
+        // SAFETY: FFI into the model with valid arguments.
+        unsafe { FltCloseClientPort(filter(), CLIENT_PORTS[0].as_ptr()) };
+        assert_eq!(pending.join().unwrap(), E_HANDLE);
+    });
+    assert_eq!(get_message(h, &mut [0u8; 64]), E_HANDLE);
+    assert_eq!(send(h, b"E", &mut [0u8; 4]).0, E_HANDLE);
+    assert_eq!(reply(h, 0, 1, &[]), E_HANDLE);
+    close(h);
+}
+
+#[test]
+fn send_through_a_stale_copy_of_a_closed_client_port_is_a_violation() {
+    let mut m = boot_loaded(Config::default());
+    m.expect_violation(rule::INVALID_OBJECT);
+    let h = connect(&[]);
+    let mut copy = CLIENT_PORTS[0].load(Ordering::SeqCst);
+    // SAFETY: FFI into the model with valid arguments.
+    unsafe { FltCloseClientPort(filter(), CLIENT_PORTS[0].as_ptr()) };
+    let mut t = 0i64;
+    // SAFETY: FFI into the model with valid arguments.
+    let st = unsafe {
+        FltSendMessage(
+            filter(),
+            &mut copy,
+            b"x".as_ptr().cast_mut().cast(),
+            1,
+            null_mut(),
+            null_mut(),
+            &mut t,
+        )
+    };
+    assert_eq!(st, STATUS_PORT_DISCONNECTED);
+    assert!(
+        m.take_violations()
+            .iter()
+            .any(|v| v.rule == rule::INVALID_OBJECT)
+    );
+    close(h);
+}
+
+// ------------------------------------------------ FltSendMessage
+
+#[test]
+fn send_above_apc_level_is_a_violation() {
+    let mut m = boot_loaded(Config::default());
+    m.expect_violation(rule::SEND_ABOVE_APC_LEVEL);
+    let h = connect(&[]);
+    {
+        let _irql = fltsim::kernel::irql::raise(fltsim::kernel::irql::DISPATCH_LEVEL);
+        assert_ne!(kernel_send(0, b"x", None, Some(0)).status, STATUS_SUCCESS);
+    }
+    {
+        // APC_LEVEL is allowed.
+        let _irql = fltsim::kernel::irql::raise(fltsim::kernel::irql::APC_LEVEL);
+        assert_eq!(kernel_send(0, b"x", None, Some(0)).status, STATUS_TIMEOUT);
+    }
+    let v = m.take_violations();
+    assert_eq!(v.len(), 1, "{v:?}");
+    close(h);
+}
+
+#[test]
+fn send_targets_exactly_one_client_port() {
+    let _m = boot_loaded(Config::default());
+    let a = connect(&[]);
+    let b = connect(&[]) as usize;
+    std::thread::scope(|s| {
+        let getter = s.spawn(move || {
+            let mut buf = [0u8; 64];
+            let hr = get_message(b as _, &mut buf);
+            (hr, buf[16])
+        });
+        assert_eq!(kernel_send(1, b"B", None, None).status, STATUS_SUCCESS);
+        assert_eq!(getter.join().unwrap(), (0, b'B'));
+    });
+    // Slot 0 received nothing: a zero-timeout send to it finds no request.
+    assert_eq!(kernel_send(0, b"A", None, Some(0)).status, STATUS_TIMEOUT);
+    close(a);
+    close(b as _);
+}
+
+#[test]
+fn send_without_reply_returns_success_once_taken_with_reply_length_0_and_message_id_0() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]) as usize;
+    std::thread::scope(|s| {
+        let getter = s.spawn(move || {
+            let mut buf = [0xAAu8; 64];
+            let hr = get_message(h as _, &mut buf);
+            (hr, header_of(&buf), buf[16..19].to_vec())
+        });
+        assert_eq!(kernel_send(0, b"abc", None, None).status, STATUS_SUCCESS);
+        let (hr, (reply_len, id), payload) = getter.join().unwrap();
+        assert_eq!(hr, 0);
+        assert_eq!((reply_len, id), (0, 0));
+        assert_eq!(payload, b"abc");
+    });
+    close(h as _);
+}
+
+#[test]
+fn send_with_reply_header_carries_reply_length_plus_16_and_message_ids_from_1() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]) as usize;
+    std::thread::scope(|s| {
+        let client = s.spawn(move || {
+            let mut ids = Vec::new();
+            for _ in 0..3 {
+                let mut buf = [0u8; 64];
+                assert_eq!(get_message(h as _, &mut buf), 0);
+                let (reply_len, id) = header_of(&buf);
+                assert_eq!(reply_len, 8 + 16);
+                ids.push(id);
+                assert_eq!(reply(h as _, STATUS_SUCCESS, id, b"ok"), 0);
+            }
+            ids
+        });
+        for _ in 0..3 {
+            let r = kernel_send(0, b"q", Some(8), None);
+            assert_eq!(r.status, STATUS_SUCCESS);
+        }
+        assert_eq!(client.join().unwrap(), vec![1, 2, 3]);
+    });
+    close(h as _);
+}
+
+#[test]
+fn message_ids_count_per_connection() {
+    let _m = boot_loaded(Config::default());
+    let a = connect(&[]) as usize;
+    let b = connect(&[]) as usize;
+    for (slot, h) in [(0, a), (1, b)] {
+        std::thread::scope(|s| {
+            let c = s.spawn(move || {
+                let mut buf = [0u8; 64];
+                assert_eq!(get_message(h as _, &mut buf), 0);
+                let id = header_of(&buf).1;
+                reply(h as _, 0, id, &[]);
+                id
+            });
+            assert_eq!(
+                kernel_send(slot, b"q", Some(4), None).status,
+                STATUS_SUCCESS
+            );
+            assert_eq!(c.join().unwrap(), 1, "each connection starts at 1");
+        });
+    }
+    close(a as _);
+    close(b as _);
+}
+
+#[test]
+fn send_timeout_returns_status_timeout_which_passes_nt_success() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]);
+    let r = kernel_send(0, b"x", Some(4), rel_ms(30));
+    assert_eq!(r.status, STATUS_TIMEOUT);
+    assert!(
+        nt_success(r.status),
+        "STATUS_TIMEOUT is a success code: compare with STATUS_SUCCESS"
+    );
+    assert_ne!(r.status, STATUS_SUCCESS);
+    close(h);
+}
+
+#[test]
+fn zero_timeout_does_not_wait() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]);
+    let t = Instant::now();
+    assert_eq!(kernel_send(0, b"x", None, Some(0)).status, STATUS_TIMEOUT);
+    assert!(t.elapsed() < Duration::from_secs(2));
+    close(h);
+}
+
+#[test]
+fn null_timeout_waits_until_delivery() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]) as usize;
+    std::thread::scope(|s| {
+        let sender = s.spawn(|| kernel_send(0, b"late", None, None).status);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!sender.is_finished(), "a NULL timeout waits");
+        let mut buf = [0u8; 64];
+        assert_eq!(get_message(h as _, &mut buf), 0);
+        assert_eq!(sender.join().unwrap(), STATUS_SUCCESS);
+    });
+    close(h as _);
+}
+
+#[test]
+fn positive_timeout_is_an_absolute_system_time() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]);
+    let mut now = 0i64;
+    // SAFETY: FFI into the model with valid arguments.
+    unsafe { KeQuerySystemTimePrecise(&mut now) };
+    let t = Instant::now();
+    assert_eq!(
+        kernel_send(0, b"x", None, Some(now + 50 * 10_000)).status,
+        STATUS_TIMEOUT
+    );
+    assert!(t.elapsed() >= Duration::from_millis(40));
+    // An absolute time in the past does not wait.
+    assert_eq!(
+        kernel_send(0, b"x", None, Some(now - 1)).status,
+        STATUS_TIMEOUT
+    );
+    close(h);
+}
+
+#[test]
+fn timeout_is_one_budget_for_delivery_and_reply() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]) as usize;
+    std::thread::scope(|s| {
+        let t = Instant::now();
+        let sender = s.spawn(|| kernel_send(0, b"x", Some(4), rel_ms(600)).status);
+        std::thread::sleep(Duration::from_millis(400));
+        let mut buf = [0u8; 64];
+        assert_eq!(get_message(h as _, &mut buf), 0); // delivered, never replied
+        assert_eq!(sender.join().unwrap(), STATUS_TIMEOUT);
+        // Separate budgets would take >= 400 + 600 ms.
+        assert!(
+            t.elapsed() < Duration::from_millis(950),
+            "{:?}",
+            t.elapsed()
+        );
+    });
+    close(h as _);
+}
+
+#[test]
+fn too_small_get_buffer_completes_with_0x8007007a_and_the_sender_keeps_waiting() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]) as usize;
+    std::thread::scope(|s| {
+        let sender = s.spawn(|| kernel_send(0, &[9u8; 40], None, rel_ms(5000)).status);
+        let mut small = [0u8; 32];
+        assert_eq!(get_message(h as _, &mut small), E_INSUFFICIENT_BUFFER);
+        assert_eq!(
+            fltsim::port::waiting_senders(),
+            1,
+            "the message stays with its sender"
+        );
+        let mut big = [0u8; 56];
+        assert_eq!(get_message(h as _, &mut big), 0);
+        assert_eq!(&big[16..], &[9u8; 40]);
+        assert_eq!(sender.join().unwrap(), STATUS_SUCCESS);
+    });
+    close(h as _);
+}
+
+#[test]
+fn reply_payload_after_the_16_byte_header_is_all_the_kernel_buffer_receives() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]) as usize;
+    std::thread::scope(|s| {
+        let c = s.spawn(move || {
+            let mut buf = [0u8; 64];
+            assert_eq!(get_message(h as _, &mut buf), 0);
+            reply(h as _, STATUS_SUCCESS, header_of(&buf).1, b"WXYZ")
+        });
+        let r = kernel_send(0, b"q", Some(8), None);
+        assert_eq!(c.join().unwrap(), 0);
+        assert_eq!(r.status, STATUS_SUCCESS);
+        assert_eq!(r.reply_len, 4);
+        assert_eq!(&r.reply[..4], b"WXYZ");
+    });
+    close(h as _);
+}
+
+#[test]
+fn reply_status_becomes_flt_send_message_result() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]) as usize;
+    std::thread::scope(|s| {
+        let c = s.spawn(move || {
+            let mut buf = [0u8; 64];
+            assert_eq!(get_message(h as _, &mut buf), 0);
+            reply(h as _, STATUS_ACCESS_DENIED, header_of(&buf).1, &[])
+        });
+        let r = kernel_send(0, b"q", Some(8), None);
+        assert_eq!(c.join().unwrap(), 0);
+        assert_eq!(r.status, STATUS_ACCESS_DENIED);
+        assert_eq!(r.reply_len, 0);
+    });
+    close(h as _);
+}
+
+#[test]
+fn reply_larger_than_the_kernel_buffer_is_truncated_with_buffer_overflow_on_both_sides() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]) as usize;
+    std::thread::scope(|s| {
+        let c = s.spawn(move || {
+            let mut buf = [0u8; 64];
+            assert_eq!(get_message(h as _, &mut buf), 0);
+            reply(h as _, STATUS_SUCCESS, header_of(&buf).1, b"0123456789")
+        });
+        let r = kernel_send(0, b"q", Some(4), None);
+        assert_eq!(c.join().unwrap(), E_MORE_DATA);
+        assert_eq!(r.status, STATUS_BUFFER_OVERFLOW);
+        assert_eq!(r.reply_len, 4);
+        assert_eq!(&r.reply, b"0123");
+    });
+    close(h as _);
+}
+
+#[test]
+fn timed_out_sender_is_unlinked_and_a_late_reply_gets_0x801f0020() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]) as usize;
+    let id = std::thread::scope(|s| {
+        let c = s.spawn(move || {
+            let mut buf = [0u8; 64];
+            assert_eq!(get_message(h as _, &mut buf), 0);
+            header_of(&buf).1
+        });
+        assert_eq!(
+            kernel_send(0, b"q", Some(4), rel_ms(100)).status,
+            STATUS_TIMEOUT
+        );
+        c.join().unwrap()
+    });
+    assert_eq!(reply(h as _, STATUS_SUCCESS, id, b"late"), E_NO_WAITER);
+    close(h as _);
+}
+
+#[test]
+fn disconnect_wakes_a_waiting_sender_with_status_port_disconnected() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]) as usize;
+    std::thread::scope(|s| {
+        let sender = s.spawn(|| kernel_send(0, b"q", Some(4), None).status);
+        wait_until("sender waiting", || fltsim::port::waiting_senders() == 1);
+        assert!(close(h as _));
+        assert_eq!(sender.join().unwrap(), STATUS_PORT_DISCONNECTED);
+    });
+}
+
+#[test]
+fn pending_sends_are_not_buffered_each_waits_and_is_delivered_in_order() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]) as usize;
+    std::thread::scope(|s| {
+        let first = s.spawn(|| kernel_send(0, b"1", None, None).status);
+        wait_until("first sender queued", || {
+            fltsim::port::waiting_senders() == 1
+        });
+        let second = s.spawn(|| kernel_send(0, b"2", None, None).status);
+        wait_until("second sender queued", || {
+            fltsim::port::waiting_senders() == 2
+        });
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            let mut buf = [0u8; 32];
+            assert_eq!(get_message(h as _, &mut buf), 0);
+            got.push(buf[16]);
+        }
+        assert_eq!(got, b"12");
+        assert_eq!(first.join().unwrap(), STATUS_SUCCESS);
+        assert_eq!(second.join().unwrap(), STATUS_SUCCESS);
+    });
+    close(h as _);
+}
+
+#[test]
+fn connect_to_a_filter_being_deleted_gives_0x801f000b() {
+    let mut m = boot_loaded(Config {
+        close_server_port_in_unload: false,
+        connect_in_disconnect: true,
+        ..Config::default()
+    });
+    m.expect_violation(rule::SERVER_PORT_OPEN_AT_UNREGISTER);
+    let _h = connect(&[]);
+    fltsim::unload_driver().unwrap();
+    assert!(
+        seen().contains(&Seen::ConnectDuringUnload(E_DELETING)),
+        "{:?}",
+        seen()
+    );
+}

@@ -109,12 +109,27 @@ impl Connection {
                 operation: "encoding the connection context",
                 error,
             })?;
+        Self::connect_with_context(role, options, &context)
+    }
+
+    /// [`connect`](Self::connect) with connection-context bytes given by the caller
+    /// (tests use it to send another protocol version; `role` is what the connection
+    /// records locally).
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    #[doc(hidden)]
+    pub fn connect_with_context(
+        role: Role,
+        options: &ConnectOptions,
+        context: &[u8],
+    ) -> Result<Self> {
         let flags = if options.synchronous {
             FLT_PORT_FLAG_SYNC_HANDLE
         } else {
             0
         };
-        let port = sys::connect(&options.port_name, flags, &context)
+        let port = sys::connect(&options.port_name, flags, context)
             .map_err(|hresult| connect_error(&options.port_name, hresult))?;
         let hello = crate::commands::hello(&port)?;
         Ok(Self {

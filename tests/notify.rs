@@ -1,0 +1,203 @@
+//! Observers: plain notify (one message per event, on the creating thread, bounded) and
+//! queued notify (bounded queue, worker thread, batches with loss accounting), and
+//! self-exclusion for both.
+
+mod common;
+
+use common::{Seen, Sim, config_with, create_as, spawn_observer, wait_until};
+use portfilter_bindings::{STATUS_ACCESS_DENIED, STATUS_SUCCESS};
+use portfilter_protocol::{Delivery, EVENT_FLAG_REQUEST};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const APP: u32 = 1000;
+const OBSERVER: u32 = 2002;
+const OTHER_OBSERVER: u32 = 2003;
+
+fn names(events: &[Seen]) -> Vec<String> {
+    events.iter().map(|e| e.path.clone()).collect()
+}
+
+#[test]
+fn notify_delivers_each_event_without_a_request_flag() {
+    let sim = Sim::start();
+    let observer = spawn_observer(OBSERVER, None);
+    observer
+        .port
+        .set_config(&config_with(|c| c.observer_delivery = Delivery::Notify));
+    for i in 0..20 {
+        assert_eq!(create_as(APP, &format!(r"C:\n\{i}.txt")).status, STATUS_SUCCESS);
+    }
+    assert!(wait_until(Duration::from_secs(10), || observer
+        .received
+        .count()
+        == 20));
+    let events = observer.received.snapshot();
+    assert!(events.iter().all(|e| e.flags & EVENT_FLAG_REQUEST == 0));
+    assert_eq!(
+        names(&events),
+        (0..20).map(|i| format!(r"\n\{i}.txt")).collect::<Vec<_>>()
+    );
+    assert_eq!(observer.received.batches.load(Ordering::Relaxed), 0);
+    let stats = observer.port.stats();
+    assert_eq!(stats.notify_sent, 20);
+    assert_eq!(stats.notify_failed, 0);
+    observer.stop();
+    sim.unload_and_check_pool();
+}
+
+#[test]
+fn notify_to_a_stalled_observer_is_bounded_and_never_denies() {
+    let sim = Sim::start();
+    let gate = Arc::new(AtomicBool::new(false));
+    let observer = spawn_observer(OBSERVER, Some(Arc::clone(&gate)));
+    observer.port.set_config(&config_with(|c| {
+        c.observer_delivery = Delivery::Notify;
+        c.notify_timeout_ms = 20;
+    }));
+    let t0 = Instant::now();
+    for i in 0..5 {
+        assert_eq!(create_as(APP, &format!(r"C:\s\{i}.txt")).status, STATUS_SUCCESS);
+    }
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let stats = observer.port.stats();
+    assert_eq!(stats.notify_failed, 5);
+    assert_eq!(stats.notify_sent, 0);
+    gate.store(true, Ordering::Release);
+    observer.stop();
+    sim.unload_and_check_pool();
+}
+
+#[test]
+fn queued_notify_delivers_everything_in_order_in_batches() {
+    let sim = Sim::start();
+    let gate = Arc::new(AtomicBool::new(false));
+    let observer = spawn_observer(OBSERVER, Some(Arc::clone(&gate)));
+    observer.port.set_config(&config_with(|c| {
+        c.observer_delivery = Delivery::Queued;
+        c.queue_capacity = 1024;
+        c.batch_max_events = 64;
+        c.notify_timeout_ms = 5_000;
+    }));
+    // The observer starts reading only after a burst, so batches fill up.
+    for i in 0..200 {
+        assert_eq!(create_as(APP, &format!(r"C:\q\{i}.dat")).status, STATUS_SUCCESS);
+    }
+    gate.store(true, Ordering::Release);
+    assert!(wait_until(Duration::from_secs(10), || observer
+        .received
+        .count()
+        == 200));
+    let events = observer.received.snapshot();
+    assert!(events.windows(2).all(|w| w[0].sequence < w[1].sequence));
+    assert_eq!(
+        names(&events),
+        (0..200).map(|i| format!(r"\q\{i}.dat")).collect::<Vec<_>>()
+    );
+    let batches = observer.received.batches.load(Ordering::Relaxed);
+    assert!(batches >= 4, "at most 64 per batch: {batches}");
+    assert!(batches < 200, "events were batched: {batches}");
+    assert_eq!(observer.received.dropped_reported.load(Ordering::Relaxed), 0);
+    let stats = observer.port.stats();
+    assert_eq!(stats.queue_enqueued, 200);
+    assert_eq!(stats.queue_dropped, 0);
+    assert_eq!(stats.batches_sent, batches);
+    assert!(stats.queue_high_water >= 64);
+    observer.stop();
+    sim.unload_and_check_pool();
+}
+
+#[test]
+fn queued_notify_with_a_stalled_client_never_blocks_and_reports_every_loss() {
+    let sim = Sim::start();
+    let gate = Arc::new(AtomicBool::new(false));
+    let observer = spawn_observer(OBSERVER, Some(Arc::clone(&gate)));
+    observer.port.set_config(&config_with(|c| {
+        c.observer_delivery = Delivery::Queued;
+        c.queue_capacity = 16;
+        c.batch_max_events = 8;
+        c.notify_timeout_ms = 20;
+    }));
+    let total = 300u64;
+    let t0 = Instant::now();
+    for i in 0..total {
+        assert_eq!(create_as(APP, &format!(r"C:\d\{i}.log")).status, STATUS_SUCCESS);
+    }
+    // Creates only enqueue: 300 of them take far less than the 300 × 20 ms a blocking
+    // delivery would.
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(3), "creates blocked: {took:?}");
+    let stalled = observer.port.stats();
+    assert!(stalled.queue_dropped > 0, "the queue overflowed");
+    assert!(stalled.queue_high_water <= 16);
+
+    // The client resumes; one more create flushes the loss count in a last batch.
+    gate.store(true, Ordering::Release);
+    assert!(wait_until(Duration::from_secs(10), || observer
+        .port
+        .stats()
+        .queue_depth
+        == 0));
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(create_as(APP, r"C:\d\last.log").status, STATUS_SUCCESS);
+    assert!(wait_until(Duration::from_secs(10), || observer
+        .received
+        .snapshot()
+        .last()
+        .is_some_and(|e| e.path == r"\d\last.log")));
+    let received = observer.received.count() as u64;
+    let reported_lost = observer.received.dropped_reported.load(Ordering::Relaxed);
+    assert!(reported_lost > 0);
+    assert_eq!(
+        received + reported_lost,
+        total + 1,
+        "every event either arrived or was reported lost"
+    );
+    observer.stop();
+    sim.unload_and_check_pool();
+}
+
+#[test]
+fn observers_do_not_receive_their_own_creates_in_either_mode() {
+    for delivery in [Delivery::Notify, Delivery::Queued] {
+        let sim = Sim::start();
+        let mine = spawn_observer(OBSERVER, None);
+        let other = spawn_observer(OTHER_OBSERVER, None);
+        mine.port
+            .set_config(&config_with(|c| c.observer_delivery = delivery));
+        assert_eq!(create_as(OBSERVER, r"C:\own\a.txt").status, STATUS_SUCCESS);
+        assert_eq!(create_as(APP, r"C:\app\b.txt").status, STATUS_SUCCESS);
+        assert!(wait_until(Duration::from_secs(10), || other.received.count() == 2
+            && mine.received.count() == 1));
+        assert_eq!(names(&mine.received.snapshot()), vec![r"\app\b.txt".to_owned()]);
+        assert_eq!(
+            names(&other.received.snapshot()),
+            vec![r"\own\a.txt".to_owned(), r"\app\b.txt".to_owned()]
+        );
+        assert!(mine.port.stats().self_excluded >= 1, "{delivery:?}");
+        mine.stop();
+        other.stop();
+        sim.unload_and_check_pool();
+    }
+}
+
+#[test]
+fn observers_never_deny_even_when_nobody_reads() {
+    let sim = Sim::start();
+    let gate = Arc::new(AtomicBool::new(false));
+    let observer = spawn_observer(OBSERVER, Some(Arc::clone(&gate)));
+    for delivery in [Delivery::Notify, Delivery::Queued] {
+        observer.port.set_config(&config_with(|c| {
+            c.observer_delivery = delivery;
+            c.notify_timeout_ms = 0;
+        }));
+        let out = create_as(APP, r"C:\never\denied.txt");
+        assert_eq!(out.status, STATUS_SUCCESS, "{delivery:?}");
+        assert_ne!(out.status, STATUS_ACCESS_DENIED);
+    }
+    gate.store(true, Ordering::Release);
+    observer.stop();
+    sim.unload_and_check_pool();
+}

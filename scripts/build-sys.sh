@@ -113,10 +113,13 @@ link_args=(
     "$usercopy_obj"
     "$ntoskrnl_lib"
 )
-rustflags="-C linker=$linker -C debuginfo=line-tables-only"
+rustflags=(-C "linker=$linker" -C debuginfo=line-tables-only)
 for a in "${link_args[@]}"; do
-    rustflags+=" -C link-arg=$a"
+    rustflags+=(-C "link-arg=$a")
 done
+# CARGO_ENCODED_RUSTFLAGS (0x1f-separated) keeps paths with spaces intact; like RUSTFLAGS
+# it overrides the rustflags of .cargo/config.toml.
+encoded_rustflags=$(IFS=$'\x1f'; printf '%s' "${rustflags[*]}")
 
 # Build from a snapshot of the work tree (sources, manifests, lockfile) under target/cross:
 # the Debian cargo may be newer than the one that wrote Cargo.lock and would rewrite it,
@@ -130,7 +133,8 @@ tar -C "$root" --exclude=./target --exclude=./out --exclude=./.git -cf - . | tar
 log "cargo build (release, -Zbuild-std) for $target"
 (
     cd "$tree"
-    env RUSTC="$rustc_bin" RUSTC_BOOTSTRAP=1 RUSTFLAGS="$rustflags" \
+    env -u RUSTFLAGS RUSTC="$rustc_bin" RUSTC_BOOTSTRAP=1 \
+        CARGO_ENCODED_RUSTFLAGS="$encoded_rustflags" \
         CARGO_TARGET_DIR="$target_dir" \
         "$cargo_bin" build --release --target "$target" -p portfilter --no-default-features \
         --lib -Zbuild-std=core,alloc,compiler_builtins \

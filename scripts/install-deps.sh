@@ -13,6 +13,7 @@
 #   gcc-mingw-w64-x86-64              x86_64-w64-mingw32-gcc + the mingw-w64 DDK headers for
 #                                     the struct layout cross-check
 #   osslsigncode openssl              optional test-signing of the cross-built image
+#   python3                           scripts/pe-checksum.py, the INF stamping step
 #
 # Usage: scripts/install-deps.sh            (as root, or with sudo available)
 #        scripts/install-deps.sh --check    (only report what is missing; exit 1 if any)
@@ -28,6 +29,7 @@ packages=(
     gcc-mingw-w64-x86-64
     osslsigncode
     openssl
+    python3
 )
 
 is_installed() {

@@ -23,7 +23,7 @@ step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cross build of portfilter.sys (x86_64-pc-windows-msvc, no WDK)"
-bash scripts/build-sys.sh
+bash scripts/build-sys.sh --sign
 
 step "tests"
 export PORTFILTER_REQUIRE_SYS=1

@@ -71,8 +71,9 @@ unsafe extern "system" {
         FileNameInformation: *mut *mut FLT_FILE_NAME_INFORMATION,
     ) -> NTSTATUS;
     /// Parses a name into volume, parent, final component, extension and stream.
-    pub fn FltParseFileNameInformation(FileNameInformation: *mut FLT_FILE_NAME_INFORMATION)
-    -> NTSTATUS;
+    pub fn FltParseFileNameInformation(
+        FileNameInformation: *mut FLT_FILE_NAME_INFORMATION,
+    ) -> NTSTATUS;
     /// Releases name information.
     pub fn FltReleaseFileNameInformation(FileNameInformation: *mut FLT_FILE_NAME_INFORMATION);
     /// The process id of the operation's requestor.
@@ -169,10 +170,16 @@ unsafe extern "system" {
     /// bad address, never faults. On Windows this is the driver's SEH helper
     /// (`src/glue/usercopy.c`); on other targets fltsim defines it and checks the address
     /// against the user buffers it handed out.
-    pub fn PfCopyFromUser(Destination: *mut c_void, UserSource: *const c_void, Length: usize)
-    -> NTSTATUS;
+    pub fn PfCopyFromUser(
+        Destination: *mut c_void,
+        UserSource: *const c_void,
+        Length: usize,
+    ) -> NTSTATUS;
     /// Copies `Length` bytes from a kernel buffer to a **user-mode** address, probing and
     /// catching faults, like [`PfCopyFromUser`].
-    pub fn PfCopyToUser(UserDestination: *mut c_void, Source: *const c_void, Length: usize)
-    -> NTSTATUS;
+    pub fn PfCopyToUser(
+        UserDestination: *mut c_void,
+        Source: *const c_void,
+        Length: usize,
+    ) -> NTSTATUS;
 }

@@ -154,6 +154,13 @@ unsafe extern "system" fn message_notify(
             returned: 0,
         },
     };
+    if answer.status != STATUS_SUCCESS {
+        crate::log!(
+            "command failed: status {:#010x} (returned {})",
+            answer.status,
+            answer.returned
+        );
+    }
     if !return_output_buffer_length.is_null() {
         // SAFETY: a kernel-mode out parameter supplied by the Filter Manager.
         unsafe { *return_output_buffer_length = answer.returned };

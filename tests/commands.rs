@@ -1,0 +1,332 @@
+//! Commands through FilterSendMessage → MessageNotify: every command, every documented
+//! failure status, and a property test throwing random bytes, sizes, pointers and
+//! alignments at the entry point (never a crash, always a documented status).
+
+mod common;
+
+use common::{Buf, Port, Sim, config_with, connect, hr};
+use portfilter_protocol::{
+    CONFIG_MAX_BYTES, Command, Config, Decision, Delivery, FilterKind, HELLO_REPLY_BYTES,
+    MessageKind, Role, STATS_BYTES, encode_header, encode_request,
+};
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestRunner};
+use std::ffi::c_void;
+use windows_sys::Win32::Storage::InstallableFileSystems::FilterSendMessage;
+
+const CLIENT: u32 = 2001;
+
+/// FilterSendMessage with raw pointers (as the client process).
+fn send_ptr(
+    port: &Port,
+    input: *mut c_void,
+    input_len: u32,
+    output: *mut c_void,
+    output_len: u32,
+) -> (i32, u32) {
+    let _p = fltsim::process::enter(port.pid);
+    let mut returned = 0u32;
+    // SAFETY: the pointers are whatever the test wants MessageNotify to see; fltsim and the
+    // driver must cope with bad ones (that is the point).
+    let hr = unsafe { FilterSendMessage(port.handle, input, input_len, output, output_len, &mut returned) };
+    (hr, returned)
+}
+
+/// The last "command failed" status the driver logged.
+fn last_failure_logged() -> Option<String> {
+    fltsim::log::lines()
+        .iter()
+        .rev()
+        .find(|l| l.contains("command failed"))
+        .cloned()
+}
+
+fn header(kind: u16) -> Buf {
+    let mut b = Buf::new(8);
+    encode_header(MessageKind::Hello, b.bytes_mut()).unwrap();
+    b.bytes_mut()[4..6].copy_from_slice(&kind.to_le_bytes());
+    b
+}
+
+#[test]
+fn every_command_works() {
+    let sim = Sim::start();
+    let port = connect(CLIENT, Role::Decider);
+    let hello = port.hello();
+    assert_eq!(hello.role, Role::Decider);
+    assert_eq!(hello.connection_id, 1);
+
+    let stats = port.stats();
+    assert_eq!(stats.connected_clients, 1);
+    assert_eq!(stats.deciders, 1);
+
+    let current = port.config();
+    assert_eq!(current, Config::new(), "the defaults after load");
+
+    let wanted = config_with(|c| {
+        c.observer_delivery = Delivery::Notify;
+        c.reply_timeout_ms = 2_500;
+        c.notify_timeout_ms = 0;
+        c.default_verdict = Decision::Deny;
+        c.skip_flags = 0;
+        c.queue_capacity = 77;
+        c.batch_max_events = 5;
+        c.filters.push_str(FilterKind::IncludePrefix, r"\Users\").unwrap();
+        c.filters.push_str(FilterKind::ExcludeExtension, "tmp").unwrap();
+    });
+    let applied = port.set_config(&wanted);
+    assert_eq!(applied, wanted);
+    assert_eq!(port.config(), wanted);
+    assert_eq!(port.hello().observer_delivery, Delivery::Notify);
+    port.set_config(&Config::new());
+    port.close();
+    sim.unload_and_check_pool();
+}
+
+#[test]
+fn each_failure_has_its_documented_status() {
+    let sim = Sim::start();
+    let port = connect(CLIENT, Role::Observer);
+
+    // Unknown kind, and a kind that is not a command.
+    let (status, _, _) = port.send_raw(&mut header(99), 64);
+    assert_eq!(status, hr::NOT_SUPPORTED);
+    let (status, _, _) = port.send_raw(&mut header(MessageKind::Verdict.as_u16()), 64);
+    assert_eq!(status, hr::NOT_SUPPORTED);
+
+    // Wrong input size: Hello takes exactly the header; a 4-byte input is too short.
+    let mut long_hello = Buf::new(16);
+    encode_request(Command::Hello, long_hello.bytes_mut()).unwrap();
+    assert_eq!(port.send_raw(&mut long_hello, 64).0, hr::INFO_LENGTH_MISMATCH);
+    let mut short = Buf::from_bytes(b"PF\x01\x00");
+    assert_eq!(port.send_raw(&mut short, 64).0, hr::INFO_LENGTH_MISMATCH);
+    // Longer than any command: still judged by its header first.
+    let mut huge = Buf::new(CONFIG_MAX_BYTES + 8);
+    encode_request(Command::GetStats, huge.bytes_mut()).unwrap();
+    assert_eq!(port.send_raw(&mut huge, 512).0, hr::INFO_LENGTH_MISMATCH);
+
+    // Output too small: the needed size comes back in lpBytesReturned.
+    let mut stats = Buf::new(8);
+    encode_request(Command::GetStats, stats.bytes_mut()).unwrap();
+    let (status, _, needed) = port.send_raw(&mut stats, 100);
+    assert_eq!(status, hr::BUFFER_TOO_SMALL);
+    assert_eq!(needed as usize, STATS_BYTES);
+    let (status, _, needed) = port.send_raw(&mut stats, 0);
+    assert_eq!(status, hr::BUFFER_TOO_SMALL);
+    assert_eq!(needed as usize, STATS_BYTES);
+
+    // Version mismatch and bad magic.
+    let mut v2 = Buf::new(8);
+    encode_request(Command::Hello, v2.bytes_mut()).unwrap();
+    v2.bytes_mut()[2] = 2;
+    assert_eq!(port.send_raw(&mut v2, 64).0, hr::REVISION_MISMATCH);
+    let mut magic = Buf::new(8);
+    encode_request(Command::Hello, magic.bytes_mut()).unwrap();
+    magic.bytes_mut()[1] = b'X';
+    assert_eq!(port.send_raw(&mut magic, 64).0, hr::E_INVALIDARG);
+
+    // Misaligned input and output (both show as ERROR_NOACCESS to the client; the
+    // driver's own status is in its log).
+    let mut raw = Buf::new(64);
+    encode_request(Command::Hello, &mut raw.bytes_mut()[1..9]).unwrap();
+    let base = raw.ptr().cast::<u8>();
+    let mut out = Buf::new(128);
+    // SAFETY: offset 1 inside the 64-byte buffer.
+    let (status, _) = send_ptr(&port, unsafe { base.add(1) }.cast(), 8, out.ptr(), 64);
+    assert_eq!(status, hr::NOACCESS);
+    assert!(last_failure_logged().unwrap().contains("0xc00002c5"));
+    let mut aligned = Buf::new(8);
+    encode_request(Command::Hello, aligned.bytes_mut()).unwrap();
+    let out_base = out.ptr().cast::<u8>();
+    // SAFETY: offset 4 inside the 128-byte buffer.
+    let (status, _) = send_ptr(&port, aligned.ptr(), 8, unsafe { out_base.add(4) }.cast(), 64);
+    assert_eq!(status, hr::NOACCESS);
+    assert!(last_failure_logged().unwrap().contains("0xc00002c5"));
+
+    // Bad pointers: unmapped input, unmapped output.
+    let (status, _) = send_ptr(&port, 0x1000 as *mut c_void, 8, out.ptr(), 64);
+    assert_eq!(status, hr::NOACCESS);
+    assert!(last_failure_logged().unwrap().contains("0xc0000005"));
+    let (status, _) = send_ptr(
+        &port,
+        aligned.ptr(),
+        8,
+        0x2000 as *mut c_void,
+        HELLO_REPLY_BYTES as u32,
+    );
+    assert_eq!(status, hr::NOACCESS);
+    assert!(last_failure_logged().unwrap().contains("0xc0000005"));
+
+    // An invalid configuration field changes nothing.
+    let mut bad = vec![0u8; CONFIG_MAX_BYTES];
+    let n = Config::new().encode(Command::SetConfig, &mut bad).unwrap();
+    bad[12..16].copy_from_slice(&0u32.to_le_bytes()); // reply_timeout_ms = 0
+    let (status, _, _) = port.send_raw(&mut Buf::from_bytes(&bad[..n]), CONFIG_MAX_BYTES);
+    assert_eq!(status, hr::E_INVALIDARG);
+    assert_eq!(port.config(), Config::new());
+
+    // A valid SetConfig whose output cannot be written is not applied.
+    let wanted = config_with(|c| c.reply_timeout_ms = 1234);
+    let mut good = vec![0u8; CONFIG_MAX_BYTES];
+    let n = wanted.encode(Command::SetConfig, &mut good).unwrap();
+    let mut input = Buf::from_bytes(&good[..n]);
+    let (status, _) = send_ptr(
+        &port,
+        input.ptr(),
+        n as u32,
+        0x3000 as *mut c_void,
+        CONFIG_MAX_BYTES as u32,
+    );
+    assert_eq!(status, hr::NOACCESS);
+    assert_eq!(port.config(), Config::new());
+
+    port.close();
+    sim.unload_and_check_pool();
+}
+
+/// The statuses a command may end with (as FltLib reports them).
+const DOCUMENTED: [i32; 8] = [
+    hr::S_OK,
+    hr::E_INVALIDARG,
+    hr::NOACCESS,
+    hr::REVISION_MISMATCH,
+    hr::NOT_SUPPORTED,
+    hr::INFO_LENGTH_MISMATCH,
+    hr::BUFFER_TOO_SMALL,
+    0x8007_05AA_u32 as i32, // insufficient resources
+];
+
+/// One random command call.
+#[derive(Debug, Clone)]
+struct Case {
+    /// Input bytes (a valid header for a random kind half of the time, then noise).
+    input: Vec<u8>,
+    /// Offset of the input inside its buffer (misalignment when not a multiple of 8).
+    input_offset: usize,
+    /// Use an unmapped input address instead.
+    bad_input: bool,
+    output_len: usize,
+    output_offset: usize,
+    bad_output: bool,
+}
+
+/// Input shapes: noise; a header then noise; a header alone; a valid configuration with
+/// one byte changed (or none).
+fn input() -> impl Strategy<Value = Vec<u8>> {
+    let kinds = prop_oneof![Just(16u16), Just(17), Just(18), Just(19), any::<u16>()];
+    let version = prop_oneof![Just(1u16), Just(1), Just(1), any::<u16>()];
+    let noise = proptest::collection::vec(any::<u8>(), 0..2600);
+    let framed = (kinds.clone(), version.clone(), noise.clone()).prop_map(|(kind, v, mut body)| {
+        let h = header_bytes(kind, v);
+        let take = body.len().min(8);
+        body[..take].copy_from_slice(&h[..take]);
+        body
+    });
+    let bare = (kinds, version).prop_map(|(kind, v)| header_bytes(kind, v).to_vec());
+    let config = (any::<usize>(), any::<u8>(), any::<bool>()).prop_map(|(at, byte, mutate)| {
+        let mut c = Config::new();
+        c.filters.push_str(FilterKind::IncludePrefix, r"\Users\").unwrap();
+        c.filters.push_str(FilterKind::ExcludeExtension, "tmp").unwrap();
+        let mut buf = vec![0u8; CONFIG_MAX_BYTES];
+        let n = c.encode(Command::SetConfig, &mut buf).unwrap();
+        buf.truncate(n);
+        if mutate {
+            buf[at % n] = byte;
+        }
+        buf
+    });
+    prop_oneof![noise, framed, bare, config]
+}
+
+fn header_bytes(kind: u16, version: u16) -> [u8; 8] {
+    let mut h = [0u8; 8];
+    encode_header(MessageKind::Hello, &mut h).unwrap();
+    h[2..4].copy_from_slice(&version.to_le_bytes());
+    h[4..6].copy_from_slice(&kind.to_le_bytes());
+    h
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        input(),
+        prop_oneof![Just(0usize), Just(0), Just(0), 1..8usize],
+        proptest::bool::weighted(0.1),
+        prop_oneof![Just(0usize), 1..400usize, Just(STATS_BYTES), Just(CONFIG_MAX_BYTES)],
+        prop_oneof![Just(0usize), Just(0), 1..8usize],
+        proptest::bool::weighted(0.1),
+    )
+        .prop_map(
+            |(input, input_offset, bad_input, output_len, output_offset, bad_output)| Case {
+                input,
+                input_offset,
+                bad_input,
+                output_len,
+                output_offset,
+                bad_output,
+            },
+        )
+}
+
+fn run(port: &Port, c: &Case) -> (i32, u32) {
+    let mut input = Buf::new(c.input.len() + 16);
+    let mut output = Buf::new(c.output_len + 16);
+    input.bytes_mut()[c.input_offset..c.input_offset + c.input.len()].copy_from_slice(&c.input);
+    let input_ptr = if c.bad_input {
+        0x7000 as *mut c_void
+    } else if c.input.is_empty() {
+        std::ptr::null_mut()
+    } else {
+        // SAFETY: within the buffer (offset < 8, buffer has 16 spare bytes).
+        unsafe { input.ptr().cast::<u8>().add(c.input_offset) }.cast()
+    };
+    let output_ptr = if c.bad_output {
+        0x9000 as *mut c_void
+    } else if c.output_len == 0 {
+        std::ptr::null_mut()
+    } else {
+        // SAFETY: as above.
+        unsafe { output.ptr().cast::<u8>().add(c.output_offset) }.cast()
+    };
+    send_ptr(
+        port,
+        input_ptr,
+        c.input.len() as u32,
+        output_ptr,
+        c.output_len as u32,
+    )
+}
+
+#[test]
+fn random_command_input_never_crashes_and_always_gets_a_documented_status() {
+    let sim = Sim::start();
+    let port = connect(CLIENT, Role::Observer);
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: 2000,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let seen = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    let result = runner.run(&case(), |c| {
+        let (status, returned) = run(&port, &c);
+        seen.borrow_mut().insert(status);
+        prop_assert!(
+            DOCUMENTED.contains(&status),
+            "undocumented status {status:#x} for {c:?}"
+        );
+        if status == hr::S_OK {
+            prop_assert!(returned as usize <= c.output_len);
+        }
+        if status == hr::BUFFER_TOO_SMALL {
+            prop_assert!(returned as usize > c.output_len);
+        }
+        Ok(())
+    });
+    result.unwrap();
+    // The generator reaches many branches of the entry point.
+    assert!(seen.borrow().len() >= 7, "statuses seen: {:x?}", seen.borrow());
+    // The driver is intact: it still answers, and its configuration is a valid one.
+    assert_eq!(port.hello().role, Role::Observer);
+    assert!(port.config().validate().is_ok());
+    port.close();
+    sim.unload_and_check_pool();
+}

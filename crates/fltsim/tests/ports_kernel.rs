@@ -178,6 +178,7 @@ fn security_descriptor_must_be_freed_or_it_leaks_as_pool() {
     let mut sd = null_mut();
     // SAFETY: FFI into the model with valid arguments.
     assert_eq!(
+        // SAFETY: FFI into the model with valid arguments (misuse is the point where noted).
         unsafe { FltBuildDefaultSecurityDescriptor(&mut sd, FLT_PORT_ALL_ACCESS) },
         STATUS_SUCCESS
     );

@@ -62,6 +62,7 @@ fn dequeue(port: HANDLE, ms: u32) -> (i32, u32, usize, *mut OVERLAPPED, u32) {
     let ok = unsafe { GetQueuedCompletionStatus(port, &mut n, &mut key, &mut o, ms) };
     // SAFETY: FFI.
     let err = if ok == 0 {
+        // SAFETY: FFI into the model with valid arguments (misuse is the point where noted).
         unsafe { GetLastError() }
     } else {
         0
@@ -156,7 +157,10 @@ fn get_message_payload_starts_at_offset_16_and_padding_bytes_4_to_8_are_not_writ
             assert_eq!(get_message(h as _, &mut buf), 0);
             buf
         });
-        assert_eq!(kernel_send(0, b"P", None, rel_ms(5000)).status, STATUS_SUCCESS);
+        assert_eq!(
+            kernel_send(0, b"P", None, rel_ms(5000)).status,
+            STATUS_SUCCESS
+        );
         let buf = c.join().unwrap();
         assert_eq!(&buf[4..8], &[0xEE; 4], "padding untouched");
         assert_eq!(buf[16], b'P');
@@ -228,12 +232,14 @@ fn get_message_with_null_buffer_or_zero_size_gives_0x80070057() {
     let h = connect(&[]);
     // SAFETY: FFI; the null/zero arguments are the point.
     assert_eq!(
+        // SAFETY: FFI into the model with valid arguments (misuse is the point where noted).
         unsafe { FilterGetMessage(h, null_mut(), 64, null_mut()) },
         E_INVALIDARG
     );
     let mut buf = [0u8; 8];
     // SAFETY: as above.
     assert_eq!(
+        // SAFETY: FFI into the model with valid arguments (misuse is the point where noted).
         unsafe { FilterGetMessage(h, buf.as_mut_ptr().cast(), 0, null_mut()) },
         E_INVALIDARG
     );
@@ -343,11 +349,13 @@ fn reply_shorter_than_the_16_byte_header_gives_0x80070057() {
     let b = [0u8; 15];
     // SAFETY: FFI with a 15-byte buffer.
     assert_eq!(
+        // SAFETY: FFI into the model with valid arguments (misuse is the point where noted).
         unsafe { FilterReplyMessage(h, b.as_ptr().cast(), 15) },
         E_INVALIDARG
     );
     // SAFETY: FFI.
     assert_eq!(
+        // SAFETY: FFI into the model with valid arguments (misuse is the point where noted).
         unsafe { FilterReplyMessage(h, std::ptr::null(), 16) },
         E_INVALIDARG
     );
@@ -470,6 +478,7 @@ fn post_queued_completion_status_and_timeouts() {
     assert!(o.is_null(), "a timeout returns a NULL OVERLAPPED");
     // SAFETY: FFI.
     assert_eq!(
+        // SAFETY: FFI into the model with valid arguments (misuse is the point where noted).
         unsafe { PostQueuedCompletionStatus(port, 3, 42, 0x10 as *const OVERLAPPED) },
         1
     );
@@ -491,6 +500,7 @@ fn get_queued_completion_status_ex_removes_up_to_count_entries() {
     let mut n = 0u32;
     // SAFETY: array of 3 entries.
     assert_eq!(
+        // SAFETY: FFI into the model with valid arguments (misuse is the point where noted).
         unsafe { GetQueuedCompletionStatusEx(port, entries.as_mut_ptr(), 3, &mut n, 0, 0) },
         1
     );
@@ -498,12 +508,14 @@ fn get_queued_completion_status_ex_removes_up_to_count_entries() {
     assert_eq!(entries.map(|e| e.lpCompletionKey), [0, 1, 2]);
     // SAFETY: as above.
     assert_eq!(
+        // SAFETY: FFI into the model with valid arguments (misuse is the point where noted).
         unsafe { GetQueuedCompletionStatusEx(port, entries.as_mut_ptr(), 3, &mut n, 0, 0) },
         1
     );
     assert_eq!(n, 2);
     // SAFETY: as above.
     assert_eq!(
+        // SAFETY: FFI into the model with valid arguments (misuse is the point where noted).
         unsafe { GetQueuedCompletionStatusEx(port, entries.as_mut_ptr(), 3, &mut n, 0, 0) },
         0
     );

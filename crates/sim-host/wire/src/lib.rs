@@ -6,11 +6,13 @@
 //!   frame;
 //! * [`message`]: the requests ([`ToHost`]) and answers ([`FromHost`]), postcard-encoded
 //!   in an [`Envelope`] carrying the request id;
+//! * [`client`]: the client end (hello, multiplexed requests, reader thread);
 //! * [`location`]: where the socket lives (explicit path, `PORTFILTER_SIM_SOCKET`, or a
 //!   private per-user default).
 //!
 //! See docs/sim-host.md for the whole picture.
 
+pub mod client;
 pub mod frame;
 pub mod location;
 pub mod message;

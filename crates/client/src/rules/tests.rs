@@ -240,11 +240,11 @@ proptest! {
     /// Random text never panics the parser; any error it reports has a valid position.
     #[test]
     fn parser_never_panics(text in "\\PC{0,200}") {
-        if let Err(error) = RuleSet::from_toml(&text, "fuzz") {
-            if let Some((line, column)) = error.position {
-                prop_assert!(line >= 1 && line <= text.lines().count().max(1) + 1);
-                prop_assert!(column >= 1);
-            }
+        if let Err(error) = RuleSet::from_toml(&text, "fuzz")
+            && let Some((line, column)) = error.position
+        {
+            prop_assert!(line >= 1 && line <= text.lines().count().max(1) + 1);
+            prop_assert!(column >= 1);
         }
     }
 

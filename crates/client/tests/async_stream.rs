@@ -1,0 +1,98 @@
+//! The async API from tokio, against the real driver under fltsim: a Stream of events
+//! whose requests are answered with reply futures.
+#![cfg(feature = "async")]
+
+mod common;
+
+use common::{STATUS_ACCESS_DENIED, STATUS_SUCCESS, Sim, configure, connect, create};
+use portfilter_client::stream::{EventStream, StreamItem};
+use portfilter_client::{EngineOptions, ReplyOutcome, Role, Verdict};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+#[test]
+fn stream_yields_requests_and_reply_futures_decide_them() {
+    let _sim = Sim::boot();
+    configure(|c| c.reply_timeout_ms = 20_000);
+    let decider = Arc::new(connect(Role::Decider));
+    let mut stream = EventStream::start(
+        decider,
+        EngineOptions {
+            requests: 4,
+            workers: 2,
+        },
+        16,
+    )
+    .unwrap();
+    let creators = thread::spawn(|| {
+        let names = ["a.txt", "b.tmp", "c.txt", "d.tmp", "e.tmp"];
+        names.map(|name| (name, create(&format!(r"C:\async\{name}"))))
+    });
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let answered = runtime.block_on(async {
+        let mut answered = 0;
+        while answered < 5 {
+            let item = tokio::time::timeout(Duration::from_secs(30), stream.next_item())
+                .await
+                .expect("an event in time")
+                .expect("stream open");
+            let StreamItem::Event(delivery) = item else {
+                panic!("no drops in request-reply");
+            };
+            assert!(delivery.is_request());
+            let verdict = if delivery.event.name.ends_with(".tmp") {
+                Verdict::Deny
+            } else {
+                Verdict::Allow
+            };
+            assert_eq!(
+                delivery.reply(verdict).await.unwrap(),
+                ReplyOutcome::Delivered
+            );
+            answered += 1;
+        }
+        answered
+    });
+    assert_eq!(answered, 5);
+    for (name, status) in creators.join().unwrap() {
+        let expected = if name.ends_with(".tmp") {
+            STATUS_ACCESS_DENIED
+        } else {
+            STATUS_SUCCESS
+        };
+        assert_eq!(status, expected, "{name}");
+    }
+    let stats = stream.stats();
+    assert_eq!((stats.allowed, stats.denied), (2, 3));
+}
+
+#[test]
+fn stream_ends_when_the_driver_unloads() {
+    let _sim = Sim::boot();
+    let observer = Arc::new(connect(Role::Observer));
+    let mut stream = EventStream::start(observer, EngineOptions::default(), 4).unwrap();
+    fltsim::unload_driver().expect("unload");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let end = runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), stream.next_item()).await
+    });
+    assert!(matches!(end, Ok(None)), "the stream ended: {end:?}");
+}
+
+#[test]
+fn stream_implements_futures_stream() {
+    fn assert_stream<S: futures_core::Stream<Item = StreamItem>>(_: &S) {}
+    let _sim = Sim::boot();
+    let observer = Arc::new(connect(Role::Observer));
+    let stream = EventStream::start(observer, EngineOptions::default(), 4).unwrap();
+    assert_stream(&stream);
+    stream.stopper().stop();
+}

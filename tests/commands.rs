@@ -28,7 +28,16 @@ fn send_ptr(
     let mut returned = 0u32;
     // SAFETY: the pointers are whatever the test wants MessageNotify to see; fltsim and the
     // driver must cope with bad ones (that is the point).
-    let hr = unsafe { FilterSendMessage(port.handle, input, input_len, output, output_len, &mut returned) };
+    let hr = unsafe {
+        FilterSendMessage(
+            port.handle,
+            input,
+            input_len,
+            output,
+            output_len,
+            &mut returned,
+        )
+    };
     (hr, returned)
 }
 
@@ -71,8 +80,12 @@ fn every_command_works() {
         c.skip_flags = 0;
         c.queue_capacity = 77;
         c.batch_max_events = 5;
-        c.filters.push_str(FilterKind::IncludePrefix, r"\Users\").unwrap();
-        c.filters.push_str(FilterKind::ExcludeExtension, "tmp").unwrap();
+        c.filters
+            .push_str(FilterKind::IncludePrefix, r"\Users\")
+            .unwrap();
+        c.filters
+            .push_str(FilterKind::ExcludeExtension, "tmp")
+            .unwrap();
     });
     let applied = port.set_config(&wanted);
     assert_eq!(applied, wanted);
@@ -97,7 +110,10 @@ fn each_failure_has_its_documented_status() {
     // Wrong input size: Hello takes exactly the header; a 4-byte input is too short.
     let mut long_hello = Buf::new(16);
     encode_request(Command::Hello, long_hello.bytes_mut()).unwrap();
-    assert_eq!(port.send_raw(&mut long_hello, 64).0, hr::INFO_LENGTH_MISMATCH);
+    assert_eq!(
+        port.send_raw(&mut long_hello, 64).0,
+        hr::INFO_LENGTH_MISMATCH
+    );
     let mut short = Buf::from_bytes(b"PF\x01\x00");
     assert_eq!(port.send_raw(&mut short, 64).0, hr::INFO_LENGTH_MISMATCH);
     // Longer than any command: still judged by its header first.
@@ -139,7 +155,13 @@ fn each_failure_has_its_documented_status() {
     encode_request(Command::Hello, aligned.bytes_mut()).unwrap();
     let out_base = out.ptr().cast::<u8>();
     // SAFETY: offset 4 inside the 128-byte buffer.
-    let (status, _) = send_ptr(&port, aligned.ptr(), 8, unsafe { out_base.add(4) }.cast(), 64);
+    let (status, _) = send_ptr(
+        &port,
+        aligned.ptr(),
+        8,
+        unsafe { out_base.add(4) }.cast(),
+        64,
+    );
     assert_eq!(status, hr::NOACCESS);
     assert!(last_failure_logged().unwrap().contains("0xc00002c5"));
 
@@ -225,8 +247,12 @@ fn input() -> impl Strategy<Value = Vec<u8>> {
     let bare = (kinds, version).prop_map(|(kind, v)| header_bytes(kind, v).to_vec());
     let config = (any::<usize>(), any::<u8>(), any::<bool>()).prop_map(|(at, byte, mutate)| {
         let mut c = Config::new();
-        c.filters.push_str(FilterKind::IncludePrefix, r"\Users\").unwrap();
-        c.filters.push_str(FilterKind::ExcludeExtension, "tmp").unwrap();
+        c.filters
+            .push_str(FilterKind::IncludePrefix, r"\Users\")
+            .unwrap();
+        c.filters
+            .push_str(FilterKind::ExcludeExtension, "tmp")
+            .unwrap();
         let mut buf = vec![0u8; CONFIG_MAX_BYTES];
         let n = c.encode(Command::SetConfig, &mut buf).unwrap();
         buf.truncate(n);
@@ -251,7 +277,12 @@ fn case() -> impl Strategy<Value = Case> {
         input(),
         prop_oneof![Just(0usize), Just(0), Just(0), 1..8usize],
         proptest::bool::weighted(0.1),
-        prop_oneof![Just(0usize), 1..400usize, Just(STATS_BYTES), Just(CONFIG_MAX_BYTES)],
+        prop_oneof![
+            Just(0usize),
+            1..400usize,
+            Just(STATS_BYTES),
+            Just(CONFIG_MAX_BYTES)
+        ],
         prop_oneof![Just(0usize), Just(0), 1..8usize],
         proptest::bool::weighted(0.1),
     )
@@ -323,7 +354,11 @@ fn random_command_input_never_crashes_and_always_gets_a_documented_status() {
     });
     result.unwrap();
     // The generator reaches many branches of the entry point.
-    assert!(seen.borrow().len() >= 7, "statuses seen: {:x?}", seen.borrow());
+    assert!(
+        seen.borrow().len() >= 7,
+        "statuses seen: {:x?}",
+        seen.borrow()
+    );
     // The driver is intact: it still answers, and its configuration is a valid one.
     assert_eq!(port.hello().role, Role::Observer);
     assert!(port.config().validate().is_ok());

@@ -22,7 +22,10 @@ fn driver_entry_connect_disconnect_unload_leaves_no_pool() {
     assert_eq!(h1.driver_version.major, 0);
     assert_eq!(h1.observer_delivery, Delivery::Queued);
     let stats = decider.stats();
-    assert_eq!((stats.connected_clients, stats.deciders, stats.observers), (2, 1, 1));
+    assert_eq!(
+        (stats.connected_clients, stats.deciders, stats.observers),
+        (2, 1, 1)
+    );
     decider.close();
     observer.close();
     assert_eq!(fltsim::port::open_connections(), 0);
@@ -108,9 +111,8 @@ fn connect_context_is_validated() {
     }
     .encode(&mut ctx)
     .unwrap();
-    let raw = |bytes: &[u8]| {
-        common::try_connect_raw(bytes.as_ptr().cast::<c_void>(), bytes.len() as u16)
-    };
+    let raw =
+        |bytes: &[u8]| common::try_connect_raw(bytes.as_ptr().cast::<c_void>(), bytes.len() as u16);
     // Wrong size.
     assert_eq!(raw(&ctx[..12]).err(), Some(hr::INFO_LENGTH_MISMATCH));
     // Bad magic.
@@ -145,12 +147,12 @@ fn non_administrators_cannot_connect() {
 #[test]
 fn client_process_exit_disconnects_it() {
     let sim = Sim::start();
-    let observer = connect(2001, Role::Observer);
+    // Its handle is closed by the process exit below.
+    let _observer = connect(2001, Role::Observer);
     let other = connect(2002, Role::Observer);
     assert_eq!(other.stats().connected_clients, 2);
     fltsim::process::exit(2001);
     assert_eq!(other.stats().connected_clients, 1);
-    drop(observer);
     other.close();
     sim.unload_and_check_pool();
 }

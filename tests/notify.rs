@@ -27,7 +27,10 @@ fn notify_delivers_each_event_without_a_request_flag() {
         .port
         .set_config(&config_with(|c| c.observer_delivery = Delivery::Notify));
     for i in 0..20 {
-        assert_eq!(create_as(APP, &format!(r"C:\n\{i}.txt")).status, STATUS_SUCCESS);
+        assert_eq!(
+            create_as(APP, &format!(r"C:\n\{i}.txt")).status,
+            STATUS_SUCCESS
+        );
     }
     assert!(wait_until(Duration::from_secs(10), || observer
         .received
@@ -58,7 +61,10 @@ fn notify_to_a_stalled_observer_is_bounded_and_never_denies() {
     }));
     let t0 = Instant::now();
     for i in 0..5 {
-        assert_eq!(create_as(APP, &format!(r"C:\s\{i}.txt")).status, STATUS_SUCCESS);
+        assert_eq!(
+            create_as(APP, &format!(r"C:\s\{i}.txt")).status,
+            STATUS_SUCCESS
+        );
     }
     let took = t0.elapsed();
     assert!(took < Duration::from_secs(5), "{took:?}");
@@ -83,7 +89,10 @@ fn queued_notify_delivers_everything_in_order_in_batches() {
     }));
     // The observer starts reading only after a burst, so batches fill up.
     for i in 0..200 {
-        assert_eq!(create_as(APP, &format!(r"C:\q\{i}.dat")).status, STATUS_SUCCESS);
+        assert_eq!(
+            create_as(APP, &format!(r"C:\q\{i}.dat")).status,
+            STATUS_SUCCESS
+        );
     }
     gate.store(true, Ordering::Release);
     assert!(wait_until(Duration::from_secs(10), || observer
@@ -99,7 +108,10 @@ fn queued_notify_delivers_everything_in_order_in_batches() {
     let batches = observer.received.batches.load(Ordering::Relaxed);
     assert!(batches >= 4, "at most 64 per batch: {batches}");
     assert!(batches < 200, "events were batched: {batches}");
-    assert_eq!(observer.received.dropped_reported.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        observer.received.dropped_reported.load(Ordering::Relaxed),
+        0
+    );
     let stats = observer.port.stats();
     assert_eq!(stats.queue_enqueued, 200);
     assert_eq!(stats.queue_dropped, 0);
@@ -123,7 +135,10 @@ fn queued_notify_with_a_stalled_client_never_blocks_and_reports_every_loss() {
     let total = 300u64;
     let t0 = Instant::now();
     for i in 0..total {
-        assert_eq!(create_as(APP, &format!(r"C:\d\{i}.log")).status, STATUS_SUCCESS);
+        assert_eq!(
+            create_as(APP, &format!(r"C:\d\{i}.log")).status,
+            STATUS_SUCCESS
+        );
     }
     // Creates only enqueue: 300 of them take far less than the 300 × 20 ms a blocking
     // delivery would.
@@ -169,9 +184,15 @@ fn observers_do_not_receive_their_own_creates_in_either_mode() {
             .set_config(&config_with(|c| c.observer_delivery = delivery));
         assert_eq!(create_as(OBSERVER, r"C:\own\a.txt").status, STATUS_SUCCESS);
         assert_eq!(create_as(APP, r"C:\app\b.txt").status, STATUS_SUCCESS);
-        assert!(wait_until(Duration::from_secs(10), || other.received.count() == 2
+        assert!(wait_until(Duration::from_secs(10), || other
+            .received
+            .count()
+            == 2
             && mine.received.count() == 1));
-        assert_eq!(names(&mine.received.snapshot()), vec![r"\app\b.txt".to_owned()]);
+        assert_eq!(
+            names(&mine.received.snapshot()),
+            vec![r"\app\b.txt".to_owned()]
+        );
         assert_eq!(
             names(&other.received.snapshot()),
             vec![r"\own\a.txt".to_owned(), r"\app\b.txt".to_owned()]

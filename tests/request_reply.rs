@@ -189,7 +189,9 @@ fn malformed_replies_apply_the_default_verdict_and_are_counted() {
     let cases: [(&str, Bad); 5] = [
         ("wrong sequence", |id, seq| {
             let mut b = Buf::new(40);
-            Verdict::deny(seq + 1000).encode_reply(id, b.bytes_mut()).unwrap();
+            Verdict::deny(seq + 1000)
+                .encode_reply(id, b.bytes_mut())
+                .unwrap();
             b
         }),
         ("bad magic", |id, seq| {
@@ -206,7 +208,9 @@ fn malformed_replies_apply_the_default_verdict_and_are_counted() {
         }),
         ("short reply", |id, seq| {
             let mut full = Buf::new(40);
-            Verdict::deny(seq).encode_reply(id, full.bytes_mut()).unwrap();
+            Verdict::deny(seq)
+                .encode_reply(id, full.bytes_mut())
+                .unwrap();
             Buf::from_bytes(&full.bytes()[..30])
         }),
         ("long reply", |id, seq| {
@@ -223,7 +227,10 @@ fn malformed_replies_apply_the_default_verdict_and_are_counted() {
                 let mut buf = Buf::new(GET_MESSAGE_BUFFER_BYTES);
                 assert_eq!(port.get_message(&mut buf), 0, "{what}");
                 let (header, payload) = split_filter_message(buf.bytes()).unwrap();
-                let seq = portfilter_protocol::decode_event(payload).unwrap().fields.sequence;
+                let seq = portfilter_protocol::decode_event(payload)
+                    .unwrap()
+                    .fields
+                    .sequence;
                 let mut reply = make(header.message_id, seq);
                 let _ = port.reply_raw(&mut reply);
             }
@@ -231,7 +238,10 @@ fn malformed_replies_apply_the_default_verdict_and_are_counted() {
     };
     for i in 0..expected {
         let out = create_as(APP, &format!(r"C:\bad\{i}.txt"));
-        assert_eq!(out.status, STATUS_SUCCESS, "case {i}: default verdict allow");
+        assert_eq!(
+            out.status, STATUS_SUCCESS,
+            "case {i}: default verdict allow"
+        );
     }
     answering.join().unwrap();
     let stats = port.stats();
@@ -250,7 +260,10 @@ fn no_decider_connected_applies_the_default_verdict() {
     // An observer sets default deny and stays connected: no decider → denied.
     let observer = connect(2002, Role::Observer);
     observer.set_config(&config_with(|c| c.default_verdict = Decision::Deny));
-    assert_eq!(create_as(APP, r"C:\closed.txt").status, STATUS_ACCESS_DENIED);
+    assert_eq!(
+        create_as(APP, r"C:\closed.txt").status,
+        STATUS_ACCESS_DENIED
+    );
     let stats = observer.stats();
     assert_eq!(stats.default_verdicts, 1);
     assert_eq!(stats.requests_sent, 0);
@@ -276,7 +289,10 @@ fn the_deciders_own_creates_are_never_held() {
     let own = create_as(DECIDER, r"C:\ProgramData\decider\log.txt");
     assert_eq!(own.status, STATUS_SUCCESS);
     assert!(t0.elapsed() < Duration::from_secs(1));
-    assert!(!answered.load(Ordering::Acquire), "the decider was not asked");
+    assert!(
+        !answered.load(Ordering::Acquire),
+        "the decider was not asked"
+    );
     let stats = decider.port.stats();
     assert_eq!(stats.self_excluded, 1);
     assert_eq!(stats.requests_sent, 0);

@@ -62,7 +62,9 @@ fn paging_files_volume_opens_and_target_directories_are_never_reported() {
     let (events, stats) = observe(
         |c| c.skip_flags = 0,
         &[
-            CreateRequest::new(r"C:\pagefile.sys").pid(APP).paging_file(),
+            CreateRequest::new(r"C:\pagefile.sys")
+                .pid(APP)
+                .paging_file(),
             CreateRequest::new(r"C:\").pid(APP).volume_open(),
             CreateRequest::new(r"C:\dir\renamed.txt")
                 .pid(APP)
@@ -84,10 +86,19 @@ fn directories_and_kernel_mode_follow_the_skip_flags() {
         CreateRequest::new(r"C:\file.txt").pid(APP),
     ];
     let (all, _) = observe(|c| c.skip_flags = 0, &creates);
-    assert_eq!(paths(&all), [r"\Users\dir", r"\Windows\kernel.dat", r"\file.txt"]);
+    assert_eq!(
+        paths(&all),
+        [r"\Users\dir", r"\Windows\kernel.dat", r"\file.txt"]
+    );
     assert_eq!(all[0].flags & EVENT_FLAG_DIRECTORY, EVENT_FLAG_DIRECTORY);
-    assert_eq!(all[1].flags & EVENT_FLAG_KERNEL_MODE, EVENT_FLAG_KERNEL_MODE);
-    assert_eq!(all[2].flags & (EVENT_FLAG_DIRECTORY | EVENT_FLAG_KERNEL_MODE), 0);
+    assert_eq!(
+        all[1].flags & EVENT_FLAG_KERNEL_MODE,
+        EVENT_FLAG_KERNEL_MODE
+    );
+    assert_eq!(
+        all[2].flags & (EVENT_FLAG_DIRECTORY | EVENT_FLAG_KERNEL_MODE),
+        0
+    );
 
     let (no_dirs, _) = observe(|c| c.skip_flags = SKIP_DIRECTORIES, &creates);
     assert_eq!(paths(&no_dirs), [r"\Windows\kernel.dat", r"\file.txt"]);
@@ -113,9 +124,15 @@ fn filters_select_by_prefix_and_extension_case_insensitively() {
     .collect();
     let (events, stats) = observe(
         |c| {
-            c.filters.push_str(FilterKind::IncludePrefix, r"\Users\").unwrap();
-            c.filters.push_str(FilterKind::ExcludePrefix, r"\Users\a\temp\").unwrap();
-            c.filters.push_str(FilterKind::ExcludeExtension, "tmp").unwrap();
+            c.filters
+                .push_str(FilterKind::IncludePrefix, r"\Users\")
+                .unwrap();
+            c.filters
+                .push_str(FilterKind::ExcludePrefix, r"\Users\a\temp\")
+                .unwrap();
+            c.filters
+                .push_str(FilterKind::ExcludeExtension, "tmp")
+                .unwrap();
         },
         &creates,
     );
@@ -131,7 +148,9 @@ fn filters_select_by_prefix_and_extension_case_insensitively() {
 
     let (zips, _) = observe(
         |c| {
-            c.filters.push_str(FilterKind::IncludeExtension, "ZIP").unwrap();
+            c.filters
+                .push_str(FilterKind::IncludeExtension, "ZIP")
+                .unwrap();
         },
         &creates,
     );
@@ -159,7 +178,10 @@ fn name_falls_back_to_the_opened_name_then_to_none_and_says_so() {
     assert_eq!(events[0].name, nt(r"C:\Users\pedro.gusmao\a.txt"));
     assert_eq!(events[0].flags & EVENT_FLAG_NAME_OPENED, 0);
     assert_eq!(events[1].name, nt(r"C:\Users\PEDRO~1.GUS\b.txt"));
-    assert_eq!(events[1].flags & EVENT_FLAG_NAME_OPENED, EVENT_FLAG_NAME_OPENED);
+    assert_eq!(
+        events[1].flags & EVENT_FLAG_NAME_OPENED,
+        EVENT_FLAG_NAME_OPENED
+    );
     assert_eq!(events[2].name, "");
     assert_eq!(
         events[2].flags & EVENT_FLAG_NAME_UNAVAILABLE,

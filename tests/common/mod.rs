@@ -5,9 +5,9 @@
 
 use fltsim::{CreateOutcome, CreateRequest, MachineGuard};
 use portfilter_protocol::{
-    BatchView, CONFIG_MAX_BYTES, CONNECT_CONTEXT_BYTES, Command, Config, ConnectContext,
-    EventView, GET_MESSAGE_BUFFER_BYTES, HELLO_REPLY_BYTES, HelloReply, KernelMessage, Role,
-    STATS_BYTES, Stats, VERDICT_REPLY_BYTES, Verdict, decode_kernel_message, encode_request,
+    BatchView, CONFIG_MAX_BYTES, CONNECT_CONTEXT_BYTES, Command, Config, ConnectContext, EventView,
+    GET_MESSAGE_BUFFER_BYTES, HELLO_REPLY_BYTES, HelloReply, KernelMessage, Role, STATS_BYTES,
+    Stats, VERDICT_REPLY_BYTES, Verdict, decode_kernel_message, encode_request,
     message::split_filter_message,
 };
 use std::ffi::c_void;
@@ -132,7 +132,10 @@ pub fn try_connect(pid: u32, role: Option<Role>) -> Result<Port, i32> {
     let (ctx, len) = match role {
         Some(role) => {
             ConnectContext { role }.encode(&mut context).unwrap();
-            (context.as_ptr().cast::<c_void>(), CONNECT_CONTEXT_BYTES as u16)
+            (
+                context.as_ptr().cast::<c_void>(),
+                CONNECT_CONTEXT_BYTES as u16,
+            )
         }
         None => (std::ptr::null(), 0),
     };
@@ -167,7 +170,11 @@ impl Port {
         let mut out = Buf::new(out_len);
         let mut returned = 0u32;
         let _p = fltsim::process::enter(self.pid);
-        let out_ptr = if out_len == 0 { std::ptr::null_mut() } else { out.ptr() };
+        let out_ptr = if out_len == 0 {
+            std::ptr::null_mut()
+        } else {
+            out.ptr()
+        };
         // SAFETY: buffers valid for the given sizes.
         let hr = unsafe {
             FilterSendMessage(
@@ -351,7 +358,10 @@ impl ClientThread {
 pub fn join_within(t: JoinHandle<()>, limit: Duration) {
     let deadline = Instant::now() + limit;
     while !t.is_finished() {
-        assert!(Instant::now() < deadline, "thread did not finish within {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "thread did not finish within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     t.join().expect("client thread panicked");

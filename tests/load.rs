@@ -9,7 +9,9 @@ use common::{
 };
 use fltsim::CreateRequest;
 use portfilter_bindings::STATUS_ACCESS_DENIED;
-use portfilter_protocol::{Config, Decision, Delivery, FilterKind, Role, SKIP_DIRECTORIES, Verdict};
+use portfilter_protocol::{
+    Config, Decision, Delivery, FilterKind, Role, SKIP_DIRECTORIES, Verdict,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -49,9 +51,10 @@ fn unload_under_load(client: Client) {
     let sim = Sim::start();
     let gate = Arc::new(AtomicBool::new(false));
     let thread = match client {
-        Client::FastDecider => {
-            spawn_decider(DECIDER, Arc::new(|e: &Seen| Some(Verdict::allow(e.sequence))))
-        }
+        Client::FastDecider => spawn_decider(
+            DECIDER,
+            Arc::new(|e: &Seen| Some(Verdict::allow(e.sequence))),
+        ),
         Client::StalledDecider => spawn_decider(DECIDER, Arc::new(|_: &Seen| None)),
         Client::FastObserver(_) => spawn_observer(OBSERVER, None),
         Client::StalledObserver(_) => spawn_observer(OBSERVER, Some(Arc::clone(&gate))),
@@ -70,7 +73,11 @@ fn unload_under_load(client: Client) {
     let threads = creators(3, &stop, &done);
     // Let creates reach the client (and, for stalled clients, pile up).
     assert!(
-        wait_until(Duration::from_secs(10), || thread.port.stats().events_reported >= 3),
+        wait_until(Duration::from_secs(10), || thread
+            .port
+            .stats()
+            .events_reported
+            >= 3),
         "{client:?}: creates reached the driver"
     );
     std::thread::sleep(Duration::from_millis(50));
@@ -78,18 +85,26 @@ fn unload_under_load(client: Client) {
     let t0 = Instant::now();
     fltsim::unload_driver().expect("unload under load");
     let took = t0.elapsed();
-    assert!(took < Duration::from_secs(10), "{client:?}: unload took {took:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "{client:?}: unload took {took:?}"
+    );
 
     // Creates go on, unfiltered, and every thread finishes.
     let after = done.load(Ordering::Relaxed);
-    assert!(wait_until(Duration::from_secs(10), || done.load(Ordering::Relaxed) > after + 10));
+    assert!(wait_until(Duration::from_secs(10), || done
+        .load(Ordering::Relaxed)
+        > after + 10));
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         join_within(t, Duration::from_secs(10));
     }
     gate.store(true, Ordering::Release);
     let received = thread.join();
-    assert!(received.end_status.lock().unwrap().is_some(), "client saw the disconnect");
+    assert!(
+        received.end_status.lock().unwrap().is_some(),
+        "client saw the disconnect"
+    );
     assert_eq!(fltsim::kernel::pool::live_bytes(portfilter::POOL_TAG), 0);
     assert_eq!(fltsim::kernel::thread::running_system_threads(), 0);
     let violations = sim.machine.shutdown();
@@ -133,7 +148,9 @@ fn config_a(delivery: Delivery) -> Config {
         c.observer_delivery = delivery;
         c.skip_flags = 0;
         c.reply_timeout_ms = 5_000;
-        c.filters.push_str(FilterKind::IncludePrefix, r"\a\").unwrap();
+        c.filters
+            .push_str(FilterKind::IncludePrefix, r"\a\")
+            .unwrap();
     })
 }
 
@@ -145,7 +162,9 @@ fn config_b(delivery: Delivery) -> Config {
         c.default_verdict = Decision::Deny;
         c.queue_capacity = 4096;
         c.batch_max_events = 7;
-        c.filters.push_str(FilterKind::IncludePrefix, r"\b\").unwrap();
+        c.filters
+            .push_str(FilterKind::IncludePrefix, r"\b\")
+            .unwrap();
     })
 }
 
@@ -171,8 +190,11 @@ fn configuration_changes_during_load_are_atomic_for_each_create() {
     let creates = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..3u32)
         .map(|k| {
-            let (stop, wrong, creates) =
-                (Arc::clone(&stop), Arc::clone(&wrongly_denied), Arc::clone(&creates));
+            let (stop, wrong, creates) = (
+                Arc::clone(&stop),
+                Arc::clone(&wrongly_denied),
+                Arc::clone(&creates),
+            );
             std::thread::spawn(move || {
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {

@@ -77,7 +77,10 @@ fn trace_replay_with_a_decider_and_a_queued_observer() {
     for ((pid, _, path), (d, o)) in rows.iter().zip(to_decider.iter().zip(&to_observer)) {
         assert_eq!(d.name, nt(path));
         assert_eq!(d.pid, *pid);
-        assert_eq!(o.sequence, d.sequence, "the observer sees the decider's event");
+        assert_eq!(
+            o.sequence, d.sequence,
+            "the observer sees the decider's event"
+        );
         assert_eq!(o.name, d.name);
     }
     sim.unload_and_check_pool();
@@ -91,8 +94,12 @@ fn trace_replay_with_filters_reports_only_the_selected_creates() {
     observer.port.set_config(&config_with(|c| {
         c.observer_delivery = Delivery::Notify;
         c.notify_timeout_ms = 2_000;
-        c.filters.push_str(FilterKind::IncludePrefix, r"\ProgramData\").unwrap();
-        c.filters.push_str(FilterKind::ExcludeExtension, "tmp").unwrap();
+        c.filters
+            .push_str(FilterKind::IncludePrefix, r"\ProgramData\")
+            .unwrap();
+        c.filters
+            .push_str(FilterKind::ExcludeExtension, "tmp")
+            .unwrap();
     }));
     let selected = |path: &str| {
         let rest = path[2..].to_ascii_lowercase();

@@ -24,10 +24,11 @@ use crate::stats::Counter;
 use crate::sync::Event;
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
+use core::mem::size_of;
 use core::sync::atomic::{AtomicBool, Ordering};
 use portfilter_bindings::{
-    FALSE, HANDLE, NTSTATUS, PsCreateSystemThread, THREAD_ALL_ACCESS, ZwClose,
-    ZwWaitForSingleObject, nt_success,
+    FALSE, HANDLE, NTSTATUS, OBJ_KERNEL_HANDLE, OBJECT_ATTRIBUTES, PsCreateSystemThread,
+    THREAD_ALL_ACCESS, ZwClose, ZwWaitForSingleObject, nt_success,
 };
 
 /// The worker thread's handle, wake-up event and stop flag.
@@ -66,13 +67,22 @@ impl Worker {
     /// The status of `PsCreateSystemThread`.
     pub(crate) fn start(&self, state: &'static DriverState) -> Result<(), NTSTATUS> {
         let mut handle: HANDLE = core::ptr::null_mut();
-        // SAFETY: `handle` is a valid out pointer; `state` outlives the thread (unload
-        // stops the thread before freeing the state).
+        // A kernel handle: unload may run in another process context than DriverEntry.
+        let mut attributes = OBJECT_ATTRIBUTES {
+            Length: size_of::<OBJECT_ATTRIBUTES>() as u32,
+            RootDirectory: core::ptr::null_mut(),
+            ObjectName: core::ptr::null(),
+            Attributes: OBJ_KERNEL_HANDLE,
+            SecurityDescriptor: core::ptr::null_mut(),
+            SecurityQualityOfService: core::ptr::null_mut(),
+        };
+        // SAFETY: `handle` and `attributes` are valid for the call; `state` outlives the
+        // thread (unload stops the thread before freeing the state).
         let status = unsafe {
             PsCreateSystemThread(
                 &raw mut handle,
                 THREAD_ALL_ACCESS,
-                core::ptr::null_mut(),
+                &raw mut attributes,
                 core::ptr::null_mut(),
                 core::ptr::null_mut(),
                 worker_main,
@@ -191,7 +201,6 @@ fn send_batch(
     let targets = state
         .connections
         .targets(Role::Observer, None, &state.stats);
-    let mut reached_anyone = false;
     for index in targets.indexes() {
         let Some((pid, connection_id)) = state.connections.identity(index) else {
             continue;
@@ -222,14 +231,13 @@ fn send_batch(
         if notify::send_one(filter, &targets, index, message, timeout_ms) {
             state.stats.bump(Counter::BatchesSent);
             slot_lost.events = 0;
-            reached_anyone = true;
         } else {
             state.stats.bump(Counter::NotifyFailed);
             state.stats.add(Counter::QueueDropped, count);
             slot_lost.events = missed.saturating_add(count);
         }
     }
-    if !reached_anyone && targets.is_empty() {
+    if targets.is_empty() {
         // Nobody to deliver to (every observer disconnected): the events are lost.
         state
             .stats

@@ -154,7 +154,7 @@ fn unloading_the_driver_ends_the_stream_cleanly() {
     // closed handle.
     fltsim::unload_driver().expect("unload");
     let (end, reply_disconnected, stats_disconnected) = receiver.join().unwrap();
-    assert_eq!(end.expect("no error"), true, "receive returned None");
+    assert!(end.expect("no error"), "receive returned None");
     assert!(reply_disconnected);
     assert!(stats_disconnected);
 }

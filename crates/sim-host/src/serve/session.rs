@@ -42,6 +42,9 @@ const MAX_QUEUED_GETS: usize = 4096;
 /// Time the end of a session waits for its running requests.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
+/// A frame for the writer, with an optional acknowledgement once it is written.
+type Outgoing = (Vec<u8>, Option<mpsc::SyncSender<()>>);
+
 /// A queued remote get.
 struct QueuedGet {
     conn: u32,
@@ -55,7 +58,7 @@ pub struct Session {
     pub(crate) pid: u32,
     pub(crate) image: String,
     admin: AtomicBool,
-    out: Mutex<Option<mpsc::Sender<Vec<u8>>>>,
+    out: Mutex<Option<mpsc::Sender<Outgoing>>>,
     conns: Mutex<HashMap<u32, Arc<dyn Connection>>>,
     next_conn: AtomicU32,
     gets: Mutex<HashMap<u64, QueuedGet>>,
@@ -68,7 +71,21 @@ impl Session {
     fn send(&self, id: u64, body: &FromHost) {
         let frame = encode(&Envelope { id, body });
         if let Some(tx) = self.out.lock().as_ref() {
-            let _ = tx.send(frame);
+            let _ = tx.send((frame, None));
+        }
+    }
+
+    /// Sends and waits (bounded) until the frame is on the socket.
+    fn send_flushed(&self, id: u64, body: &FromHost) {
+        let frame = encode(&Envelope { id, body });
+        let (ack, written) = mpsc::sync_channel(1);
+        let queued = self
+            .out
+            .lock()
+            .as_ref()
+            .is_some_and(|tx| tx.send((frame, Some(ack))).is_ok());
+        if queued {
+            let _ = written.recv_timeout(WRITE_TIMEOUT);
         }
     }
 
@@ -159,17 +176,20 @@ fn start_writer(
     stream.set_read_timeout(Some(POLL))?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let mut w = stream.try_clone()?;
-    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let (tx, rx) = mpsc::channel::<Outgoing>();
     *session.out.lock() = Some(tx);
     std::thread::Builder::new()
         .name(format!("session-{}-writer", session.number))
         .spawn(move || {
             let mut broken = false;
-            for frame in rx {
+            for (frame, ack) in rx {
                 if !broken && write_frame(&mut w, &frame).is_err() {
                     // A peer that stopped reading (or left): end the session.
                     broken = true;
                     let _ = w.shutdown(std::net::Shutdown::Both);
+                }
+                if let Some(ack) = ack {
+                    let _ = ack.send(());
                 }
             }
         })
@@ -284,7 +304,8 @@ fn dispatch(host: &Arc<Host>, session: &Arc<Session>, id: u64, body: ToHost) {
             },
         ),
         ToHost::Stop => {
-            session.send(
+            // Answer before shutdown closes the socket.
+            session.send_flushed(
                 id,
                 &FromHost::Status {
                     status: STATUS_SUCCESS,

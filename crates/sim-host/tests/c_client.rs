@@ -1,0 +1,189 @@
+//! The C example (examples/c-client) compiled with `cc` against `libfltlib.so`, run as
+//! a separate process against a running `portfilter-sim`: "any fltlib client" works.
+
+mod common;
+
+use common::{Host, Proc, WAIT, build, counter, run};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Compiles the example once per test process (into a temporary directory that lives
+/// as long as the process).
+fn c_client() -> &'static Path {
+    static BIN: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &BIN.get_or_init(|| {
+        let lib = build("fltlib-shim", "libfltlib.so");
+        let libdir = lib.parent().unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("client");
+        let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+        let out = run(
+            Command::new(cc)
+                .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-O1", "-I"])
+                .arg(root.join("include"))
+                .arg(root.join("examples/c-client/client.c"))
+                .arg("-L")
+                .arg(libdir)
+                .arg("-lfltlib")
+                .arg(format!("-Wl,-rpath,{}", libdir.display()))
+                .arg("-o")
+                .arg(&bin),
+            WAIT,
+        );
+        assert!(
+            out.status.success(),
+            "cc failed:\n{}{}",
+            out.stdout,
+            out.stderr
+        );
+        (dir, bin)
+    })
+    .1
+}
+
+#[test]
+fn c_observer_receives_injected_creates() {
+    let host = Host::start(&[]);
+    let client = Proc::spawn(host.command(c_client()).args(["-n", "3"]));
+    client.wait_for("ready");
+    for name in ["one.txt", "two.docx", "three.exe"] {
+        let out = host.sim(&["create", &format!(r"C:\Users\bob\{name}"), "--pid", "777"]);
+        assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    }
+    client.wait_for("done: 3 event(s)");
+    let out = client.stdout();
+    assert!(
+        out.contains("connected to \\PortFilterPort as observer"),
+        "{out}"
+    );
+    assert!(out.contains("hello: driver 0.1.0 protocol 1"), "{out}");
+    assert!(out.contains("stats: events_seen=0"), "{out}");
+    for name in ["one.txt", "two.docx", "three.exe"] {
+        let line = out
+            .lines()
+            .find(|l| l.ends_with(&format!(r"\Device\HarddiskVolume3\Users\bob\{name}")))
+            .unwrap_or_else(|| panic!("no event for {name}:\n{out}"));
+        assert!(line.contains("pid=777"), "{line}");
+    }
+    let (status, report) = host.stop();
+    assert!(status.success(), "{report}");
+}
+
+#[test]
+fn c_decider_denies_and_the_create_fails() {
+    let host = Host::start(&[]);
+    let client = Proc::spawn(
+        host.command(c_client())
+            .args(["-n", "1", "--decide", "deny"]),
+    );
+    client.wait_for("ready");
+    let out = host.sim(&["create", r"C:\temp\payload.exe"]);
+    assert_eq!(out.status.code(), Some(1), "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("0xC0000022 STATUS_ACCESS_DENIED"),
+        "{}",
+        out.stdout
+    );
+    client.wait_for("done: 1 event(s)");
+    assert!(
+        client
+            .stdout()
+            .contains("verdict deny for seq=1: HRESULT 0x00000000")
+    );
+    let (status, report) = host.stop();
+    assert!(status.success(), "{report}");
+    assert_eq!(counter(&report, "replies_deny"), 1, "{report}");
+}
+
+#[test]
+fn c_client_without_a_host_gets_port_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        Command::new(c_client()).env("PORTFILTER_SIM_SOCKET", dir.path().join("none.sock")),
+        WAIT,
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        out.stdout.contains("connect failed: HRESULT 0x80070002"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn standard_user_is_refused_by_the_admin_only_port() {
+    let host = Host::start(&[]);
+    let out = run(
+        host.command(c_client())
+            .env("PORTFILTER_SIM_NON_ADMIN", "1"),
+        WAIT,
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        out.stdout.contains("connect failed: HRESULT 0x80070005"),
+        "{}",
+        out.stdout
+    );
+    host.proc.wait_for("connected as standard user");
+    let (status, report) = host.stop();
+    assert!(status.success(), "{report}");
+}
+
+#[test]
+fn killing_a_deciding_client_releases_its_waiting_create_at_once() {
+    let host = Host::start(&[]);
+    let portctl = build("portctl", "portctl");
+    // A reply budget far above what this test waits: only the disconnect can release
+    // the create in time.
+    let set = run(
+        host.command(&portctl).args([
+            "config",
+            "set",
+            "reply-timeout-ms=60000",
+            "default-verdict=allow",
+        ]),
+        WAIT,
+    );
+    assert!(set.status.success(), "{}{}", set.stdout, set.stderr);
+
+    // A decider that receives requests and never answers them.
+    let client = Proc::spawn(
+        host.command(c_client())
+            .args(["-n", "5", "--decide", "none"]),
+    );
+    client.wait_for("ready");
+    let mut create = Proc::spawn(
+        host.command(common::sim_bin())
+            .args(["create", r"C:\held\file.txt"]),
+    );
+    client.wait_for(r"\held\file.txt");
+    let start = std::time::Instant::now();
+    client.signal(libc::SIGKILL);
+    let status = create.wait_exit(std::time::Duration::from_secs(20));
+    let waited = start.elapsed();
+    assert!(status.success(), "{}", create.stdout());
+    assert!(
+        create.stdout().contains("STATUS_SUCCESS"),
+        "{}",
+        create.stdout()
+    );
+    assert!(
+        waited < std::time::Duration::from_secs(20),
+        "the create waited {waited:?} after the kill"
+    );
+    host.proc.wait_for("(client) gone");
+    assert!(
+        host.proc
+            .stdout()
+            .contains("closed 1 connection(s): disconnect sequence ran"),
+        "{}",
+        host.proc.stdout()
+    );
+    let (status, report) = host.stop();
+    assert!(status.success(), "{report}");
+    assert_eq!(counter(&report, "default_verdicts"), 1, "{report}");
+    assert_eq!(counter(&report, "deciders"), 0, "{report}");
+    assert!(report.contains("pool: no leaks"), "{report}");
+}

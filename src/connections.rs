@@ -11,7 +11,7 @@
 //! Senders take a reference on a slot while they use its client port (a small rundown
 //! protection): the reference is taken under the table lock, together with the check of
 //! the connection's process id (self-exclusion), and released after `FltSendMessage`
-//! returned. Disconnect marks the slot closing (no new references), closes the client
+//! returned ([`Connections::for_each`]). Disconnect marks the slot closing (no new references), closes the client
 //! port (which wakes and fails every send on it), waits for the references to drain, and
 //! only then frees the slot. So a send never reaches a *different* connection that reused
 //! the slot, and the process id checked is the one of the port the event goes to.
@@ -244,42 +244,53 @@ impl Connections {
         counts
     }
 
-    /// Takes a reference on every open connection of `role` whose process is not
-    /// `requestor` (self-exclusion; `None`: no exclusion). Exclusions are counted in
-    /// `stats` as [`Counter::SelfExcluded`].
-    pub(crate) fn targets(&self, role: Role, requestor: Option<u32>, stats: &Stats) -> Targets<'_> {
-        let mut targets = Targets {
-            connections: self,
-            mask: 0,
-            excluded: false,
-        };
-        let table = self.table.read();
-        for (index, slot) in table.slots.iter().enumerate() {
-            if slot.state != SlotState::Open || slot.role != role {
-                continue;
-            }
-            if requestor == Some(slot.process_id) {
-                stats.bump(Counter::SelfExcluded);
-                targets.excluded = true;
-                continue;
-            }
-            if let Some(senders) = self.senders.get(index) {
+    /// Calls `f` for every open connection of `role` whose process is not `requestor`
+    /// (self-exclusion; `None`: no exclusion), one at a time. While `f` runs, the
+    /// connection's slot is referenced (its port cell stays this connection's); the
+    /// reference is taken under the table lock, together with the process check, and
+    /// released right after `f` returns — a sender never holds a slot while it talks to
+    /// another connection, so a disconnect waits at most for the sends *to it*, which the
+    /// Filter Manager has already woken. Exclusions are counted as
+    /// [`Counter::SelfExcluded`].
+    pub(crate) fn for_each(
+        &self,
+        role: Role,
+        requestor: Option<u32>,
+        stats: &Stats,
+        mut f: impl FnMut(&Target),
+    ) -> Visit {
+        let mut visit = Visit::default();
+        for index in 0..MAX_CONNECTIONS {
+            let target = {
+                let table = self.table.read();
+                let Some(slot) = table.slots.get(index) else {
+                    continue;
+                };
+                if slot.state != SlotState::Open || slot.role != role {
+                    continue;
+                }
+                if requestor == Some(slot.process_id) {
+                    stats.bump(Counter::SelfExcluded);
+                    visit.excluded = true;
+                    continue;
+                }
+                let (Some(senders), Some(cell)) = (self.senders.get(index), self.ports.get(index))
+                else {
+                    continue;
+                };
                 senders.fetch_add(1, Ordering::AcqRel);
-                targets.mask |= 1 << index;
-            }
+                Target {
+                    port: cell.get(),
+                    process_id: slot.process_id,
+                    connection_id: slot.connection_id,
+                    index,
+                }
+            };
+            f(&target);
+            self.release(index);
+            visit.visited += 1;
         }
-        targets
-    }
-
-    /// Process id and connection id of the connection in slot `index` (for per-observer
-    /// batch filtering and loss accounting).
-    pub(crate) fn identity(&self, index: usize) -> Option<(u32, u32)> {
-        let table = self.table.read();
-        table
-            .slots
-            .get(index)
-            .filter(|s| s.state != SlotState::Free)
-            .map(|s| (s.process_id, s.connection_id))
+        visit
     }
 
     fn release(&self, index: usize) {
@@ -293,46 +304,23 @@ impl Connections {
     }
 }
 
-/// References on a set of connections; released on drop.
-pub(crate) struct Targets<'a> {
-    connections: &'a Connections,
-    mask: u32,
-    excluded: bool,
+/// One connection handed to [`Connections::for_each`]'s callback.
+pub(crate) struct Target {
+    /// Its client port cell, for `FltSendMessage` (valid during the callback).
+    pub port: *mut PFLT_PORT,
+    /// The connected process.
+    pub process_id: u32,
+    /// The connection's id.
+    pub connection_id: u32,
+    /// Its slot.
+    pub index: usize,
 }
 
-impl Targets<'_> {
+/// What [`Connections::for_each`] did.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Visit {
+    /// Connections the callback ran for.
+    pub visited: u32,
     /// A connection of the role was left out because it is the requestor's own process.
-    pub(crate) fn excluded(&self) -> bool {
-        self.excluded
-    }
-
-    /// No connection was selected.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.mask == 0
-    }
-
-    /// The selected slot indexes.
-    pub(crate) fn indexes(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..MAX_CONNECTIONS).filter(|i| self.mask & (1 << i) != 0)
-    }
-
-    /// The address of slot `index`'s client port cell, for `FltSendMessage`. Valid while
-    /// this reference is held.
-    pub(crate) fn port_cell(&self, index: usize) -> *mut PFLT_PORT {
-        self.connections
-            .ports
-            .get(index)
-            .filter(|_| self.mask & (1 << index) != 0)
-            .map_or(core::ptr::null_mut(), UnsafeCell::get)
-    }
-}
-
-impl Drop for Targets<'_> {
-    fn drop(&mut self) {
-        for index in 0..MAX_CONNECTIONS {
-            if self.mask & (1 << index) != 0 {
-                self.connections.release(index);
-            }
-        }
-    }
+    pub excluded: bool,
 }

@@ -13,7 +13,6 @@
 //! 6. delivery.
 
 use crate::config::Settings;
-use crate::connections::Role;
 use crate::deliver::notify;
 use crate::deliver::queue::Push;
 use crate::deliver::reply::{self, Outcome};
@@ -196,33 +195,27 @@ fn deliver(
     let filter = state.filter();
 
     // 1. The decider (the creating thread waits here, at most reply_timeout_ms).
-    let outcome = {
-        let decider = state
-            .connections
-            .targets(Role::Decider, Some(requestor), stats);
-        if decider.excluded() {
-            // The decider's own create: never held.
-            Outcome::Allow
-        } else {
-            reply::request_verdict(filter, &decider, &mut event, sequence, settings, stats)
-        }
-    };
+    let outcome = reply::decide(
+        filter,
+        &state.connections,
+        requestor,
+        &mut event,
+        sequence,
+        settings,
+        stats,
+    );
 
     // 2. The observers.
     match settings.observer_delivery {
         Delivery::Notify => {
-            let observers = state
-                .connections
-                .targets(Role::Observer, Some(requestor), stats);
-            if !observers.is_empty() {
-                notify::send_to_all(
-                    filter,
-                    &observers,
-                    event.bytes_mut(),
-                    settings.notify_timeout_ms,
-                    stats,
-                );
-            }
+            notify::send_to_observers(
+                filter,
+                &state.connections,
+                requestor,
+                event.bytes_mut(),
+                settings.notify_timeout_ms,
+                stats,
+            );
         }
         Delivery::Queued => {
             if state.connections.counts().observers > 0 {

@@ -222,3 +222,32 @@ fn observers_never_deny_even_when_nobody_reads() {
     observer.stop();
     sim.unload_and_check_pool();
 }
+
+#[test]
+fn closing_one_observer_does_not_wait_for_sends_to_another() {
+    let sim = Sim::start();
+    let gate = Arc::new(AtomicBool::new(false));
+    // Slot 0: a stalled observer; slot 1: a reading one.
+    let stalled = spawn_observer(OBSERVER, Some(Arc::clone(&gate)));
+    let reading = spawn_observer(OTHER_OBSERVER, None);
+    stalled.port.set_config(&config_with(|c| {
+        c.observer_delivery = Delivery::Notify;
+        c.notify_timeout_ms = 3_000;
+    }));
+    let creator = std::thread::spawn(|| create_as(APP, r"C:\slow\x.txt").status);
+    // The create is now waiting (up to 3 s) for the stalled observer.
+    assert!(wait_until(Duration::from_secs(5), || stalled
+        .port
+        .stats()
+        .events_reported
+        == 1));
+    std::thread::sleep(Duration::from_millis(50));
+    let t0 = Instant::now();
+    reading.stop();
+    let took = t0.elapsed();
+    assert!(took < Duration::from_millis(1_500), "close waited {took:?}");
+    assert_eq!(creator.join().unwrap(), STATUS_SUCCESS);
+    gate.store(true, Ordering::Release);
+    stalled.stop();
+    sim.unload_and_check_pool();
+}

@@ -1,43 +1,43 @@
 //! Plain notify delivery: one `FltSendMessage` per observer, without a reply buffer and
 //! with a short finite timeout. It never denies: a failed send is counted and forgotten.
 
-use crate::connections::Targets;
+use crate::connections::{Connections, Role};
 use crate::stats::{Counter, Stats};
 use crate::sync::relative_timeout;
 use core::ffi::c_void;
-use portfilter_bindings::{FltSendMessage, PFLT_FILTER, STATUS_SUCCESS};
+use portfilter_bindings::{FltSendMessage, PFLT_FILTER, PFLT_PORT, STATUS_SUCCESS};
 
-/// Sends `message` (a complete protocol message in kernel memory) to every connection in
-/// `targets`; returns how many took it. `*Timeout == 0` (timeout_ms 0) means "only if a
-/// `FilterGetMessage` is already waiting".
-pub(crate) fn send_to_all(
+/// Sends `message` (a complete protocol message in kernel memory) to every observer
+/// except the requestor's own process; returns how many took it. `timeout_ms` 0 means
+/// "only if a `FilterGetMessage` is already waiting".
+pub(crate) fn send_to_observers(
     filter: PFLT_FILTER,
-    targets: &Targets<'_>,
+    connections: &Connections,
+    requestor: u32,
     message: &mut [u8],
     timeout_ms: u32,
     stats: &Stats,
 ) -> u32 {
     let mut delivered = 0;
-    for index in targets.indexes() {
-        if send_one(filter, targets, index, message, timeout_ms) {
+    connections.for_each(Role::Observer, Some(requestor), stats, |target| {
+        if send_one(filter, target.port, message, timeout_ms) {
             stats.bump(Counter::NotifySent);
             delivered += 1;
         } else {
             stats.bump(Counter::NotifyFailed);
         }
-    }
+    });
     delivered
 }
 
-/// Sends `message` to the connection `index` of `targets`; true when a client took it.
+/// Sends `message` without a reply buffer to the client port in `port`; true when a
+/// client took it.
 pub(crate) fn send_one(
     filter: PFLT_FILTER,
-    targets: &Targets<'_>,
-    index: usize,
+    port: *mut PFLT_PORT,
     message: &mut [u8],
     timeout_ms: u32,
 ) -> bool {
-    let port = targets.port_cell(index);
     if port.is_null() {
         return false;
     }
@@ -45,8 +45,9 @@ pub(crate) fn send_one(
         return false;
     };
     let mut timeout = relative_timeout(timeout_ms);
-    // SAFETY: the port cell is referenced by `targets`; the message is kernel memory valid
-    // for `len` bytes; no reply buffer; the timeout is finite and lives across the call.
+    // SAFETY: the port cell belongs to a connection referenced by the caller (inside
+    // Connections::for_each); the message is kernel memory valid for `len` bytes; no reply
+    // buffer; the timeout is finite and lives across the call.
     let status = unsafe {
         FltSendMessage(
             filter,

@@ -8,13 +8,14 @@
 //! counted.
 
 use crate::config::Settings;
-use crate::connections::Targets;
+use crate::connections::{Connections, Role};
 use crate::event::EventMessage;
 use crate::stats::{Counter, Stats};
 use crate::sync::relative_timeout;
 use core::ffi::c_void;
 use portfilter_bindings::{
-    FltSendMessage, NTSTATUS, PFLT_FILTER, STATUS_BUFFER_OVERFLOW, STATUS_SUCCESS, STATUS_TIMEOUT,
+    FltSendMessage, NTSTATUS, PFLT_FILTER, PFLT_PORT, STATUS_BUFFER_OVERFLOW, STATUS_SUCCESS,
+    STATUS_TIMEOUT,
 };
 use portfilter_protocol::{Decision, VERDICT_BYTES, Verdict};
 
@@ -38,32 +39,59 @@ impl Outcome {
     }
 }
 
-/// Sends `event` (request flag set) to the decider in `targets` (at most one) and returns
-/// the outcome.
-pub(crate) fn request_verdict(
+/// The create's outcome from the decider: ask it if one is connected (and is not the
+/// requestor's own process: then the create is not held at all), else the default.
+pub(crate) fn decide(
     filter: PFLT_FILTER,
-    decider: &Targets<'_>,
+    connections: &Connections,
+    requestor: u32,
     event: &mut EventMessage,
     sequence: u64,
     settings: &Settings,
     stats: &Stats,
 ) -> Outcome {
-    let Some(index) = decider.indexes().next() else {
-        return Outcome::default_verdict(settings, stats);
-    };
+    let mut outcome = None;
+    let visit = connections.for_each(Role::Decider, Some(requestor), stats, |decider| {
+        outcome = Some(request_verdict(
+            filter,
+            decider.port,
+            event,
+            sequence,
+            settings,
+            stats,
+        ));
+    });
+    match outcome {
+        Some(outcome) => outcome,
+        // The decider's own create: never held.
+        None if visit.excluded => Outcome::Allow,
+        None => Outcome::default_verdict(settings, stats),
+    }
+}
+
+/// Sends `event` (request flag set) to the decider's client port `port` and returns the
+/// outcome.
+fn request_verdict(
+    filter: PFLT_FILTER,
+    port: *mut PFLT_PORT,
+    event: &mut EventMessage,
+    sequence: u64,
+    settings: &Settings,
+    stats: &Stats,
+) -> Outcome {
     event.set_request(true);
     let mut reply = [0u8; VERDICT_BYTES];
     let mut reply_len = VERDICT_BYTES as u32;
     let mut timeout = relative_timeout(settings.reply_timeout_ms);
     stats.bump(Counter::RequestsSent);
     let len = event.len() as u32;
-    // SAFETY: the port cell is referenced by `decider` (it stays this connection's cell
-    // until the reference drops); the event and reply buffers are kernel memory valid for
+    // SAFETY: the port cell belongs to the decider referenced by `decide` (it stays this
+    // connection's cell meanwhile); the event and reply buffers are kernel memory valid for
     // the given lengths; the timeout is finite and lives across the call.
     let status = unsafe {
         FltSendMessage(
             filter,
-            decider.port_cell(index),
+            port,
             event.as_mut_ptr().cast::<c_void>(),
             len,
             reply.as_mut_ptr().cast::<c_void>(),

@@ -198,46 +198,45 @@ fn send_batch(
 ) {
     let filter = state.filter();
     let timeout_ms = state.config.settings().notify_timeout_ms;
-    let targets = state
+    let visit = state
         .connections
-        .targets(Role::Observer, None, &state.stats);
-    for index in targets.indexes() {
-        let Some((pid, connection_id)) = state.connections.identity(index) else {
-            continue;
-        };
-        let Some(slot_lost) = lost.get_mut(index) else {
-            continue;
-        };
-        if slot_lost.connection_id != connection_id {
-            *slot_lost = Lost {
-                connection_id,
-                events: 0,
+        .for_each(Role::Observer, None, &state.stats, |observer| {
+            let Some(slot_lost) = lost.get_mut(observer.index) else {
+                return;
             };
-        }
-        let missed = dropped.saturating_add(slot_lost.events);
-        let message = if batch.has_process(pid) {
-            let excluded = batch.copy_excluding(pid, filtered);
-            state.stats.add(Counter::SelfExcluded, u64::from(excluded));
-            if filtered.count() == 0 {
-                continue;
+            if slot_lost.connection_id != observer.connection_id {
+                *slot_lost = Lost {
+                    connection_id: observer.connection_id,
+                    events: 0,
+                };
             }
-            filtered.set_dropped_before(missed);
-            filtered.message()
-        } else {
-            batch.set_dropped_before(missed);
-            batch.message()
-        };
-        let count = u64::from(read_count(message));
-        if notify::send_one(filter, &targets, index, message, timeout_ms) {
-            state.stats.bump(Counter::BatchesSent);
-            slot_lost.events = 0;
-        } else {
-            state.stats.bump(Counter::NotifyFailed);
-            state.stats.add(Counter::QueueDropped, count);
-            slot_lost.events = missed.saturating_add(count);
-        }
-    }
-    if targets.is_empty() {
+            let missed = dropped.saturating_add(slot_lost.events);
+            let message = if batch.has_process(observer.process_id) {
+                let excluded = batch.copy_excluding(observer.process_id, filtered);
+                state.stats.add(Counter::SelfExcluded, u64::from(excluded));
+                if filtered.count() == 0 {
+                    // Only its own events: nothing to send; it learns of the losses in
+                    // its next batch.
+                    slot_lost.events = missed;
+                    return;
+                }
+                filtered.set_dropped_before(missed);
+                filtered.message()
+            } else {
+                batch.set_dropped_before(missed);
+                batch.message()
+            };
+            let count = u64::from(read_count(message));
+            if notify::send_one(filter, observer.port, message, timeout_ms) {
+                state.stats.bump(Counter::BatchesSent);
+                slot_lost.events = 0;
+            } else {
+                state.stats.bump(Counter::NotifyFailed);
+                state.stats.add(Counter::QueueDropped, count);
+                slot_lost.events = missed.saturating_add(count);
+            }
+        });
+    if visit.visited == 0 {
         // Nobody to deliver to (every observer disconnected): the events are lost.
         state
             .stats

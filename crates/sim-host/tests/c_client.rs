@@ -17,6 +17,11 @@ fn c_client() -> &'static Path {
         let libdir = lib.parent().unwrap();
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let dir = tempfile::tempdir().unwrap();
+        {
+            // Other users run it too (credential tests).
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
         let bin = dir.path().join("client");
         let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
         let out = run(
@@ -186,4 +191,49 @@ fn killing_a_deciding_client_releases_its_waiting_create_at_once() {
     assert_eq!(counter(&report, "default_verdicts"), 1, "{report}");
     assert_eq!(counter(&report, "deciders"), 0, "{report}");
     assert!(report.contains("pool: no leaks"), "{report}");
+}
+
+#[test]
+fn peer_uid_decides_administrator_or_standard_user() {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: running clients as another uid needs root");
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    // --shared lets other users reach the socket; their uid is not an administrator's.
+    let host = Host::start_with(&["--shared"], true);
+    let out = run(
+        host.command(c_client())
+            .arg("-n")
+            .arg("0")
+            .uid(NOBODY)
+            .gid(NOBODY),
+        WAIT,
+    );
+    assert_eq!(out.status.code(), Some(3), "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("HRESULT 0x80070005"), "{}", out.stdout);
+    host.proc
+        .wait_for(&format!("uid {NOBODY} connected as standard user"));
+    let (status, _) = host.stop();
+    assert!(status.success());
+
+    // Listed with --admin-uid, the same user connects.
+    let admin_uid = NOBODY.to_string();
+    let host = Host::start_with(&["--shared", "--admin-uid", &admin_uid], true);
+    let out = run(
+        host.command(c_client())
+            .arg("-n")
+            .arg("0")
+            .uid(NOBODY)
+            .gid(NOBODY),
+        WAIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("done: 0 event(s)"), "{}", out.stdout);
+    host.proc
+        .wait_for(&format!("uid {NOBODY} connected as administrator"));
+    let (status, report) = host.stop();
+    assert!(status.success(), "{report}");
 }

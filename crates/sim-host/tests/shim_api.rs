@@ -298,6 +298,8 @@ fn shim_reproduces_the_win32_results_across_the_socket() {
     let ok = unsafe { (lib.gqcs)(iocp, &mut bytes, &mut key, &mut done, 30_000) };
     assert_eq!(ok, 0);
     assert!(std::ptr::eq(done, &*ov));
+    // SAFETY: plain call. STATUS_PORT_DISCONNECTED → ERROR_INVALID_HANDLE.
+    assert_eq!(unsafe { (lib.last_error)() }, 6);
     assert_eq!(connect(&lib), Err(E_FILE_NOT_FOUND));
     // SAFETY: valid handles.
     unsafe {

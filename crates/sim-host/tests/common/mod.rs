@@ -218,7 +218,17 @@ pub struct Host {
 impl Host {
     /// Starts a host (with extra `serve` arguments) and waits until it serves.
     pub fn start(extra: &[&str]) -> Self {
+        Self::start_with(extra, false)
+    }
+
+    /// Like [`start`](Self::start); with `open_dir` the socket's directory is
+    /// traversable by other users (for `--shared` tests).
+    pub fn start_with(extra: &[&str], open_dir: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        if open_dir {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
         let socket = dir.path().join("sim.sock");
         let mut cmd = Command::new(sim_bin());
         cmd.arg("serve").arg("--socket").arg(&socket).args(extra);

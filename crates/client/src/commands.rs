@@ -147,3 +147,37 @@ impl Connection {
         Config::decode(&output, Command::SetConfig).map_err(|error| decode_error(OP, error))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hello_of_another_version_is_a_version_mismatch() {
+        let error = decode_error(
+            "hello",
+            portfilter_protocol::Error::VersionMismatch { got: 9 },
+        );
+        let Error::VersionMismatch {
+            client,
+            driver,
+            hresult,
+        } = &error
+        else {
+            panic!("{error:?}")
+        };
+        assert_eq!(
+            (*client, driver.as_str(), *hresult),
+            (PROTOCOL_VERSION, "9", None)
+        );
+        assert!(error.to_string().contains("the driver 9"), "{error}");
+        let other = decode_error("stats", portfilter_protocol::Error::BadMagic { got: 1 });
+        assert!(matches!(
+            other,
+            Error::Protocol {
+                operation: "stats",
+                ..
+            }
+        ));
+    }
+}

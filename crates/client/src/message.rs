@@ -98,3 +98,109 @@ pub fn decode_message(bytes: &[u8]) -> Result<Received<'_>, portfilter_protocol:
         payload,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portfilter_protocol::{BatchWriter, EVENT_FLAG_REQUEST, EventFields, encode_event};
+
+    fn fields(sequence: u64, flags: u32) -> EventFields {
+        EventFields {
+            flags,
+            sequence,
+            process_id: 7,
+            volume_name_len: 4,
+            ..EventFields::default()
+        }
+    }
+
+    fn with_header(reply_length: u32, message_id: u64, payload: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![0u8; MESSAGE_HEADER_BYTES];
+        bytes[0..4].copy_from_slice(&reply_length.to_le_bytes());
+        bytes[4..8].fill(0xEE); // padding the kernel does not write
+        bytes[8..16].copy_from_slice(&message_id.to_le_bytes());
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    fn name() -> Vec<u16> {
+        r"\V\a.txt".encode_utf16().collect()
+    }
+
+    #[test]
+    fn request_events_carry_where_to_reply() {
+        let mut payload = vec![0u8; 256];
+        let len = encode_event(&fields(41, EVENT_FLAG_REQUEST), &name(), &mut payload).unwrap();
+        // Trailing bytes (a synchronous receive does not report the length) are ignored.
+        let bytes = with_header(40, 9, &payload);
+        let received = decode_message(&bytes).unwrap();
+        assert_eq!(received.reply_length, 40);
+        assert_eq!(
+            received.reply_to(),
+            Some(ReplyTo {
+                message_id: 9,
+                sequence: 41
+            })
+        );
+        let Payload::Event(event) = received.payload else {
+            panic!("an event")
+        };
+        assert_eq!(event.name.to_string_lossy(), r"\V\a.txt");
+        assert!(len < payload.len());
+    }
+
+    #[test]
+    fn notifications_and_batches_have_no_reply() {
+        let mut payload = vec![0u8; 256];
+        encode_event(&fields(1, 0), &name(), &mut payload).unwrap();
+        assert_eq!(
+            decode_message(&with_header(0, 0, &payload))
+                .unwrap()
+                .reply_to(),
+            None
+        );
+        // A request flag without a message id cannot be answered either.
+        encode_event(&fields(1, EVENT_FLAG_REQUEST), &name(), &mut payload).unwrap();
+        assert_eq!(
+            decode_message(&with_header(0, 0, &payload))
+                .unwrap()
+                .reply_to(),
+            None
+        );
+
+        let mut batch = vec![0u8; portfilter_protocol::MAX_BATCH_BYTES];
+        let mut writer = BatchWriter::new(&mut batch, 8, 3).unwrap();
+        writer.push(&fields(5, 0), &name()).unwrap();
+        writer.push(&fields(6, 0), &name()).unwrap();
+        let used = writer.finish().len();
+        let bytes = with_header(0, 0, &batch[..used]);
+        let received = decode_message(&bytes).unwrap();
+        assert_eq!(received.reply_to(), None);
+        let Payload::Batch(view) = received.payload else {
+            panic!("a batch")
+        };
+        assert_eq!(view.dropped_before(), 3);
+        let sequences: Vec<u64> = view.events().map(|e| e.fields.sequence).collect();
+        assert_eq!(sequences, [5, 6]);
+    }
+
+    #[test]
+    fn short_or_foreign_messages_are_errors_not_panics() {
+        assert!(matches!(
+            decode_message(&[0u8; 15]),
+            Err(portfilter_protocol::Error::TooShort { .. })
+        ));
+        // A verdict is never sent to clients.
+        let mut verdict = [0u8; portfilter_protocol::VERDICT_BYTES];
+        portfilter_protocol::Verdict::allow(1)
+            .encode(&mut verdict)
+            .unwrap();
+        assert!(matches!(
+            decode_message(&with_header(0, 0, &verdict)),
+            Err(portfilter_protocol::Error::UnexpectedKind { got: 3 })
+        ));
+        for len in 0..64 {
+            let _ = decode_message(&vec![0xA5; len]);
+        }
+    }
+}

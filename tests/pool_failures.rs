@@ -1,0 +1,80 @@
+//! Out-of-pool paths (fltsim's `pool::fail_next`): DriverEntry fails cleanly, a create
+//! whose event cannot be built still completes, commands fail with
+//! `STATUS_INSUFFICIENT_RESOURCES` and change nothing — and nothing leaks.
+
+mod common;
+
+use common::{Seen, Sim, config_with, connect, create_as, hr, spawn_decider};
+use fltsim::kernel::pool;
+use portfilter_bindings::{STATUS_INSUFFICIENT_RESOURCES, STATUS_SUCCESS};
+use portfilter_protocol::{Config, Role, Verdict};
+use std::sync::Arc;
+
+const INSUFFICIENT: i32 = 0x8007_05AA_u32 as i32;
+
+#[test]
+fn driver_entry_fails_cleanly_without_pool_and_loads_afterwards() {
+    let machine = fltsim::Machine::boot();
+    pool::fail_next(1);
+    assert_eq!(
+        fltsim::load_driver(portfilter::DriverEntry),
+        Err(STATUS_INSUFFICIENT_RESOURCES)
+    );
+    assert_eq!(pool::live_bytes(portfilter::POOL_TAG), 0);
+    assert!(!fltsim::is_loaded());
+    fltsim::load_driver(portfilter::DriverEntry).expect("loads once pool is back");
+    fltsim::unload_driver().unwrap();
+    assert_eq!(pool::live_bytes(portfilter::POOL_TAG), 0);
+    assert!(machine.shutdown().is_empty());
+}
+
+#[test]
+fn creates_complete_whatever_allocation_fails() {
+    let sim = Sim::start();
+    let decider = spawn_decider(2001, Arc::new(|e: &Seen| Some(Verdict::allow(e.sequence))));
+    for failing in 1..6 {
+        pool::fail_next(failing);
+        let out = create_as(1000, &format!(r"C:\oom\{failing}.txt"));
+        assert_eq!(out.status, STATUS_SUCCESS, "{failing} failing allocations");
+        pool::fail_next(0);
+    }
+    // Business as usual afterwards.
+    let before = decider.received.count();
+    assert_eq!(create_as(1000, r"C:\oom\after.txt").status, STATUS_SUCCESS);
+    assert_eq!(decider.received.count(), before + 1);
+    decider.stop();
+    sim.unload_and_check_pool();
+}
+
+#[test]
+fn commands_fail_with_insufficient_resources_and_change_nothing() {
+    let sim = Sim::start();
+    let port = connect(2001, Role::Observer);
+    let wanted = config_with(|c| c.reply_timeout_ms = 4321);
+    let mut seen_failure = false;
+    for failing in 1..6 {
+        pool::fail_next(failing);
+        let (status, applied) = port.try_set_config(&wanted);
+        pool::fail_next(0);
+        match status {
+            hr::S_OK => assert_eq!(applied.as_ref(), Some(&wanted)),
+            INSUFFICIENT => {
+                seen_failure = true;
+                assert_eq!(port.config(), Config::new(), "unchanged after a failure");
+            }
+            other => panic!("unexpected status {other:#x}"),
+        }
+        port.set_config(&Config::new());
+    }
+    assert!(seen_failure);
+    pool::fail_next(1);
+    let mut input = common::Buf::new(8);
+    portfilter_protocol::encode_request(portfilter_protocol::Command::GetConfig, input.bytes_mut())
+        .unwrap();
+    let (status, _, _) = port.send_raw(&mut input, portfilter_protocol::CONFIG_MAX_BYTES);
+    pool::fail_next(0);
+    assert_eq!(status, INSUFFICIENT);
+    assert_eq!(port.hello().role, Role::Observer);
+    port.close();
+    sim.unload_and_check_pool();
+}

@@ -13,7 +13,7 @@ Exit codes:
   5  port busy: connection limit (0x800704D6) or another decider (0x80070020)
   6  protocol version mismatch between portctl and the driver
 
-Errors are printed on stderr as one line: `portctl: error: …, HRESULT 0x…(meaning)`.
+Errors are printed on stderr as one line: `portctl: error: … HRESULT 0x80070002 (meaning)`.
 On Linux, portctl reaches the driver hosted by `portfilter-sim` (socket path in
 PORTFILTER_SIM_SOCKET). Set PORTCTL_LOG=debug for diagnostics.";
 

@@ -1,4 +1,4 @@
-//! Commands: `FilterSendMessage` → MessageNotify, on the caller's thread.
+//! Commands: `FilterSendMessage` → `MessageNotify`, on the caller's thread.
 //!
 //! The input and output buffers are raw user-mode addresses. They are only touched through
 //! [`UserPtr`] (fault-tolerant copies); the input is captured into a pool buffer first and
@@ -68,7 +68,7 @@ const fn parse_u8(s: &str) -> u8 {
 /// (bytes written on success, the needed size on `STATUS_BUFFER_TOO_SMALL`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Answer {
-    /// The status MessageNotify returns.
+    /// The status `MessageNotify` returns.
     pub status: NTSTATUS,
     /// The value for `*ReturnOutputBufferLength`.
     pub returned: u32,

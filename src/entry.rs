@@ -1,15 +1,15 @@
-//! DriverEntry and unload, in the order the Filter Manager requires:
+//! `DriverEntry` and unload, in the order the Filter Manager requires:
 //!
-//! load:   state (config, queue) → FltRegisterFilter → server port → worker thread →
-//!         FltStartFiltering
+//! load:   state (config, queue) → `FltRegisterFilter` → server port → worker thread →
+//!         `FltStartFiltering`
 //! unload: mark unloading (creates stop reporting, connects are refused) → close server
 //!         port (no new connects) → stop the worker (bounded by one send timeout) → drop
-//!         what is still queued, counted → FltUnregisterFilter (the Filter Manager
+//!         what is still queued, counted → `FltUnregisterFilter` (the Filter Manager
 //!         disconnects the clients — our Disconnect closes each client port, which
 //!         releases waiting creates at once — and waits for running callbacks) → free
 //!         the state.
 //!
-//! Every failure in DriverEntry unwinds what succeeded, in reverse.
+//! Every failure in `DriverEntry` unwinds what succeeded, in reverse.
 
 use crate::state::{self, DriverState};
 use crate::stats::Counter;
@@ -38,8 +38,8 @@ pub unsafe extern "system" fn DriverEntry(
     let status = unsafe {
         FltRegisterFilter(
             driver_object,
-            &crate::registration::REGISTRATION,
-            &mut filter,
+            &raw const crate::registration::REGISTRATION,
+            &raw mut filter,
         )
     };
     if !nt_success(status) {
@@ -87,7 +87,7 @@ pub unsafe extern "system" fn DriverEntry(
     STATUS_SUCCESS
 }
 
-/// FilterUnloadCallback (`fltmc unload`, service stop).
+/// `FilterUnloadCallback` (`fltmc unload`, service stop).
 pub(crate) unsafe extern "system" fn filter_unload(_flags: u32) -> NTSTATUS {
     let Some(st) = state::get() else {
         return STATUS_SUCCESS;

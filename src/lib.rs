@@ -40,7 +40,7 @@ pub use entry::DriverEntry;
 /// The name of the communication port clients connect to.
 pub const PORT_NAME: &str = "\\PortFilterPort";
 
-/// Pool tag for every allocation the driver makes ("PfFl" as it appears in pool tools).
+/// Pool tag for every allocation the driver makes (`PfFl` as it appears in pool tools).
 pub const POOL_TAG: u32 = u32::from_le_bytes(*b"PfFl");
 
 /// How many client connections the port accepts: one deciding client (request-reply)

@@ -40,7 +40,7 @@ impl FileName {
             let mut info: *mut FLT_FILE_NAME_INFORMATION = core::ptr::null_mut();
             // SAFETY: `data` is the current callback data; `info` is a valid out pointer.
             let status = unsafe {
-                FltGetFileNameInformation(data, format | FLT_FILE_NAME_QUERY_DEFAULT, &mut info)
+                FltGetFileNameInformation(data, format | FLT_FILE_NAME_QUERY_DEFAULT, &raw mut info)
             };
             if status == STATUS_SUCCESS {
                 if let Some(info) = NonNull::new(info) {

@@ -133,7 +133,7 @@ unsafe extern "system" fn disconnect_notify(connection_cookie: *mut c_void) {
     crate::log!("client disconnected (slot {index})");
 }
 
-/// MessageNotify: a command from `FilterSendMessage` ([`crate::commands`]).
+/// `MessageNotify`: a command from `FilterSendMessage` ([`crate::commands`]).
 unsafe extern "system" fn message_notify(
     port_cookie: *mut c_void,
     input_buffer: *mut c_void,

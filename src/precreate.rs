@@ -33,7 +33,7 @@ use portfilter_protocol::{
     EVENT_FLAG_NAME_UNAVAILABLE, EventFields,
 };
 
-/// Pre-create (registered for `IRP_MJ_CREATE`). PASSIVE_LEVEL, on the creating thread.
+/// Pre-create (registered for `IRP_MJ_CREATE`). `PASSIVE_LEVEL`, on the creating thread.
 pub(crate) unsafe extern "system" fn pre_create(
     data: *mut FLT_CALLBACK_DATA,
     _flt_objects: *const FLT_RELATED_OBJECTS,
@@ -139,19 +139,16 @@ unsafe fn report(state: &DriverState, data: *mut FLT_CALLBACK_DATA) -> Outcome {
 
     // SAFETY: caller's contract.
     let name = unsafe { FileName::query(data) };
-    let (settings, reported) = match &name {
-        Some(name) => {
-            let parts = name.parts();
-            fields.volume_name_len = u16::try_from(parts.volume_units * 2).unwrap_or(0);
-            if name.kind() == NameKind::Opened {
-                fields.flags |= EVENT_FLAG_NAME_OPENED;
-            }
-            state.config.decide(parts.path, parts.extension)
+    let (settings, reported) = if let Some(name) = &name {
+        let parts = name.parts();
+        fields.volume_name_len = u16::try_from(parts.volume_units * 2).unwrap_or(0);
+        if name.kind() == NameKind::Opened {
+            fields.flags |= EVENT_FLAG_NAME_OPENED;
         }
-        None => {
-            fields.flags |= EVENT_FLAG_NAME_UNAVAILABLE;
-            state.config.decide_unnamed()
-        }
+        state.config.decide(parts.path, parts.extension)
+    } else {
+        fields.flags |= EVENT_FLAG_NAME_UNAVAILABLE;
+        state.config.decide_unnamed()
     };
     if !reported || skip::skipped_by_policy(&facts, settings.skip).is_some() {
         state.stats.bump(Counter::EventsSkipped);

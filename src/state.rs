@@ -13,9 +13,9 @@ use portfilter_bindings::{PFLT_FILTER, PFLT_PORT};
 
 /// Everything the callbacks share.
 pub(crate) struct DriverState {
-    /// The filter handle from `FltRegisterFilter` (set once in DriverEntry).
+    /// The filter handle from `FltRegisterFilter` (set once in `DriverEntry`).
     pub filter: AtomicPtr<core::ffi::c_void>,
-    /// The server port (set once in DriverEntry, closed first in unload).
+    /// The server port (set once in `DriverEntry`, closed first in unload).
     pub server_port: UnsafeCell<PFLT_PORT>,
     /// Connections and their client ports.
     pub connections: Connections,
@@ -71,7 +71,7 @@ impl DriverState {
 static STATE: AtomicPtr<DriverState> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Allocates the state, installs the default configuration and queue, and publishes it.
-/// `None` if the pool is exhausted or a state is already published (a second DriverEntry).
+/// `None` if the pool is exhausted or a state is already published (a second `DriverEntry`).
 pub(crate) fn create() -> Option<&'static DriverState> {
     let boxed = PoolBox::new(DriverState::new())?;
     boxed.init();
@@ -126,7 +126,7 @@ fn teardown(state: &DriverState) {
 ///
 /// # Safety
 /// No callback or driver thread may run or start after this (call it after
-/// `FltUnregisterFilter` and after the worker stopped, or on a DriverEntry failure path
+/// `FltUnregisterFilter` and after the worker stopped, or on a `DriverEntry` failure path
 /// before filtering started and with the port closed).
 pub(crate) unsafe fn destroy() {
     let raw = STATE.swap(core::ptr::null_mut(), Ordering::AcqRel);

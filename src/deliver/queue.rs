@@ -4,7 +4,7 @@
 //! waits for user mode); the worker thread pops. When the queue is full the *new* event
 //! is dropped and counted; the count since the last batch goes out in the next batch's
 //! `dropped_before`. Events are the pool buffers the create path built, moved in and out
-//! without copying. Capacity changes (SetConfig) reallocate the ring and keep the oldest
+//! without copying. Capacity changes (`SetConfig`) reallocate the ring and keep the oldest
 //! events that fit.
 
 use crate::event::EventMessage;

@@ -158,6 +158,7 @@ typedef struct pf_verdict_reply {
 #define PF_CONNECT_CONTEXT_BYTES 16u
 #define PF_ROLE_DECIDER 1u
 #define PF_ROLE_OBSERVER 2u
+#define PF_ROLE_CONTROL 3u  /* commands only, no events */
 
 typedef struct pf_connect_context {
     pf_header header; /* kind PF_KIND_CONNECT */

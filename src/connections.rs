@@ -4,15 +4,16 @@
 //! How several connections are served (documented in docs/driver.md):
 //! * at most one **decider** (answers request-reply). A second decider's connect fails with
 //!   [`SECOND_DECIDER_STATUS`], while the first stays connected;
-//! * up to `MAX_CONNECTIONS - 1` **observers** (plain or queued notify), so that a slot is
-//!   always left for the decider. One observer too many gets
-//!   `STATUS_CONNECTION_COUNT_LIMIT`, the status the Filter Manager itself uses.
+//! * up to `MAX_CONNECTIONS - 1` **observers** (plain or queued notify) and **control**
+//!   connections (commands only, no events) together, so that a slot is always left for
+//!   the decider. One too many gets `STATUS_CONNECTION_COUNT_LIMIT`, the status the Filter
+//!   Manager itself uses.
 //!
 //! Senders take a reference on a slot while they use its client port (a small rundown
 //! protection): the reference is taken under the table lock, together with the check of
 //! the connection's process id (self-exclusion), and released after `FltSendMessage`
-//! returned ([`Connections::for_each`]). Disconnect marks the slot closing (no new references), closes the client
-//! port (which wakes and fails every send on it), waits for the references to drain, and
+//! returned ([`Connections::for_each`]). Disconnect marks the slot closing (no new
+//! references), closes the client port (which wakes and fails every send on it), waits for the references to drain, and
 //! only then frees the slot. So a send never reaches a *different* connection that reused
 //! the slot, and the process id checked is the one of the port the event goes to.
 
@@ -151,7 +152,9 @@ impl Connections {
         };
         match role {
             Role::Decider if open(Role::Decider) > 0 => return Err(SECOND_DECIDER_STATUS),
-            Role::Observer if open(Role::Observer) >= MAX_CONNECTIONS - 1 => {
+            Role::Observer | Role::Control
+                if open(Role::Observer) + open(Role::Control) >= MAX_CONNECTIONS - 1 =>
+            {
                 return Err(STATUS_CONNECTION_COUNT_LIMIT);
             }
             _ => {}
@@ -239,6 +242,8 @@ impl Connections {
             match slot.role {
                 Role::Decider => counts.deciders += 1,
                 Role::Observer => counts.observers += 1,
+                // Counted in `connected` only: they receive no events.
+                Role::Control => {}
             }
         }
         counts

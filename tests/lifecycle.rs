@@ -156,3 +156,42 @@ fn client_process_exit_disconnects_it() {
     other.close();
     sim.unload_and_check_pool();
 }
+
+#[test]
+fn control_connection_gets_commands_but_no_events_and_shares_the_observer_slots() {
+    let sim = Sim::start();
+    let control = connect(2101, Role::Control);
+    assert_eq!(control.hello().role, Role::Control);
+    for i in 0..20 {
+        let outcome = common::create_as(2102, &format!("C:\\Users\\a\\file{i}.txt"));
+        assert_eq!(outcome.status, 0);
+    }
+    let stats = control.stats();
+    assert_eq!(
+        (stats.connected_clients, stats.deciders, stats.observers),
+        (1, 0, 0),
+        "a control connection is connected but neither decider nor observer"
+    );
+    assert_eq!(stats.events_seen, 20);
+    assert_eq!(
+        (stats.queue_enqueued, stats.batches_sent, stats.notify_sent),
+        (0, 0, 0),
+        "nothing is queued or sent for a control connection"
+    );
+    assert_eq!(fltsim::port::queued_requests(), 0);
+    // Control connections count against the non-decider slots like observers do.
+    let observers: Vec<_> = (0..portfilter::MAX_CONNECTIONS - 2)
+        .map(|i| connect(3000 + i as u32, Role::Observer))
+        .collect();
+    assert_eq!(
+        try_connect(3100, Some(Role::Control)).err(),
+        Some(hr::CONNECTION_LIMIT)
+    );
+    let decider = connect(3200, Role::Decider);
+    decider.close();
+    for o in observers {
+        o.close();
+    }
+    control.close();
+    sim.unload_and_check_pool();
+}

@@ -55,10 +55,11 @@ fn format(json: bool) -> Format {
     if json { Format::Json } else { Format::Human }
 }
 
-/// Commands that only send commands connect as observers (the protocol has no
-/// command-only role); the connection is closed as soon as the command is answered.
+/// Commands that only send commands connect in the CONTROL role (no events are sent to
+/// them, so they never slow delivery); the connection is closed once the command is
+/// answered.
 fn control_connection(options: &ConnectOptions) -> Result<Connection, Failure> {
-    Ok(Connection::connect(Role::Observer, options)?)
+    Ok(Connection::connect(Role::Control, options)?)
 }
 
 fn ping(options: &ConnectOptions) -> Result<(), Failure> {

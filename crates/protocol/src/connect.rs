@@ -5,7 +5,7 @@
 //! | offset | field | type |
 //! |---|---|---|
 //! | 0 | header (kind 4) | 8 bytes |
-//! | 8 | role ([`ROLE_DECIDER`] = 1, [`ROLE_OBSERVER`] = 2) | u32 |
+//! | 8 | role ([`ROLE_DECIDER`] = 1, [`ROLE_OBSERVER`] = 2, [`ROLE_CONTROL`] = 3) | u32 |
 //! | 12 | flags (reserved, 0) | u32 |
 
 use crate::Error;
@@ -19,6 +19,9 @@ pub const CONNECT_CONTEXT_BYTES: usize = 16;
 pub const ROLE_DECIDER: u32 = 1;
 /// Wire value: the connection receives notify-only events or batches.
 pub const ROLE_OBSERVER: u32 = 2;
+/// Wire value: the connection only sends commands (ping, statistics, configuration) and
+/// receives no events, so a short-lived `portctl stats` never slows event delivery.
+pub const ROLE_CONTROL: u32 = 3;
 
 /// Byte offsets of the connection context fields.
 pub mod offset {
@@ -41,6 +44,8 @@ pub enum Role {
     Decider = ROLE_DECIDER,
     /// Receives notify-only events or batches.
     Observer = ROLE_OBSERVER,
+    /// Sends commands only; receives no events.
+    Control = ROLE_CONTROL,
 }
 
 impl Role {
@@ -50,6 +55,7 @@ impl Role {
         match value {
             ROLE_DECIDER => Some(Self::Decider),
             ROLE_OBSERVER => Some(Self::Observer),
+            ROLE_CONTROL => Some(Self::Control),
             _ => None,
         }
     }

@@ -277,6 +277,7 @@ fn expected_layout() -> BTreeMap<String, i64> {
         ("PF_CONNECT_CONTEXT_BYTES", u(pf::CONNECT_CONTEXT_BYTES)),
         ("PF_ROLE_DECIDER", i64::from(pf::ROLE_DECIDER)),
         ("PF_ROLE_OBSERVER", i64::from(pf::ROLE_OBSERVER)),
+        ("PF_ROLE_CONTROL", i64::from(pf::ROLE_CONTROL)),
         ("PF_COMMAND_REQUEST_BYTES", u(pf::COMMAND_REQUEST_BYTES)),
         ("PF_HELLO_REPLY_BYTES", u(pf::HELLO_REPLY_BYTES)),
         ("PF_STATS_COUNTERS", u(stats::STATS_COUNTERS)),

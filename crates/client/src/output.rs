@@ -127,7 +127,7 @@ impl Output {
         }
     }
 
-    /// Reports events the driver dropped before a batch (queue full).
+    /// Reports events the driver dropped before a batch (queue full or delivery to this client timed out).
     pub fn drops(&self, dropped: u32) {
         match self.format {
             Format::Json => {
@@ -139,7 +139,7 @@ impl Output {
                 }
             }
             Format::Human => self.line(&format!(
-                "-- the driver dropped {dropped} events (queue full) --"
+                "-- the driver dropped {dropped} events (queue full or delivery to this client timed out) --"
             )),
         }
     }

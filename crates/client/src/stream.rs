@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 pub enum StreamItem {
     /// A create event; answer it with [`Delivery::reply`] when it is a request.
     Event(Delivery),
-    /// The driver lost this many events (queue full) before the next batch.
+    /// The driver lost this many events (queue full or delivery to this client timed out) before the next batch.
     Dropped(u32),
 }
 

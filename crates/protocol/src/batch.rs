@@ -211,7 +211,7 @@ impl<'a> BatchView<'a> {
         self.count
     }
 
-    /// Events the driver lost (queue full) since the previous batch.
+    /// Events the driver lost (queue full or delivery to this client timed out) since the previous batch.
     #[must_use]
     pub const fn dropped_before(&self) -> u32 {
         self.dropped_before

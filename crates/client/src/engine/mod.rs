@@ -86,7 +86,7 @@ pub struct EngineStats {
     pub requests: u64,
     /// Batches received.
     pub batches: u64,
-    /// Events the driver reported lost before batches (queue full).
+    /// Events the driver reported lost before batches (queue full or delivery to this client timed out).
     pub dropped: u64,
     /// Requests answered allow (delivered).
     pub allowed: u64,

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The README's main job: the whole system on the Filter Manager model, in one command.
+#
+#   the real driver hosted by portfilter-sim under fltsim (the user-mode Filter Manager),
+#   portctl guard (decider, demo/rules.toml) and portctl watch (observer, queued batches)
+#   as separate processes through libfltlib.so, and a workload of real file creates
+#   (a sample of the Sysmon trace in crates/sim-host/data) from several simulated processes.
+#
+# Phase 1: normal operation: decisions stream, allowed/denied counts, latency percentiles.
+# Phase 2: both clients frozen (SIGSTOP, like a service stuck in a debugger): creates wait
+#          at most reply-timeout-ms and get the default verdict; the observer queue fills
+#          and the driver counts drops; after SIGCONT, watch reports the drops and guard's
+#          late replies are counted, not fatal.
+# Then: final statistics, clean unload, pool leak report.
+#
+# Knobs: PORTFILTER_DEMO_CREATES (default 2000), PORTFILTER_DEMO_RATE (creates/s, 1000),
+#        PORTFILTER_DEMO_STALLED (phase-2 creates, 200).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+creates=${PORTFILTER_DEMO_CREATES:-2000}
+rate=${PORTFILTER_DEMO_RATE:-1000}
+stalled=${PORTFILTER_DEMO_STALLED:-200}
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "Building portfilter-sim, portctl and libfltlib.so (release)"
+cargo build --release --locked -q -p portfilter-sim -p portctl
+bin=target/release
+
+work=$(mktemp -d)
+export PORTFILTER_SIM_SOCKET="$work/sim.sock"
+export NO_COLOR=1
+# Shorten the NT volume prefix and long lines for the terminal.
+short() { sed -e 's#\\Device\\HarddiskVolume3#C:#' | cut -c1-"${COLUMNS:-160}"; }
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+say "Loading the driver under fltsim (portfilter-sim serve)"
+"$bin/portfilter-sim" serve >"$work/host.log" 2>&1 &
+host=$!
+pids+=("$host")
+for _ in $(seq 100); do
+    "$bin/portctl" ping >/dev/null 2>&1 && break
+    sleep 0.1
+done
+sed 's/^/  host | /' "$work/host.log"
+"$bin/portctl" ping | sed 's/^/  ping | /'
+
+say "Configuring: observers get queued batches; 100 ms reply budget; small queue to show drops"
+"$bin/portctl" config set observer-delivery=queued reply-timeout-ms=100 default-verdict=allow \
+    queue-capacity=128 batch-max-events=64 | sed 's/^/  config | /'
+
+say "Starting portctl watch (observer) and portctl guard (decider, demo/rules.toml)"
+"$bin/portctl" watch >"$work/watch.log" 2>&1 &
+watch=$!
+pids+=("$watch")
+"$bin/portctl" guard --rules demo/rules.toml >"$work/guard.log" 2>&1 &
+guard=$!
+pids+=("$guard")
+sleep 0.5
+
+say "Phase 1: $creates creates from the real trace, 4 simulated processes, $rate/s"
+"$bin/portfilter-sim" workload -n "$creates" --rate "$rate" -p 4 | sed 's/^/  workload | /'
+echo "  first decisions streamed by guard:"
+grep -m 12 -E '^(ALLOW|DENY)' "$work/guard.log" | short | sed 's/^/  guard | /' || true
+echo "  denied creates (first 10):"
+grep -m 10 '^DENY' "$work/guard.log" | short | sed 's/^/  guard | /' || true
+
+say "Phase 2: guard and watch frozen (SIGSTOP); $stalled more creates"
+kill -STOP "$guard" "$watch"
+"$bin/portfilter-sim" workload -n "$stalled" --rate 0 -p 8 | sed 's/^/  workload | /'
+kill -CONT "$guard" "$watch"
+sleep 1
+"$bin/portctl" stats | sed 's/^/  stats | /'
+
+say "Stopping the clients (Ctrl-C) — their summaries"
+kill -INT "$guard" "$watch"
+wait "$guard" "$watch" || true
+grep -E '^-- ' "$work/watch.log" | tail -n 4 | sed 's/^/  watch | /'
+grep -E '^-- ' "$work/guard.log" | tail -n 4 | sed 's/^/  guard | /'
+
+say "Unloading the driver (portfilter-sim stop): final statistics and leak report"
+before=$(wc -l <"$work/host.log")
+"$bin/portfilter-sim" stop >/dev/null
+status=0
+wait "$host" || status=$?
+tail -n +"$((before + 1))" "$work/host.log" | grep -v 'connected as\|gone (socket closed)' | sed 's/^/  host | /'
+pids=()
+if [ "$status" -ne 0 ]; then
+    echo "portfilter-sim exited with status $status (leaks or verifier findings above)" >&2
+    exit "$status"
+fi
+say "Done"

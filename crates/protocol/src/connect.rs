@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn context_round_trips_and_checks() {
-        for role in [Role::Decider, Role::Observer] {
+        for role in [Role::Decider, Role::Observer, Role::Control] {
             let mut buf = [0u8; 16];
             assert_eq!(ConnectContext { role }.encode(&mut buf), Ok(16));
             assert_eq!(ConnectContext::decode(&buf), Ok(ConnectContext { role }));
@@ -130,7 +130,7 @@ mod tests {
             Err(Error::TooShort { need: 16, got: 0 })
         );
         let mut bad = buf;
-        bad[8] = 3;
+        bad[8] = 4;
         assert_eq!(
             ConnectContext::decode(&bad),
             Err(Error::FieldOutOfRange { field: "role" })

@@ -314,11 +314,11 @@ proptest! {
 
     #[test]
     fn connect_and_hello_round_trip(
-        decider in any::<bool>(),
+        role_index in 0usize..3,
         major in any::<u8>(), minor in any::<u8>(), patch in any::<u16>(),
         id in any::<u32>(), queued in any::<bool>(),
     ) {
-        let role = if decider { Role::Decider } else { Role::Observer };
+        let role = [Role::Decider, Role::Observer, Role::Control][role_index];
         let mut ctx = [0u8; 16];
         ConnectContext { role }.encode(&mut ctx).unwrap();
         prop_assert_eq!(ConnectContext::decode(&ctx), Ok(ConnectContext { role }));

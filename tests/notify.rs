@@ -251,3 +251,35 @@ fn closing_one_observer_does_not_wait_for_sends_to_another() {
     stalled.stop();
     sim.unload_and_check_pool();
 }
+
+#[test]
+fn unload_starts_no_further_batch_send_once_the_worker_is_stopping() {
+    let sim = Sim::start();
+    let gate = Arc::new(AtomicBool::new(false));
+    // Slot 0: an observer that never reads; slot 1: one that always has a get pending.
+    let stalled = spawn_observer(OBSERVER, Some(Arc::clone(&gate)));
+    let reading = spawn_observer(OTHER_OBSERVER, None);
+    stalled.port.set_config(&config_with(|c| {
+        c.observer_delivery = Delivery::Queued;
+        c.notify_timeout_ms = 2_000;
+    }));
+    assert_eq!(create_as(APP, r"C:\u\x.txt").status, STATUS_SUCCESS);
+    // The worker is now in its batch send to the stalled observer (up to 2 s).
+    assert!(wait_until(Duration::from_secs(5), || {
+        fltsim::port::waiting_senders() == 1
+    }));
+    // Unload stops the worker while that send is under way. When it times out, the worker
+    // must not go on to the next observer (each further send could take another whole
+    // notify timeout): the reading observer gets no batch, only the disconnect.
+    fltsim::unload_driver().expect("unload");
+    let received = reading.join();
+    assert_eq!(received.batches.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        *received.end_status.lock().unwrap(),
+        Some(common::hr::INVALID_HANDLE)
+    );
+    gate.store(true, Ordering::Release);
+    stalled.stop();
+    assert_eq!(fltsim::kernel::pool::live_bytes(portfilter::POOL_TAG), 0);
+    assert!(sim.machine.shutdown().is_empty());
+}

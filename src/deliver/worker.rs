@@ -227,6 +227,13 @@ fn send_batch(
                 batch.message()
             };
             let count = u64::from(read_count(message));
+            if state.worker.stopping() {
+                // Unload waits for this thread: start no further send (each may take the
+                // whole notify timeout), so the wait stays bounded by the one under way.
+                // The batch is lost for this observer, like the rest of the queue.
+                state.stats.add(Counter::QueueDropped, count);
+                return;
+            }
             if notify::send_one(filter, observer.port, message, timeout_ms) {
                 state.stats.bump(Counter::BatchesSent);
                 slot_lost.events = 0;

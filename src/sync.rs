@@ -17,8 +17,9 @@ pub(crate) struct PushLock<T> {
     data: UnsafeCell<T>,
 }
 
-// SAFETY: access to `data` is serialised by the push lock.
-unsafe impl<T: Send> Sync for PushLock<T> {}
+// SAFETY: a writer holds the push lock exclusively (it may move or mutate the `T`, hence
+// `T: Send`); readers hold it shared and use `&T` at the same time, hence `T: Sync`.
+unsafe impl<T: Send + Sync> Sync for PushLock<T> {}
 // SAFETY: the lock word and T move together.
 unsafe impl<T: Send> Send for PushLock<T> {}
 

@@ -68,6 +68,9 @@ pub(crate) struct EventQueue {
 // SAFETY: the ring's raw entry pointers are owned pool buffers, touched only under the
 // push lock.
 unsafe impl Send for Ring {}
+// SAFETY: shared access (the push lock held shared) only reads the capacity; the entry
+// pointers are followed or reclaimed only through `&mut Ring`, under the exclusive lock.
+unsafe impl Sync for Ring {}
 
 impl EventQueue {
     /// An empty queue without storage; call [`EventQueue::init`] at its final address,

@@ -150,11 +150,18 @@ impl Connections {
                 .filter(|s| s.state == SlotState::Open && s.role == r)
                 .count()
         };
+        // Non-decider slots still closing count too: otherwise, while an observer's
+        // Disconnect drains its senders, a new observer could take the slot kept for the
+        // decider. The cost is that an observer reconnecting in that window (at most one
+        // send's wake-up) is refused and must retry; the decider never is.
+        let non_deciders = table
+            .slots
+            .iter()
+            .filter(|s| s.state != SlotState::Free && s.role != Role::Decider)
+            .count();
         match role {
             Role::Decider if open(Role::Decider) > 0 => return Err(SECOND_DECIDER_STATUS),
-            Role::Observer | Role::Control
-                if open(Role::Observer) + open(Role::Control) >= MAX_CONNECTIONS - 1 =>
-            {
+            Role::Observer | Role::Control if non_deciders >= MAX_CONNECTIONS - 1 => {
                 return Err(STATUS_CONNECTION_COUNT_LIMIT);
             }
             _ => {}

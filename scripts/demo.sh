@@ -69,6 +69,8 @@ say "Phase 1: $creates creates from the real trace, 4 simulated processes, $rate
 "$bin/portfilter-sim" workload -n "$creates" --rate "$rate" -p 4 | sed 's/^/  workload | /'
 echo "  first decisions streamed by guard:"
 grep -m 12 -E '^(ALLOW|DENY)' "$work/guard.log" | short | sed 's/^/  guard | /' || true
+echo "  denials per rule:"
+grep '^DENY' "$work/guard.log" | grep -o '<- rule [0-9]* "[^"]*"' | sort | uniq -c | sed 's/^/  guard | /' || true
 echo "  denied creates (first 10):"
 grep -m 10 '^DENY' "$work/guard.log" | short | sed 's/^/  guard | /' || true
 

@@ -204,7 +204,7 @@ fn connect_callback_runs_in_the_connecting_process_context() {
     assert!(seen().contains(&Seen::Connect {
         slot: 0,
         pid: 3000,
-        context: b"ctx".to_vec()
+        context: Some(b"ctx".to_vec())
     }));
     assert!(close(h));
 }
@@ -219,12 +219,12 @@ fn connection_context_is_a_copy_and_null_when_size_is_zero() {
     assert!(s.contains(&Seen::Connect {
         slot: 0,
         pid: 4,
-        context: ctx.clone()
+        context: Some(ctx.clone())
     }));
     assert!(s.contains(&Seen::Connect {
         slot: 1,
         pid: 4,
-        context: Vec::new()
+        context: None
     }));
     close(h1);
     close(h2);
@@ -262,6 +262,27 @@ fn max_connections_counted_before_connect_callback_gives_connection_count_limit(
 }
 
 #[test]
+fn max_connections_slot_is_taken_while_the_connect_callback_runs() {
+    let _m = boot_loaded(Config {
+        max_connections: 1,
+        ..Config::default()
+    });
+    std::thread::scope(|s| {
+        // The first connect holds inside its Connect callback...
+        let first = s.spawn(|| connect_opts(PORT_NAME, 0, b"gate").map(|h| h as usize));
+        wait_until("Connect callback running", || {
+            seen().contains(&Seen::ConnectHeld)
+        });
+        // ...and already counts: a concurrent connect is over the limit.
+        let second = connect_opts(PORT_NAME, 0, &[]);
+        open_gate();
+        let first = first.join().unwrap();
+        assert_eq!(second.err(), Some(E_CONNECTION_LIMIT));
+        close(first.expect("the held connect succeeds") as _);
+    });
+}
+
+#[test]
 fn connection_slot_stays_taken_until_flt_close_client_port() {
     let mut m = boot_loaded(Config {
         close_in_disconnect: false,
@@ -295,12 +316,18 @@ fn connection_slot_stays_taken_until_flt_close_client_port() {
 fn failing_connect_callback_fails_the_connect_with_its_status_and_no_disconnect() {
     let _m = boot_loaded(Config {
         connect_status: STATUS_REVISION_MISMATCH,
+        max_connections: 1,
         ..Config::default()
     });
-    assert_eq!(
-        connect_opts(PORT_NAME, 0, &[]).err(),
-        Some(0x8007_051A_u32 as i32)
-    );
+    // The Filter Manager closes the failed client port itself: its slot is released,
+    // so the second attempt reaches the callback again instead of the limit.
+    for attempt in 0..2 {
+        assert_eq!(
+            connect_opts(PORT_NAME, 0, &[]).err(),
+            Some(0x8007_051A_u32 as i32),
+            "attempt {attempt}"
+        );
+    }
     fltsim::unload_driver().unwrap();
     assert!(!seen().iter().any(|s| matches!(s, Seen::Disconnect { .. })));
     assert_eq!(fltsim::port::open_connections(), 0);
@@ -385,16 +412,24 @@ fn disconnect_sequence_wakes_senders_then_fails_gets_then_waits_for_message_noti
                 .iter()
                 .any(|x| matches!(x, Seen::Notify { slot: 0, .. }))
         });
-        // A sender waiting for delivery.
-        let sender = s.spawn(|| kernel_send(0, b"x", Some(8), None).status);
-        wait_until("sender waiting", || fltsim::port::waiting_senders() == 1);
-        // Close on another thread: it must stop at "wait for running MessageNotify".
+        // A sender waiting for its reply (delivered, not answered)...
+        let sender = s.spawn(|| kernel_send(0, b"x", Some(8), rel_ms(10_000)).status);
+        assert_eq!(get_message(h, &mut [0u8; 64]), 0);
+        // ...and a FilterGetMessage queued on the same connection.
+        let getter = s.spawn(move || get_message(hv as _, &mut [0u8; 64]));
+        wait_until("get queued", || fltsim::port::queued_requests() == 1);
+        assert_eq!(fltsim::port::waiting_senders(), 1);
+        // Close on another thread: it must stop at "wait for running MessageNotify",
+        // after it woke the sender and failed the queued get.
         let closer = s.spawn(move || close(hv as _));
-        let st = sender.join().unwrap();
-        assert_eq!(st, STATUS_PORT_DISCONNECTED);
-        // A get on the same handle now fails (the connection is disconnecting)...
-        assert_eq!(get_message(h, &mut [0u8; 64]), E_HANDLE);
-        // ...but Disconnect has not been called while MessageNotify runs.
+        assert_eq!(sender.join().unwrap(), STATUS_PORT_DISCONNECTED);
+        assert_eq!(getter.join().unwrap(), E_HANDLE);
+        // Disconnect has not been called while MessageNotify runs.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            !closer.is_finished(),
+            "close waits for the running MessageNotify"
+        );
         assert!(
             !seen()
                 .iter()
@@ -482,6 +517,20 @@ fn null_input_or_zero_length_gives_0x80070057_without_calling_message_notify() {
             h,
             b"E".as_ptr().cast(),
             0,
+            null_mut(),
+            0,
+            &mut n,
+        )
+    };
+    assert_eq!(hr, E_INVALIDARG);
+    // NULL input with a non-zero length: refused before the callback (not probed and
+    // reported as an access violation).
+    // SAFETY: FFI into the model; the NULL input is the point.
+    let hr = unsafe {
+        windows_sys::Win32::Storage::InstallableFileSystems::FilterSendMessage(
+            h,
+            std::ptr::null(),
+            8,
             null_mut(),
             0,
             &mut n,
@@ -664,7 +713,7 @@ fn send_targets_exactly_one_client_port() {
             let hr = get_message(b as _, &mut buf);
             (hr, buf[16])
         });
-        assert_eq!(kernel_send(1, b"B", None, None).status, STATUS_SUCCESS);
+        assert_eq!(kernel_send(1, b"B", None, BOUNDED).status, STATUS_SUCCESS);
         assert_eq!(getter.join().unwrap(), (0, b'B'));
     });
     // Slot 0 received nothing: a zero-timeout send to it finds no request.
@@ -683,7 +732,7 @@ fn send_without_reply_returns_success_once_taken_with_reply_length_0_and_message
             let hr = get_message(h as _, &mut buf);
             (hr, header_of(&buf), buf[16..19].to_vec())
         });
-        assert_eq!(kernel_send(0, b"abc", None, None).status, STATUS_SUCCESS);
+        assert_eq!(kernel_send(0, b"abc", None, BOUNDED).status, STATUS_SUCCESS);
         let (hr, (reply_len, id), payload) = getter.join().unwrap();
         assert_eq!(hr, 0);
         assert_eq!((reply_len, id), (0, 0));
@@ -710,7 +759,7 @@ fn send_with_reply_header_carries_reply_length_plus_16_and_message_ids_from_1() 
             ids
         });
         for _ in 0..3 {
-            let r = kernel_send(0, b"q", Some(8), None);
+            let r = kernel_send(0, b"q", Some(8), BOUNDED);
             assert_eq!(r.status, STATUS_SUCCESS);
         }
         assert_eq!(client.join().unwrap(), vec![1, 2, 3]);
@@ -733,7 +782,7 @@ fn message_ids_count_per_connection() {
                 id
             });
             assert_eq!(
-                kernel_send(slot, b"q", Some(4), None).status,
+                kernel_send(slot, b"q", Some(4), BOUNDED).status,
                 STATUS_SUCCESS
             );
             assert_eq!(c.join().unwrap(), 1, "each connection starts at 1");
@@ -774,10 +823,16 @@ fn null_timeout_waits_until_delivery() {
     std::thread::scope(|s| {
         let sender = s.spawn(|| kernel_send(0, b"late", None, None).status);
         std::thread::sleep(Duration::from_millis(100));
-        assert!(!sender.is_finished(), "a NULL timeout waits");
+        let waited = !sender.is_finished();
         let mut buf = [0u8; 64];
-        assert_eq!(get_message(h as _, &mut buf), 0);
+        let hr = get_message(h as _, &mut buf);
+        if hr != 0 {
+            // Release the sender (it would wait forever) before failing.
+            close(h as _);
+        }
+        assert_eq!(hr, 0);
         assert_eq!(sender.join().unwrap(), STATUS_SUCCESS);
+        assert!(waited, "a NULL timeout waits");
     });
     close(h as _);
 }
@@ -855,7 +910,7 @@ fn reply_payload_after_the_16_byte_header_is_all_the_kernel_buffer_receives() {
             assert_eq!(get_message(h as _, &mut buf), 0);
             reply(h as _, STATUS_SUCCESS, header_of(&buf).1, b"WXYZ")
         });
-        let r = kernel_send(0, b"q", Some(8), None);
+        let r = kernel_send(0, b"q", Some(8), BOUNDED);
         assert_eq!(c.join().unwrap(), 0);
         assert_eq!(r.status, STATUS_SUCCESS);
         assert_eq!(r.reply_len, 4);
@@ -874,7 +929,7 @@ fn reply_status_becomes_flt_send_message_result() {
             assert_eq!(get_message(h as _, &mut buf), 0);
             reply(h as _, STATUS_ACCESS_DENIED, header_of(&buf).1, &[])
         });
-        let r = kernel_send(0, b"q", Some(8), None);
+        let r = kernel_send(0, b"q", Some(8), BOUNDED);
         assert_eq!(c.join().unwrap(), 0);
         assert_eq!(r.status, STATUS_ACCESS_DENIED);
         assert_eq!(r.reply_len, 0);
@@ -892,7 +947,7 @@ fn reply_larger_than_the_kernel_buffer_is_truncated_with_buffer_overflow_on_both
             assert_eq!(get_message(h as _, &mut buf), 0);
             reply(h as _, STATUS_SUCCESS, header_of(&buf).1, b"0123456789")
         });
-        let r = kernel_send(0, b"q", Some(4), None);
+        let r = kernel_send(0, b"q", Some(4), BOUNDED);
         assert_eq!(c.join().unwrap(), E_MORE_DATA);
         assert_eq!(r.status, STATUS_BUFFER_OVERFLOW);
         assert_eq!(r.reply_len, 4);
@@ -926,7 +981,7 @@ fn disconnect_wakes_a_waiting_sender_with_status_port_disconnected() {
     let _m = boot_loaded(Config::default());
     let h = connect(&[]) as usize;
     std::thread::scope(|s| {
-        let sender = s.spawn(|| kernel_send(0, b"q", Some(4), None).status);
+        let sender = s.spawn(|| kernel_send(0, b"q", Some(4), BOUNDED).status);
         wait_until("sender waiting", || fltsim::port::waiting_senders() == 1);
         assert!(close(h as _));
         assert_eq!(sender.join().unwrap(), STATUS_PORT_DISCONNECTED);
@@ -938,11 +993,11 @@ fn pending_sends_are_not_buffered_each_waits_and_is_delivered_in_order() {
     let _m = boot_loaded(Config::default());
     let h = connect(&[]) as usize;
     std::thread::scope(|s| {
-        let first = s.spawn(|| kernel_send(0, b"1", None, None).status);
+        let first = s.spawn(|| kernel_send(0, b"1", None, BOUNDED).status);
         wait_until("first sender queued", || {
             fltsim::port::waiting_senders() == 1
         });
-        let second = s.spawn(|| kernel_send(0, b"2", None, None).status);
+        let second = s.spawn(|| kernel_send(0, b"2", None, BOUNDED).status);
         wait_until("second sender queued", || {
             fltsim::port::waiting_senders() == 2
         });

@@ -137,7 +137,7 @@ fn get_message_without_overlapped_returns_at_once_when_a_message_waits() {
     let _m = boot_loaded(Config::default());
     let h = connect(&[]) as usize;
     std::thread::scope(|s| {
-        let sender = s.spawn(|| kernel_send(0, b"now", None, None).status);
+        let sender = s.spawn(|| kernel_send(0, b"now", None, BOUNDED).status);
         wait_until("sender waiting", || fltsim::port::waiting_senders() == 1);
         let mut buf = [0u8; 32];
         assert_eq!(get_message(h as _, &mut buf), 0);

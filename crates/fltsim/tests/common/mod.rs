@@ -76,8 +76,11 @@ pub enum Seen {
     Connect {
         slot: usize,
         pid: u32,
-        context: Vec<u8>,
+        /// The bytes of ConnectionContext; `None` when the pointer was NULL.
+        context: Option<Vec<u8>>,
     },
+    /// A Connect callback whose context is `b"gate"` is holding at the gate.
+    ConnectHeld,
     Disconnect {
         slot: usize,
         pid: u32,
@@ -143,10 +146,21 @@ fn record(s: Seen) {
     SEEN.lock().push(s);
 }
 
-/// Opens the gate that 'W' messages wait on.
+/// Opens the gate that 'W' messages and `b"gate"` connects wait on.
 pub fn open_gate() {
     *GATE.lock() = true;
     GATE_CV.notify_all();
+}
+
+/// Waits (at most 20 s, so a broken test cannot hang) until the gate is open.
+fn wait_for_gate() {
+    let mut g = GATE.lock();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !*g {
+        if GATE_CV.wait_until(&mut g, deadline).timed_out() {
+            break;
+        }
+    }
 }
 
 pub fn wide(s: &str) -> Vec<u16> {
@@ -363,11 +377,16 @@ unsafe extern "system" fn on_connect(
     unsafe {
         let cfg = config();
         let ctx = if context.is_null() {
-            Vec::new()
+            None
         } else {
-            std::slice::from_raw_parts(context.cast::<u8>(), size as usize).to_vec()
+            Some(std::slice::from_raw_parts(context.cast::<u8>(), size as usize).to_vec())
         };
         let pid = PsGetCurrentProcessId() as usize as u32;
+        if ctx.as_deref() == Some(b"gate".as_slice()) {
+            // Hold the connect inside the callback until the test opens the gate.
+            record(Seen::ConnectHeld);
+            wait_for_gate();
+        }
         if !nt_success(cfg.connect_status) {
             return cfg.connect_status;
         }
@@ -451,13 +470,7 @@ unsafe extern "system" fn message_notify(
             }
             b'S' => i32::from_le_bytes([cmd[1], cmd[2], cmd[3], cmd[4]]),
             b'W' => {
-                let mut g = GATE.lock();
-                let deadline = std::time::Instant::now() + Duration::from_secs(20);
-                while !*g {
-                    if GATE_CV.wait_until(&mut g, deadline).timed_out() {
-                        break;
-                    }
-                }
+                wait_for_gate();
                 STATUS_SUCCESS
             }
             b'D' => {
@@ -782,6 +795,12 @@ pub fn kernel_send(
 pub const fn rel_ms(ms: i64) -> Option<i64> {
     Some(-ms * 10_000)
 }
+
+/// The timeout of sends that are expected to complete: long enough never to expire in
+/// a passing test, bounded so that a failing assertion on another thread (which never
+/// gets or replies) cannot leave the sender — and the test's thread scope — waiting
+/// forever. Only tests about the NULL timeout itself wait without a bound.
+pub const BOUNDED: Option<i64> = rel_ms(30_000);
 
 /// Waits (bounded) until `cond` holds.
 pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {

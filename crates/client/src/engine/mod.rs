@@ -491,7 +491,12 @@ fn handle_message(shared: &Shared, bytes: &[u8]) {
         Ok(received) => received,
         Err(error) => {
             counters.malformed.fetch_add(1, Ordering::Relaxed);
-            shared.handler.on_malformed(&error);
+            // A panic here must not unwind out of the worker: it would take the request
+            // with it and the engine could never end.
+            if catch_unwind(AssertUnwindSafe(|| shared.handler.on_malformed(&error))).is_err() {
+                counters.handler_panics.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("the malformed-message handler panicked");
+            }
             return;
         }
     };

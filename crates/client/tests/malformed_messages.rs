@@ -1,0 +1,417 @@
+//! The client against a buggy (or hostile) minifilter: a small test filter under fltsim
+//! that answers the Hello like portfilter but then sends whatever bytes the test asks
+//! for. The client must survive every such message: no panic, the message counted as
+//! malformed, the next message handled, and shutdown still drains every request.
+
+use fltsim::MachineGuard;
+use portfilter_bindings::*;
+use portfilter_client::protocol::{
+    Delivery, DriverVersion, EventFields, EventView, HELLO_REPLY_BYTES, HelloReply,
+    PROTOCOL_VERSION, encode_event,
+};
+use portfilter_client::{
+    ConnectOptions, Connection, EndReason, Engine, EngineOptions, Error, Handler, Role, Verdict,
+};
+use std::ffi::c_void;
+use std::ptr::null_mut;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::time::Duration;
+
+const PORT_NAME: &str = r"\FakePortFilterPort";
+const CLIENT_PID: u32 = 2000;
+
+static FILTER: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
+static SERVER_PORT: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
+static CLIENT_PORT: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
+
+static OPERATIONS: [FLT_OPERATION_REGISTRATION; 1] = [FLT_OPERATION_REGISTRATION {
+    MajorFunction: IRP_MJ_OPERATION_END,
+    Flags: 0,
+    PreOperation: None,
+    PostOperation: None,
+    Reserved1: null_mut(),
+}];
+
+static REGISTRATION: FLT_REGISTRATION = FLT_REGISTRATION {
+    Size: size_of::<FLT_REGISTRATION>() as u16,
+    Version: FLT_REGISTRATION_VERSION,
+    Flags: 0,
+    ContextRegistration: std::ptr::null(),
+    OperationRegistration: OPERATIONS.as_ptr(),
+    FilterUnloadCallback: Some(unload),
+    InstanceSetupCallback: None,
+    InstanceQueryTeardownCallback: None,
+    InstanceTeardownStartCallback: None,
+    InstanceTeardownCompleteCallback: None,
+    GenerateFileNameCallback: std::ptr::null(),
+    NormalizeNameComponentCallback: std::ptr::null(),
+    NormalizeContextCleanupCallback: std::ptr::null(),
+    TransactionNotificationCallback: std::ptr::null(),
+    NormalizeNameComponentExCallback: std::ptr::null(),
+    SectionNotificationCallback: std::ptr::null(),
+};
+
+unsafe extern "system" fn driver_entry(
+    driver: PDRIVER_OBJECT,
+    _path: *const UNICODE_STRING,
+) -> NTSTATUS {
+    // SAFETY: test-driver code: each routine is called with the arguments its contract
+    // asks for (the model hands valid objects to DriverEntry).
+    unsafe {
+        let mut filter = null_mut();
+        let st = FltRegisterFilter(driver, &raw const REGISTRATION, &raw mut filter);
+        if !nt_success(st) {
+            return st;
+        }
+        FILTER.store(filter, Ordering::SeqCst);
+        let mut sd: PSECURITY_DESCRIPTOR = null_mut();
+        let st = FltBuildDefaultSecurityDescriptor(&raw mut sd, FLT_PORT_ALL_ACCESS);
+        if !nt_success(st) {
+            FltUnregisterFilter(filter);
+            return st;
+        }
+        let mut name: Vec<u16> = PORT_NAME.encode_utf16().collect();
+        let bytes = u16::try_from(name.len() * 2).unwrap();
+        let us = UNICODE_STRING {
+            Length: bytes,
+            MaximumLength: bytes,
+            Buffer: name.as_mut_ptr(),
+        };
+        let oa = OBJECT_ATTRIBUTES {
+            Length: size_of::<OBJECT_ATTRIBUTES>() as u32,
+            RootDirectory: null_mut(),
+            ObjectName: &raw const us,
+            Attributes: OBJ_KERNEL_HANDLE | OBJ_CASE_INSENSITIVE,
+            SecurityDescriptor: sd,
+            SecurityQualityOfService: null_mut(),
+        };
+        let mut port = null_mut();
+        let st = FltCreateCommunicationPort(
+            filter,
+            &raw mut port,
+            &raw const oa,
+            null_mut(),
+            on_connect,
+            on_disconnect,
+            Some(message_notify),
+            1,
+        );
+        FltFreeSecurityDescriptor(sd);
+        if !nt_success(st) {
+            FltUnregisterFilter(filter);
+            return st;
+        }
+        SERVER_PORT.store(port, Ordering::SeqCst);
+        let st = FltStartFiltering(filter);
+        if !nt_success(st) {
+            FltCloseCommunicationPort(port);
+            FltUnregisterFilter(filter);
+            return st;
+        }
+        STATUS_SUCCESS
+    }
+}
+
+unsafe extern "system" fn unload(_flags: u32) -> NTSTATUS {
+    // SAFETY: the server port and filter were created by driver_entry and are closed
+    // once, here.
+    unsafe {
+        let port = SERVER_PORT.swap(null_mut(), Ordering::SeqCst);
+        if !port.is_null() {
+            FltCloseCommunicationPort(port);
+        }
+        FltUnregisterFilter(FILTER.load(Ordering::SeqCst));
+    }
+    STATUS_SUCCESS
+}
+
+unsafe extern "system" fn on_connect(
+    client_port: PFLT_PORT,
+    _server_cookie: *mut c_void,
+    _context: *mut c_void,
+    _size: u32,
+    cookie: *mut *mut c_void,
+) -> NTSTATUS {
+    CLIENT_PORT.store(client_port, Ordering::SeqCst);
+    // SAFETY: the model passes a valid out pointer.
+    unsafe { *cookie = null_mut() };
+    STATUS_SUCCESS
+}
+
+unsafe extern "system" fn on_disconnect(_cookie: *mut c_void) {
+    // SAFETY: the filter is live while its ports are; the client port was stored by
+    // on_connect and is closed once (FltCloseClientPort sets it to NULL).
+    unsafe { FltCloseClientPort(FILTER.load(Ordering::SeqCst), CLIENT_PORT.as_ptr()) };
+}
+
+/// Answers every command with portfilter's Hello reply (the client sends only Hello).
+unsafe extern "system" fn message_notify(
+    _cookie: *mut c_void,
+    _input: *mut c_void,
+    _input_len: u32,
+    output: *mut c_void,
+    output_len: u32,
+    returned: *mut u32,
+) -> NTSTATUS {
+    let mut reply = [0u8; HELLO_REPLY_BYTES];
+    HelloReply {
+        driver_version: DriverVersion {
+            major: 0,
+            minor: 1,
+            patch: 0,
+        },
+        protocol_version: PROTOCOL_VERSION,
+        role: Role::Decider,
+        connection_id: 1,
+        observer_delivery: Delivery::Notify,
+    }
+    .encode(&mut reply)
+    .unwrap();
+    if (output_len as usize) < reply.len() {
+        return STATUS_BUFFER_TOO_SMALL;
+    }
+    // SAFETY: a fault-tolerant copy to the caller's buffer, whose length was checked;
+    // `returned` is the model's valid out pointer.
+    unsafe {
+        let st = PfCopyToUser(output, reply.as_ptr().cast(), reply.len());
+        if !nt_success(st) {
+            return st;
+        }
+        *returned = reply.len() as u32;
+    }
+    STATUS_SUCCESS
+}
+
+/// Sends `bytes` to the connected client as a notification (no reply buffer); waits up
+/// to `timeout` for a request to take it.
+fn send_raw(bytes: &[u8], timeout: Duration) -> NTSTATUS {
+    let mut buffer = bytes.to_vec();
+    let mut relative = -i64::try_from(timeout.as_nanos() / 100).unwrap();
+    // SAFETY: the filter and client port are live while the test's connection is; the
+    // buffer and timeout outlive the call.
+    unsafe {
+        FltSendMessage(
+            FILTER.load(Ordering::SeqCst),
+            CLIENT_PORT.as_ptr(),
+            buffer.as_mut_ptr().cast(),
+            u32::try_from(buffer.len()).unwrap(),
+            null_mut(),
+            null_mut(),
+            (&raw mut relative).cast(),
+        )
+    }
+}
+
+/// A well-formed notification for `sequence`.
+fn valid_event(sequence: u64) -> Vec<u8> {
+    let name: Vec<u16> = r"\Device\HarddiskVolume1\ok.txt".encode_utf16().collect();
+    let fields = EventFields {
+        sequence,
+        process_id: 1000,
+        volume_name_len: 46,
+        ..EventFields::default()
+    };
+    let mut out = vec![0u8; 512];
+    let len = encode_event(&fields, &name, &mut out).unwrap();
+    out.truncate(len);
+    out
+}
+
+struct Fake {
+    _process: fltsim::process::ProcessGuard,
+    _machine: MachineGuard,
+}
+
+impl Fake {
+    fn boot() -> Self {
+        let machine = fltsim::Machine::boot();
+        fltsim::load_driver(driver_entry).expect("DriverEntry");
+        fltsim::process::spawn(CLIENT_PID, "portctl.exe", true);
+        let process = fltsim::process::enter(CLIENT_PID);
+        Self {
+            _process: process,
+            _machine: machine,
+        }
+    }
+
+    fn connect() -> Arc<Connection> {
+        let options = ConnectOptions {
+            port_name: PORT_NAME.to_owned(),
+            synchronous: false,
+        };
+        Arc::new(Connection::connect(Role::Decider, &options).expect("connect"))
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        if fltsim::is_loaded() {
+            let _ = fltsim::unload_driver();
+        }
+    }
+}
+
+/// Counts events; its `on_malformed` panics (a buggy user handler).
+#[derive(Default)]
+struct PanicsOnMalformed {
+    events: AtomicU64,
+}
+
+impl Handler for PanicsOnMalformed {
+    fn on_event(&self, _event: &EventView<'_>) -> Verdict {
+        self.events.fetch_add(1, Ordering::SeqCst);
+        Verdict::Allow
+    }
+
+    fn on_malformed(&self, error: &portfilter_client::protocol::Error) {
+        panic!("handler bug while reporting {error}");
+    }
+}
+
+#[test]
+fn a_panicking_malformed_handler_costs_one_message_not_the_engine() {
+    let _fake = Fake::boot();
+    let connection = Fake::connect();
+    let handler = Arc::new(PanicsOnMalformed::default());
+    // One request, one worker: if the worker dies, nothing is received any more.
+    let engine = Engine::start(
+        connection,
+        handler.clone(),
+        EngineOptions {
+            requests: 1,
+            workers: 1,
+        },
+    )
+    .expect("engine");
+
+    assert_eq!(
+        send_raw(&[0xA5; 40], Duration::from_secs(10)),
+        STATUS_SUCCESS
+    );
+    let after = send_raw(&valid_event(7), Duration::from_secs(10));
+    engine.stopper().stop();
+    let ended = engine.wait_timeout(Duration::from_secs(10));
+    let stats = engine.stats();
+    if ended.is_none() {
+        // A worker died holding a request: dropping the engine would wait forever.
+        std::mem::forget(engine);
+        panic!("the engine never ended after stop ({stats:?}; second send {after:#x})");
+    }
+    let (reason, stats) = engine.wait();
+    assert_eq!(reason, EndReason::Stopped);
+    assert_eq!(after, STATUS_SUCCESS, "the message after the malformed one");
+    assert_eq!(handler.events.load(Ordering::SeqCst), 1);
+    assert_eq!((stats.malformed, stats.handler_panics), (1, 1), "{stats:?}");
+}
+
+/// Garbage derived from a valid event: truncations, and single-byte corruptions of
+/// every header and field byte, plus a few pure-noise messages.
+fn garbage() -> Vec<Vec<u8>> {
+    let valid = valid_event(1);
+    let mut out: Vec<Vec<u8>> = (1..valid.len()).map(|n| valid[..n].to_vec()).collect();
+    for i in 0..valid.len().min(96) {
+        for value in [0x00, 0x01, 0x7F, 0x80, 0xFF] {
+            let mut m = valid.clone();
+            m[i] = value;
+            out.push(m);
+        }
+    }
+    let mut state = 0x2545_F491_4F6C_DD1D_u64;
+    for len in [1, 7, 8, 16, 63, 64, 200, 1000] {
+        out.push(
+            (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state.to_le_bytes()[0]
+                })
+                .collect(),
+        );
+    }
+    out
+}
+
+#[test]
+fn the_blocking_api_survives_garbage_from_the_driver() {
+    let _fake = Fake::boot();
+    let connection = Fake::connect();
+    let messages = garbage();
+    let count = messages.len();
+    let sender = std::thread::spawn(move || {
+        let mut failed = Vec::new();
+        for (i, m) in messages.iter().enumerate() {
+            let st = send_raw(m, Duration::from_secs(10));
+            if st != STATUS_SUCCESS {
+                failed.push((i, st));
+            }
+        }
+        // Then one good event, which must still come through.
+        (failed, send_raw(&valid_event(99), Duration::from_secs(10)))
+    });
+    let mut buffer = portfilter_client::MessageBuffer::new();
+    let mut decoded = 0;
+    for _ in 0..=count {
+        match connection.receive(&mut buffer) {
+            Ok(Some(_)) => decoded += 1,
+            Ok(None) => panic!("the connection ended"),
+            Err(Error::Protocol { .. }) => {}
+            Err(error) => panic!("{error}"),
+        }
+    }
+    let (failed, last) = sender.join().unwrap();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(last, STATUS_SUCCESS);
+    assert!(decoded >= 1, "at least the final valid event decodes");
+}
+
+#[derive(Default)]
+struct Counts {
+    events: AtomicU64,
+    malformed: AtomicU64,
+}
+
+impl Handler for Counts {
+    fn on_event(&self, _event: &EventView<'_>) -> Verdict {
+        self.events.fetch_add(1, Ordering::SeqCst);
+        Verdict::Allow
+    }
+
+    fn on_malformed(&self, _error: &portfilter_client::protocol::Error) {
+        self.malformed.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn the_engine_survives_garbage_and_accounts_for_every_message() {
+    let _fake = Fake::boot();
+    let connection = Fake::connect();
+    let handler = Arc::new(Counts::default());
+    let engine =
+        Engine::start(connection, handler.clone(), EngineOptions::default()).expect("engine");
+    let mut messages = garbage();
+    messages.push(valid_event(99));
+    for (i, m) in messages.iter().enumerate() {
+        assert_eq!(
+            send_raw(m, Duration::from_secs(10)),
+            STATUS_SUCCESS,
+            "message {i}"
+        );
+    }
+    engine.stopper().stop();
+    assert_eq!(
+        engine.wait_timeout(Duration::from_secs(10)),
+        Some(EndReason::Stopped)
+    );
+    let (_, stats) = engine.wait();
+    let (events, malformed) = (
+        handler.events.load(Ordering::SeqCst),
+        handler.malformed.load(Ordering::SeqCst),
+    );
+    // The engine decodes exactly the bytes transferred: truncations never decode.
+    assert_eq!(stats.messages, messages.len() as u64, "{stats:?}");
+    assert_eq!(events + malformed, messages.len() as u64, "{stats:?}");
+    assert_eq!((stats.malformed, stats.handler_panics), (malformed, 0));
+    assert!(events >= 1, "the final valid event decodes");
+}

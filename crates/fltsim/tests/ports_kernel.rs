@@ -708,6 +708,7 @@ fn send_targets_exactly_one_client_port() {
     let a = connect(&[]);
     let b = connect(&[]) as usize;
     std::thread::scope(|s| {
+        let _release = ReleaseOnUnwind(b as _);
         let getter = s.spawn(move || {
             let mut buf = [0u8; 64];
             let hr = get_message(b as _, &mut buf);
@@ -727,6 +728,7 @@ fn send_without_reply_returns_success_once_taken_with_reply_length_0_and_message
     let _m = boot_loaded(Config::default());
     let h = connect(&[]) as usize;
     std::thread::scope(|s| {
+        let _release = ReleaseOnUnwind(h as _);
         let getter = s.spawn(move || {
             let mut buf = [0xAAu8; 64];
             let hr = get_message(h as _, &mut buf);
@@ -746,6 +748,7 @@ fn send_with_reply_header_carries_reply_length_plus_16_and_message_ids_from_1() 
     let _m = boot_loaded(Config::default());
     let h = connect(&[]) as usize;
     std::thread::scope(|s| {
+        let _release = ReleaseOnUnwind(h as _);
         let client = s.spawn(move || {
             let mut ids = Vec::new();
             for _ in 0..3 {
@@ -774,6 +777,7 @@ fn message_ids_count_per_connection() {
     let b = connect(&[]) as usize;
     for (slot, h) in [(0, a), (1, b)] {
         std::thread::scope(|s| {
+            let _release = ReleaseOnUnwind(h as _);
             let c = s.spawn(move || {
                 let mut buf = [0u8; 64];
                 assert_eq!(get_message(h as _, &mut buf), 0);
@@ -863,18 +867,40 @@ fn timeout_is_one_budget_for_delivery_and_reply() {
     let _m = boot_loaded(Config::default());
     let h = connect(&[]) as usize;
     std::thread::scope(|s| {
-        let t = Instant::now();
-        let sender = s.spawn(|| kernel_send(0, b"x", Some(4), rel_ms(600)).status);
-        std::thread::sleep(Duration::from_millis(400));
+        let sender = s.spawn(|| {
+            let t = Instant::now();
+            let status = kernel_send(0, b"x", Some(4), rel_ms(2000)).status;
+            (status, t.elapsed())
+        });
+        wait_until("sender waiting", || fltsim::port::waiting_senders() == 1);
+        std::thread::sleep(Duration::from_millis(500));
+        // Delivered (never replied). Overlapped and bounded: if the sender already gave
+        // up, this get is cancelled instead of waiting forever.
         let mut buf = [0u8; 64];
-        assert_eq!(get_message(h as _, &mut buf), 0); // delivered, never replied
-        assert_eq!(sender.join().unwrap(), STATUS_TIMEOUT);
-        // Separate budgets would take >= 400 + 600 ms.
-        assert!(
-            t.elapsed() < Duration::from_millis(950),
-            "{:?}",
-            t.elapsed()
+        let mut ov = windows_sys::Win32::System::IO::OVERLAPPED::default();
+        // SAFETY: FFI; the buffer and OVERLAPPED outlive the request (waited for below).
+        let hr = unsafe {
+            windows_sys::Win32::Storage::InstallableFileSystems::FilterGetMessage(
+                h as _,
+                buf.as_mut_ptr().cast(),
+                buf.len() as u32,
+                &mut ov,
+            )
+        };
+        assert_eq!(hr, 0x8007_03E5_u32 as i32, "pending");
+        let (status, elapsed) = sender.join().unwrap();
+        // SAFETY: FFI on our own pending OVERLAPPED.
+        unsafe { windows_sys::Win32::System::IO::CancelIoEx(h as _, &ov) };
+        let mut n = 0u32;
+        // SAFETY: as above; waits for the completion (delivery or cancel).
+        unsafe { windows_sys::Win32::System::IO::GetOverlappedResult(h as _, &ov, &mut n, 1) };
+        assert_eq!(
+            ov.Internal, 0,
+            "the message was delivered before the budget ran out"
         );
+        assert_eq!(status, STATUS_TIMEOUT);
+        // Separate budgets would take >= 500 + 2000 ms.
+        assert!(elapsed < Duration::from_millis(2400), "{elapsed:?}");
     });
     close(h as _);
 }
@@ -905,14 +931,15 @@ fn reply_payload_after_the_16_byte_header_is_all_the_kernel_buffer_receives() {
     let _m = boot_loaded(Config::default());
     let h = connect(&[]) as usize;
     std::thread::scope(|s| {
+        let _release = ReleaseOnUnwind(h as _);
         let c = s.spawn(move || {
             let mut buf = [0u8; 64];
             assert_eq!(get_message(h as _, &mut buf), 0);
             reply(h as _, STATUS_SUCCESS, header_of(&buf).1, b"WXYZ")
         });
         let r = kernel_send(0, b"q", Some(8), BOUNDED);
-        assert_eq!(c.join().unwrap(), 0);
         assert_eq!(r.status, STATUS_SUCCESS);
+        assert_eq!(c.join().unwrap(), 0);
         assert_eq!(r.reply_len, 4);
         assert_eq!(&r.reply[..4], b"WXYZ");
     });
@@ -924,14 +951,15 @@ fn reply_status_becomes_flt_send_message_result() {
     let _m = boot_loaded(Config::default());
     let h = connect(&[]) as usize;
     std::thread::scope(|s| {
+        let _release = ReleaseOnUnwind(h as _);
         let c = s.spawn(move || {
             let mut buf = [0u8; 64];
             assert_eq!(get_message(h as _, &mut buf), 0);
             reply(h as _, STATUS_ACCESS_DENIED, header_of(&buf).1, &[])
         });
         let r = kernel_send(0, b"q", Some(8), BOUNDED);
-        assert_eq!(c.join().unwrap(), 0);
         assert_eq!(r.status, STATUS_ACCESS_DENIED);
+        assert_eq!(c.join().unwrap(), 0);
         assert_eq!(r.reply_len, 0);
     });
     close(h as _);
@@ -942,14 +970,15 @@ fn reply_larger_than_the_kernel_buffer_is_truncated_with_buffer_overflow_on_both
     let _m = boot_loaded(Config::default());
     let h = connect(&[]) as usize;
     std::thread::scope(|s| {
+        let _release = ReleaseOnUnwind(h as _);
         let c = s.spawn(move || {
             let mut buf = [0u8; 64];
             assert_eq!(get_message(h as _, &mut buf), 0);
             reply(h as _, STATUS_SUCCESS, header_of(&buf).1, b"0123456789")
         });
         let r = kernel_send(0, b"q", Some(4), BOUNDED);
-        assert_eq!(c.join().unwrap(), E_MORE_DATA);
         assert_eq!(r.status, STATUS_BUFFER_OVERFLOW);
+        assert_eq!(c.join().unwrap(), E_MORE_DATA);
         assert_eq!(r.reply_len, 4);
         assert_eq!(&r.reply, b"0123");
     });
@@ -961,11 +990,15 @@ fn timed_out_sender_is_unlinked_and_a_late_reply_gets_0x801f0020() {
     let _m = boot_loaded(Config::default());
     let h = connect(&[]) as usize;
     let id = std::thread::scope(|s| {
+        let _release = ReleaseOnUnwind(h as _);
         let c = s.spawn(move || {
             let mut buf = [0u8; 64];
             assert_eq!(get_message(h as _, &mut buf), 0);
             header_of(&buf).1
         });
+        // Queued first, so the message is delivered at once and the short timeout
+        // expires in the reply phase (not before a slow thread asks for it).
+        wait_until("get queued", || fltsim::port::queued_requests() == 1);
         assert_eq!(
             kernel_send(0, b"q", Some(4), rel_ms(100)).status,
             STATUS_TIMEOUT

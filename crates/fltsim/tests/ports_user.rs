@@ -152,6 +152,7 @@ fn get_message_payload_starts_at_offset_16_and_padding_bytes_4_to_8_are_not_writ
     let _m = boot_loaded(Config::default());
     let h = connect(&[]) as usize;
     std::thread::scope(|s| {
+        let _release = ReleaseOnUnwind(h as _);
         let c = s.spawn(move || {
             let mut buf = [0xEEu8; 32];
             assert_eq!(get_message(h as _, &mut buf), 0);
@@ -369,6 +370,7 @@ fn reply_without_a_waiter_gives_0x801f0020_message_id_0_duplicate_or_other_conne
     let b = connect(&[]) as usize;
     assert_eq!(reply(a as _, 0, 0, &[]), E_NO_WAITER);
     std::thread::scope(|s| {
+        let _release = ReleaseOnUnwind(a as _);
         let c = s.spawn(move || {
             let mut buf = [0u8; 64];
             assert_eq!(get_message(a as _, &mut buf), 0);

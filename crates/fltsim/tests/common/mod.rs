@@ -733,6 +733,21 @@ pub fn close(h: HANDLE) -> bool {
     unsafe { windows_sys::Win32::Foundation::CloseHandle(h) != 0 }
 }
 
+/// Closes a port handle if the test panics while this guard is alive. Create it inside a
+/// thread scope whose spawned threads block in `FilterGetMessage` on that handle: a
+/// failed assertion on the scope's own thread then fails those gets (the close
+/// disconnects), so the scope can join its threads and report the failure instead of
+/// hanging.
+pub struct ReleaseOnUnwind(pub HANDLE);
+
+impl Drop for ReleaseOnUnwind {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            close(self.0);
+        }
+    }
+}
+
 pub fn last_error() -> u32 {
     // SAFETY: FFI into the model with valid arguments.
     unsafe { windows_sys::Win32::Foundation::GetLastError() }

@@ -107,7 +107,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
     /// Stop after this many seconds.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub duration: Option<f64>,
     /// Overlapped FilterGetMessage requests kept queued.
     #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -142,4 +142,51 @@ pub enum ConfigAction {
         #[arg(required = true, value_name = "KEY=VALUE")]
         settings: Vec<String>,
     },
+}
+
+/// Longest `--duration` accepted (about 31 years): larger values would overflow the
+/// deadline computation (`Duration::from_secs_f64`, `Instant + Duration` panic).
+const MAX_DURATION_SECONDS: f64 = 1e9;
+
+/// `--duration`: a finite number of seconds in `0..=MAX_DURATION_SECONDS`.
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|error| format!("`{text}` is not a number of seconds: {error}"))?;
+    if seconds.is_finite() && (0.0..=MAX_DURATION_SECONDS).contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err(format!(
+            "`{text}`: give a number of seconds from 0 to {MAX_DURATION_SECONDS}"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn duration_of(value: &str) -> Result<Option<f64>, clap::Error> {
+        let cli = Cli::try_parse_from(["portctl", "watch", &format!("--duration={value}")])?;
+        match cli.command {
+            Command::Watch { run, .. } => Ok(run.duration),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn duration_is_a_bounded_number_of_seconds() {
+        assert_eq!(duration_of("1.5").unwrap(), Some(1.5));
+        assert_eq!(duration_of("0").unwrap(), Some(0.0));
+        // These used to parse and then panic (or be silently ignored) when the run's
+        // deadline was computed.
+        for bad in ["1e300", "1e19", "inf", "NaN", "-1", "ten"] {
+            let error = duration_of(bad).expect_err(bad);
+            assert_eq!(
+                error.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{bad}"
+            );
+        }
+    }
 }

@@ -452,6 +452,48 @@ fn disconnect_sequence_wakes_senders_then_fails_gets_then_waits_for_message_noti
     close(h2);
 }
 
+#[test]
+fn unload_waits_for_a_disconnect_callback_that_already_closed_its_port() {
+    let mut m = boot_loaded(Config {
+        max_connections: 1,
+        close_server_port_in_unload: false,
+        hold_in_disconnect: true,
+        ..Config::default()
+    });
+    m.expect_violation(rule::SERVER_PORT_OPEN_AT_UNREGISTER);
+    let h = connect(&[]) as usize;
+    std::thread::scope(|s| {
+        let notify = s.spawn(move || send(h as _, b"W", &mut []).0);
+        wait_until("notify running", || {
+            seen().iter().any(|x| matches!(x, Seen::Notify { .. }))
+        });
+        // The client closes: its disconnect sequence waits for the running MessageNotify.
+        let closer = s.spawn(move || close(h as _));
+        // Meanwhile the filter unloads; FltUnregisterFilter finds that sequence running.
+        let unloader = s.spawn(fltsim::unload_driver);
+        // (The server port stays open, so a connect shows when the filter is deleting;
+        // before that it is refused by the connection limit and changes nothing.)
+        wait_until("filter being deleted", || {
+            connect_opts(PORT_NAME, 0, &[]).err() == Some(E_DELETING)
+        });
+        // MessageNotify returns; Disconnect runs, closes its port, and holds.
+        open_gate();
+        wait_until("Disconnect holding", || {
+            seen().contains(&Seen::DisconnectHeld)
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let returned_early = unloader.is_finished();
+        open_disconnect_gate();
+        assert!(closer.join().unwrap());
+        assert_eq!(notify.join().unwrap(), 0);
+        assert_eq!(unloader.join().unwrap(), Ok(()));
+        assert!(
+            !returned_early,
+            "FltUnregisterFilter returned while a Disconnect callback was still running"
+        );
+    });
+}
+
 // ------------------------------------------------ MessageNotify
 
 #[test]

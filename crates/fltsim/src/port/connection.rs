@@ -201,8 +201,12 @@ impl ClientConn {
         let gets = {
             let mut st = self.st.lock();
             if st.disconnecting || st.filter_closed {
-                // Someone else runs (or ran) the sequence: wait for its end.
-                while !st.disconnect_finished && !st.filter_closed {
+                // Someone else runs (or ran) the sequence: wait until its Disconnect call
+                // has returned — also when that callback already closed the port with
+                // FltCloseClientPort and is still running (FltUnregisterFilter must not
+                // return before it). If the filter closed the port before any sequence
+                // started, there is nothing to wait for.
+                while st.disconnecting && !st.disconnect_finished {
                     self.cond.wait(&mut st);
                 }
                 return;

@@ -44,6 +44,8 @@ pub struct Config {
     pub release_names: bool,
     pub create_port_in_teardown: bool,
     pub connect_in_disconnect: bool,
+    /// Disconnect holds (after its FltCloseClientPort) until `open_disconnect_gate`.
+    pub hold_in_disconnect: bool,
 }
 
 impl Default for Config {
@@ -62,6 +64,7 @@ impl Default for Config {
             release_names: true,
             create_port_in_teardown: false,
             connect_in_disconnect: false,
+            hold_in_disconnect: false,
         }
     }
 }
@@ -81,6 +84,8 @@ pub enum Seen {
     },
     /// A Connect callback whose context is `b"gate"` is holding at the gate.
     ConnectHeld,
+    /// A Disconnect callback closed its port and holds (`hold_in_disconnect`).
+    DisconnectHeld,
     Disconnect {
         slot: usize,
         pid: u32,
@@ -133,6 +138,8 @@ pub const SLOTS: usize = 4;
 pub static CLIENT_PORTS: [AtomicPtr<c_void>; SLOTS] = [const { AtomicPtr::new(null_mut()) }; SLOTS];
 static GATE: Mutex<bool> = Mutex::new(false);
 static GATE_CV: Condvar = Condvar::new();
+static DISCONNECT_GATE: Mutex<bool> = Mutex::new(false);
+static DISCONNECT_GATE_CV: Condvar = Condvar::new();
 
 pub fn config() -> Config {
     CONFIG.lock().clone().unwrap_or_default()
@@ -152,12 +159,22 @@ pub fn open_gate() {
     GATE_CV.notify_all();
 }
 
+/// Opens the gate that Disconnect waits on with `hold_in_disconnect`.
+pub fn open_disconnect_gate() {
+    *DISCONNECT_GATE.lock() = true;
+    DISCONNECT_GATE_CV.notify_all();
+}
+
 /// Waits (at most 20 s, so a broken test cannot hang) until the gate is open.
 fn wait_for_gate() {
-    let mut g = GATE.lock();
+    wait_open(&GATE, &GATE_CV);
+}
+
+fn wait_open(gate: &Mutex<bool>, cv: &Condvar) {
+    let mut g = gate.lock();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !*g {
-        if GATE_CV.wait_until(&mut g, deadline).timed_out() {
+        if cv.wait_until(&mut g, deadline).timed_out() {
             break;
         }
     }
@@ -422,6 +439,10 @@ unsafe extern "system" fn on_disconnect(cookie: *mut c_void) {
         if config().close_in_disconnect {
             FltCloseClientPort(FILTER.load(Ordering::SeqCst), CLIENT_PORTS[slot].as_ptr());
         }
+        if config().hold_in_disconnect {
+            record(Seen::DisconnectHeld);
+            wait_open(&DISCONNECT_GATE, &DISCONNECT_GATE_CV);
+        }
     }
 }
 
@@ -631,6 +652,7 @@ pub fn boot(cfg: Config) -> MachineGuard {
         p.store(null_mut(), Ordering::SeqCst);
     }
     *GATE.lock() = false;
+    *DISCONNECT_GATE.lock() = false;
     m
 }
 

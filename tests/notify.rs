@@ -112,6 +112,16 @@ fn queued_notify_delivers_everything_in_order_in_batches() {
         observer.received.dropped_reported.load(Ordering::Relaxed),
         0
     );
+    // The worker counts a batch after FltSendMessage returns, which can be a moment after
+    // the observer already holds it: wait (bounded) for the counter to catch up.
+    assert!(
+        wait_until(Duration::from_secs(10), || observer
+            .port
+            .stats()
+            .batches_sent
+            == batches),
+        "batches_sent never reached the {batches} batches received"
+    );
     let stats = observer.port.stats();
     assert_eq!(stats.queue_enqueued, 200);
     assert_eq!(stats.queue_dropped, 0);

@@ -73,30 +73,27 @@ pub(crate) fn close_server_ports_at_unregister(filter: PFLT_FILTER) {
     server::close_all_of(filter);
 }
 
-/// Runs the disconnect sequence on every connection of the filter (unload).
-pub(crate) fn disconnect_all(filter: PFLT_FILTER) {
-    let conns: Vec<Arc<ClientConn>> = REGISTRY
+/// A snapshot of the filter's connections (taken under the registry lock, used after it).
+fn connections_of(filter: PFLT_FILTER) -> Vec<Arc<ClientConn>> {
+    REGISTRY
         .lock()
         .connections
         .values()
         .filter(|c| c.server.filter == filter as usize)
         .cloned()
-        .collect();
-    for c in conns {
+        .collect()
+}
+
+/// Runs the disconnect sequence on every connection of the filter (unload).
+pub(crate) fn disconnect_all(filter: PFLT_FILTER) {
+    for c in connections_of(filter) {
         c.disconnect(true);
     }
 }
 
 /// Connections the filter never closed: reported and closed by the model.
 pub(crate) fn force_close_remaining(filter: PFLT_FILTER) {
-    let conns: Vec<Arc<ClientConn>> = REGISTRY
-        .lock()
-        .connections
-        .values()
-        .filter(|c| c.server.filter == filter as usize)
-        .cloned()
-        .collect();
-    for c in conns {
+    for c in connections_of(filter) {
         if !c.not_closed_reported() {
             crate::verifier::report(
                 crate::verifier::rule::CLIENT_PORT_NOT_CLOSED,

@@ -282,19 +282,24 @@ fn start(
 fn watch(options: &ConnectOptions, format: Format, run: &RunArgs) -> Result<(), Failure> {
     let handler = Arc::new(Watch::new(Output::stdout(format)));
     let engine = start(options, Role::Observer, handler.clone(), run)?;
+    drive_and_summarise(engine, run, handler.output(), handler.latencies());
+    Ok(())
+}
+
+/// Runs the engine to its end, then prints its summary, the latencies (read after the
+/// end) and, when portctl stopped it (the connection is still open), the driver's counters.
+fn drive_and_summarise(
+    engine: Engine,
+    run: &RunArgs,
+    output: &Output,
+    latencies: &portfilter_client::latency::Latencies,
+) {
     let connection = Arc::clone(engine.connection());
     let (reason, stats) = drive(engine, run);
     let driver = (reason == EndReason::Stopped)
         .then(|| connection.stats().ok())
         .flatten();
-    print_summary(
-        handler.output(),
-        reason,
-        stats,
-        handler.latencies().summary(),
-        driver,
-    );
-    Ok(())
+    print_summary(output, reason, stats, latencies.summary(), driver);
 }
 
 fn guard(
@@ -311,17 +316,6 @@ fn guard(
     };
     let handler = Arc::new(Guard::new(rules, events));
     let engine = start(options, Role::Decider, handler.clone(), run)?;
-    let connection = Arc::clone(engine.connection());
-    let (reason, stats) = drive(engine, run);
-    let driver = (reason == EndReason::Stopped)
-        .then(|| connection.stats().ok())
-        .flatten();
-    print_summary(
-        &Output::stdout(format),
-        reason,
-        stats,
-        handler.latencies().summary(),
-        driver,
-    );
+    drive_and_summarise(engine, run, &Output::stdout(format), handler.latencies());
     Ok(())
 }

@@ -293,3 +293,60 @@ fn unload_starts_no_further_batch_send_once_the_worker_is_stopping() {
     assert_eq!(fltsim::kernel::pool::live_bytes(portfilter::POOL_TAG), 0);
     assert!(sim.machine.shutdown().is_empty());
 }
+
+#[test]
+fn a_stalled_queued_observer_costs_the_others_one_timeout_per_stall_not_one_per_batch() {
+    let sim = Sim::start();
+    let gate = Arc::new(AtomicBool::new(false));
+    let stalled = spawn_observer(OBSERVER, Some(Arc::clone(&gate)));
+    let fast = spawn_observer(OTHER_OBSERVER, None);
+    let timeout_ms = 400;
+    fast.port.set_config(&config_with(|c| {
+        c.observer_delivery = Delivery::Queued;
+        c.notify_timeout_ms = timeout_ms;
+    }));
+    // One event per batch: wait for the fast observer to have each before the next.
+    let batches = 8u64;
+    let t0 = Instant::now();
+    for i in 0..batches {
+        assert_eq!(
+            create_as(APP, &format!(r"C:\s\{i}.log")).status,
+            STATUS_SUCCESS
+        );
+        assert!(
+            wait_until(Duration::from_secs(10), || fast.received.count() as u64
+                == i + 1),
+            "fast observer never got event {i}"
+        );
+    }
+    let elapsed = t0.elapsed();
+    // Without the stall back-off every batch would wait the full timeout for the stalled
+    // observer first: at least batches × timeout (3.2 s). With it, only the first does.
+    assert!(
+        elapsed < Duration::from_millis(u64::from(timeout_ms)) * 4,
+        "the fast observer was held back: {elapsed:?} for {batches} batches"
+    );
+    // The stalled observer resumes: once its request is pending, the next batch reaches it
+    // and says how many it missed.
+    gate.store(true, Ordering::Release);
+    assert!(wait_until(Duration::from_secs(10), || {
+        fltsim::port::queued_requests() == 2
+    }));
+    assert_eq!(create_as(APP, r"C:\s\last.log").status, STATUS_SUCCESS);
+    assert!(wait_until(Duration::from_secs(10), || stalled
+        .received
+        .count()
+        == 1));
+    assert_eq!(
+        stalled.received.dropped_reported.load(Ordering::Relaxed),
+        batches,
+        "every batch it missed is reported"
+    );
+    assert!(wait_until(
+        Duration::from_secs(10),
+        || fast.received.count() as u64 == batches + 1
+    ));
+    stalled.stop();
+    fast.stop();
+    sim.unload_and_check_pool();
+}

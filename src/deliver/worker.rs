@@ -10,6 +10,9 @@
 //! * Losses: `dropped_before` of a batch = events the queue dropped since the previous
 //!   batch + events of earlier batches that did not reach *this* observer (its send timed
 //!   out or failed), so each observer learns exactly how many events it missed.
+//! * Stalled observers: after a failed send, an observer is offered batches without
+//!   waiting (timeout 0) until one is delivered again, so a client that stopped reading
+//!   delays the others by one notify timeout per stall, not one per batch.
 //! * Stop (unload): [`Worker::stop`] sets the stop flag, wakes the thread and waits for it
 //!   to exit. The thread blocks only in `FltSendMessage` with a finite timeout, so the
 //!   wait is bounded by one send timeout.
@@ -124,11 +127,17 @@ impl Worker {
     }
 }
 
-/// Events of earlier batches that did not reach an observer, by slot.
+/// Per observer slot: events of earlier batches that did not reach it, and whether its
+/// last send failed.
 #[derive(Clone, Copy, Default)]
 struct Lost {
     connection_id: u32,
     events: u64,
+    /// The last send to this observer failed (timed out: it had no `FilterGetMessage`
+    /// pending). Until a send succeeds again, batches are offered to it without waiting
+    /// (timeout 0: delivered only if a request is already pending), so one stalled
+    /// observer costs the others at most one notify timeout per stall, not one per batch.
+    stalled: bool,
 }
 
 /// The thread's entry point.
@@ -207,7 +216,7 @@ fn send_batch(
             if slot_lost.connection_id != observer.connection_id {
                 *slot_lost = Lost {
                     connection_id: observer.connection_id,
-                    events: 0,
+                    ..Lost::default()
                 };
             }
             let missed = dropped.saturating_add(slot_lost.events);
@@ -234,13 +243,16 @@ fn send_batch(
                 state.stats.add(Counter::QueueDropped, count);
                 return;
             }
-            if notify::send_one(filter, observer.port, message, timeout_ms) {
+            let wait_ms = if slot_lost.stalled { 0 } else { timeout_ms };
+            if notify::send_one(filter, observer.port, message, wait_ms) {
                 state.stats.bump(Counter::BatchesSent);
                 slot_lost.events = 0;
+                slot_lost.stalled = false;
             } else {
                 state.stats.bump(Counter::NotifyFailed);
                 state.stats.add(Counter::QueueDropped, count);
                 slot_lost.events = missed.saturating_add(count);
+                slot_lost.stalled = true;
             }
         });
     if visit.visited == 0 {

@@ -21,7 +21,7 @@ use crate::MAX_CONNECTIONS;
 use crate::stats::{Counter, Stats};
 use crate::sync::{Event, PushLock, Wait};
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use portfilter_bindings::{
     FltCloseClientPort, NTSTATUS, PFLT_FILTER, PFLT_PORT, STATUS_CONNECTION_COUNT_LIMIT,
 };
@@ -73,6 +73,9 @@ pub(crate) struct Connections {
     drained: [Event; MAX_CONNECTIONS],
     /// Open connections (a lock-free shortcut for the create path).
     open: AtomicU32,
+    /// Per slot: the last notify send to this observer failed (it had no
+    /// `FilterGetMessage` pending). Reset when a connection takes the slot.
+    stalled: [AtomicBool; MAX_CONNECTIONS],
 }
 
 // SAFETY: `table` is guarded by its push lock; `ports` cells follow the protocol above
@@ -114,6 +117,7 @@ impl Connections {
             senders: [const { AtomicU32::new(0) }; MAX_CONNECTIONS],
             drained: [const { Event::new() }; MAX_CONNECTIONS],
             open: AtomicU32::new(0),
+            stalled: [const { AtomicBool::new(false) }; MAX_CONNECTIONS],
         }
     }
 
@@ -184,8 +188,28 @@ impl Connections {
                 connection_id,
             };
         }
+        if let Some(stalled) = self.stalled.get(index) {
+            stalled.store(false, Ordering::Release);
+        }
         self.open.fetch_add(1, Ordering::AcqRel);
         Ok((index, connection_id))
+    }
+
+    /// How long a notify send to the observer in slot `index` may wait: `timeout_ms`,
+    /// or 0 ("only if a request is already pending") while its last send failed. So an
+    /// observer that stopped reading costs one timeout per stall, not one per message.
+    pub(crate) fn notify_wait_ms(&self, index: usize, timeout_ms: u32) -> u32 {
+        match self.stalled.get(index) {
+            Some(stalled) if stalled.load(Ordering::Acquire) => 0,
+            _ => timeout_ms,
+        }
+    }
+
+    /// Records whether a notify send to the observer in slot `index` was delivered.
+    pub(crate) fn record_notify(&self, index: usize, delivered: bool) {
+        if let Some(stalled) = self.stalled.get(index) {
+            stalled.store(!delivered, Ordering::Release);
+        }
     }
 
     /// Removes a connection (from the Disconnect callback): no new sends, close the client

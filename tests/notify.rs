@@ -350,3 +350,53 @@ fn a_stalled_queued_observer_costs_the_others_one_timeout_per_stall_not_one_per_
     fast.stop();
     sim.unload_and_check_pool();
 }
+
+#[test]
+fn a_stalled_notify_observer_makes_creates_wait_once_per_stall_not_on_every_create() {
+    let sim = Sim::start();
+    let gate = Arc::new(AtomicBool::new(false));
+    let stalled = spawn_observer(OBSERVER, Some(Arc::clone(&gate)));
+    let fast = spawn_observer(OTHER_OBSERVER, None);
+    let timeout_ms = 400;
+    fast.port.set_config(&config_with(|c| {
+        c.observer_delivery = Delivery::Notify;
+        c.notify_timeout_ms = timeout_ms;
+    }));
+    let creates = 8u64;
+    let t0 = Instant::now();
+    for i in 0..creates {
+        assert_eq!(
+            create_as(APP, &format!(r"C:\p\{i}.log")).status,
+            STATUS_SUCCESS
+        );
+    }
+    let elapsed = t0.elapsed();
+    // Without the back-off each create would wait the full timeout for the stalled
+    // observer: at least creates × timeout (3.2 s). With it, only the first one does.
+    assert!(
+        elapsed < Duration::from_millis(u64::from(timeout_ms)) * 4,
+        "creates were held by a stalled observer: {elapsed:?} for {creates} creates"
+    );
+    assert!(wait_until(
+        Duration::from_secs(10),
+        || fast.received.count() as u64 == creates
+    ));
+    // Once the stalled observer reads again (a request pending), it gets events again.
+    gate.store(true, Ordering::Release);
+    assert!(wait_until(Duration::from_secs(10), || {
+        fltsim::port::queued_requests() == 2
+    }));
+    assert_eq!(create_as(APP, r"C:\p\last.log").status, STATUS_SUCCESS);
+    assert!(wait_until(Duration::from_secs(10), || stalled
+        .received
+        .count()
+        == 1));
+    let stats = fast.port.stats();
+    assert_eq!(
+        stats.notify_failed, creates,
+        "every missed create is counted"
+    );
+    stalled.stop();
+    fast.stop();
+    sim.unload_and_check_pool();
+}

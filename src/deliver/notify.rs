@@ -1,5 +1,8 @@
 //! Plain notify delivery: one `FltSendMessage` per observer, without a reply buffer and
 //! with a short finite timeout. It never denies: a failed send is counted and forgotten.
+//! An observer whose last send failed is not waited for until it takes a message again
+//! ([`Connections::notify_wait_ms`]), so a frozen observer does not make every create
+//! pay the timeout.
 
 use crate::connections::{Connections, Role};
 use crate::stats::{Counter, Stats};
@@ -20,7 +23,10 @@ pub(crate) fn send_to_observers(
 ) -> u32 {
     let mut delivered = 0;
     connections.for_each(Role::Observer, Some(requestor), stats, |target| {
-        if send_one(filter, target.port, message, timeout_ms) {
+        let wait_ms = connections.notify_wait_ms(target.index, timeout_ms);
+        let ok = send_one(filter, target.port, message, wait_ms);
+        connections.record_notify(target.index, ok);
+        if ok {
             stats.bump(Counter::NotifySent);
             delivered += 1;
         } else {

@@ -127,17 +127,11 @@ impl Worker {
     }
 }
 
-/// Per observer slot: events of earlier batches that did not reach it, and whether its
-/// last send failed.
+/// Events of earlier batches that did not reach an observer, by slot.
 #[derive(Clone, Copy, Default)]
 struct Lost {
     connection_id: u32,
     events: u64,
-    /// The last send to this observer failed (timed out: it had no `FilterGetMessage`
-    /// pending). Until a send succeeds again, batches are offered to it without waiting
-    /// (timeout 0: delivered only if a request is already pending), so one stalled
-    /// observer costs the others at most one notify timeout per stall, not one per batch.
-    stalled: bool,
 }
 
 /// The thread's entry point.
@@ -216,7 +210,7 @@ fn send_batch(
             if slot_lost.connection_id != observer.connection_id {
                 *slot_lost = Lost {
                     connection_id: observer.connection_id,
-                    ..Lost::default()
+                    events: 0,
                 };
             }
             let missed = dropped.saturating_add(slot_lost.events);
@@ -243,16 +237,17 @@ fn send_batch(
                 state.stats.add(Counter::QueueDropped, count);
                 return;
             }
-            let wait_ms = if slot_lost.stalled { 0 } else { timeout_ms };
-            if notify::send_one(filter, observer.port, message, wait_ms) {
+            let connections = &state.connections;
+            let wait_ms = connections.notify_wait_ms(observer.index, timeout_ms);
+            let ok = notify::send_one(filter, observer.port, message, wait_ms);
+            connections.record_notify(observer.index, ok);
+            if ok {
                 state.stats.bump(Counter::BatchesSent);
                 slot_lost.events = 0;
-                slot_lost.stalled = false;
             } else {
                 state.stats.bump(Counter::NotifyFailed);
                 state.stats.add(Counter::QueueDropped, count);
                 slot_lost.events = missed.saturating_add(count);
-                slot_lost.stalled = true;
             }
         });
     if visit.visited == 0 {

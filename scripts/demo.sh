@@ -8,9 +8,9 @@
 #
 # Phase 1: normal operation: decisions stream, allowed/denied counts, latency percentiles.
 # Phase 2: both clients frozen (SIGSTOP, like a service stuck in a debugger): creates wait
-#          at most reply-timeout-ms and get the default verdict; the observer queue fills
-#          and the driver counts drops; after SIGCONT, watch reports the drops and guard's
-#          late replies are counted, not fatal.
+#          at most reply-timeout-ms and get the default verdict; batches for the frozen
+#          observer are dropped and counted. After SIGCONT, guard's late replies are
+#          counted, not fatal, and the next batch tells watch how many events it missed.
 # Then: final statistics, clean unload, pool leak report.
 #
 # Knobs: PORTFILTER_DEMO_CREATES (default 2000), PORTFILTER_DEMO_RATE (creates/s, 1000),
@@ -79,6 +79,10 @@ kill -STOP "$guard" "$watch"
 "$bin/portfilter-sim" workload -n "$stalled" --rate 0 -p 8 | sed 's/^/  workload | /'
 kill -CONT "$guard" "$watch"
 sleep 1
+
+say "Clients resumed (SIGCONT): 50 more creates; watch learns what it missed from the next batch"
+"$bin/portfilter-sim" workload -n 50 --rate 0 -p 2 | sed 's/^/  workload | /'
+sleep 0.5
 "$bin/portctl" stats | sed 's/^/  stats | /'
 
 say "Stopping the clients (Ctrl-C) — their summaries"

@@ -294,17 +294,68 @@ fn unload_starts_no_further_batch_send_once_the_worker_is_stopping() {
     assert!(sim.machine.shutdown().is_empty());
 }
 
+/// Two observers, one of which does not read until `resume_and_create`; the given delivery
+/// mode and a 400 ms notify timeout.
+struct StallScene {
+    gate: Arc<AtomicBool>,
+    stalled: common::ClientThread,
+    fast: common::ClientThread,
+}
+
+const STALL_TIMEOUT_MS: u32 = 400;
+
+impl StallScene {
+    fn start(delivery: Delivery) -> Self {
+        let gate = Arc::new(AtomicBool::new(false));
+        let stalled = spawn_observer(OBSERVER, Some(Arc::clone(&gate)));
+        let fast = spawn_observer(OTHER_OBSERVER, None);
+        fast.port.set_config(&config_with(|c| {
+            c.observer_delivery = delivery;
+            c.notify_timeout_ms = STALL_TIMEOUT_MS;
+        }));
+        Self {
+            gate,
+            stalled,
+            fast,
+        }
+    }
+
+    /// Without the stall back-off every one of `n` messages would wait the full timeout
+    /// for the stalled observer: at least n × timeout (3.2 s for 8). With it, only the
+    /// first does.
+    fn assert_not_waited_per_message(elapsed: Duration, n: u64) {
+        assert!(
+            elapsed < Duration::from_millis(u64::from(STALL_TIMEOUT_MS)) * 4,
+            "held back by a stalled observer: {elapsed:?} for {n} messages"
+        );
+    }
+
+    /// The stalled observer reads again: once its request is pending, one more create
+    /// reaches it.
+    fn resume_and_create(&self, path: &str) {
+        self.gate.store(true, Ordering::Release);
+        assert!(wait_until(Duration::from_secs(10), || {
+            fltsim::port::queued_requests() == 2
+        }));
+        assert_eq!(create_as(APP, path).status, STATUS_SUCCESS);
+        assert!(wait_until(Duration::from_secs(10), || self
+            .stalled
+            .received
+            .count()
+            == 1));
+    }
+
+    fn stop(self) {
+        self.stalled.stop();
+        self.fast.stop();
+    }
+}
+
 #[test]
 fn a_stalled_queued_observer_costs_the_others_one_timeout_per_stall_not_one_per_batch() {
     let sim = Sim::start();
-    let gate = Arc::new(AtomicBool::new(false));
-    let stalled = spawn_observer(OBSERVER, Some(Arc::clone(&gate)));
-    let fast = spawn_observer(OTHER_OBSERVER, None);
-    let timeout_ms = 400;
-    fast.port.set_config(&config_with(|c| {
-        c.observer_delivery = Delivery::Queued;
-        c.notify_timeout_ms = timeout_ms;
-    }));
+    let scene = StallScene::start(Delivery::Queued);
+    let fast = &scene.fast;
     // One event per batch: wait for the fast observer to have each before the next.
     let batches = 8u64;
     let t0 = Instant::now();
@@ -319,26 +370,15 @@ fn a_stalled_queued_observer_costs_the_others_one_timeout_per_stall_not_one_per_
             "fast observer never got event {i}"
         );
     }
-    let elapsed = t0.elapsed();
-    // Without the stall back-off every batch would wait the full timeout for the stalled
-    // observer first: at least batches × timeout (3.2 s). With it, only the first does.
-    assert!(
-        elapsed < Duration::from_millis(u64::from(timeout_ms)) * 4,
-        "the fast observer was held back: {elapsed:?} for {batches} batches"
-    );
-    // The stalled observer resumes: once its request is pending, the next batch reaches it
-    // and says how many it missed.
-    gate.store(true, Ordering::Release);
-    assert!(wait_until(Duration::from_secs(10), || {
-        fltsim::port::queued_requests() == 2
-    }));
-    assert_eq!(create_as(APP, r"C:\s\last.log").status, STATUS_SUCCESS);
-    assert!(wait_until(Duration::from_secs(10), || stalled
-        .received
-        .count()
-        == 1));
+    StallScene::assert_not_waited_per_message(t0.elapsed(), batches);
+    // Its next batch says how many it missed.
+    scene.resume_and_create(r"C:\s\last.log");
     assert_eq!(
-        stalled.received.dropped_reported.load(Ordering::Relaxed),
+        scene
+            .stalled
+            .received
+            .dropped_reported
+            .load(Ordering::Relaxed),
         batches,
         "every batch it missed is reported"
     );
@@ -346,22 +386,14 @@ fn a_stalled_queued_observer_costs_the_others_one_timeout_per_stall_not_one_per_
         Duration::from_secs(10),
         || fast.received.count() as u64 == batches + 1
     ));
-    stalled.stop();
-    fast.stop();
+    scene.stop();
     sim.unload_and_check_pool();
 }
 
 #[test]
 fn a_stalled_notify_observer_makes_creates_wait_once_per_stall_not_on_every_create() {
     let sim = Sim::start();
-    let gate = Arc::new(AtomicBool::new(false));
-    let stalled = spawn_observer(OBSERVER, Some(Arc::clone(&gate)));
-    let fast = spawn_observer(OTHER_OBSERVER, None);
-    let timeout_ms = 400;
-    fast.port.set_config(&config_with(|c| {
-        c.observer_delivery = Delivery::Notify;
-        c.notify_timeout_ms = timeout_ms;
-    }));
+    let scene = StallScene::start(Delivery::Notify);
     let creates = 8u64;
     let t0 = Instant::now();
     for i in 0..creates {
@@ -370,33 +402,17 @@ fn a_stalled_notify_observer_makes_creates_wait_once_per_stall_not_on_every_crea
             STATUS_SUCCESS
         );
     }
-    let elapsed = t0.elapsed();
-    // Without the back-off each create would wait the full timeout for the stalled
-    // observer: at least creates × timeout (3.2 s). With it, only the first one does.
-    assert!(
-        elapsed < Duration::from_millis(u64::from(timeout_ms)) * 4,
-        "creates were held by a stalled observer: {elapsed:?} for {creates} creates"
-    );
+    StallScene::assert_not_waited_per_message(t0.elapsed(), creates);
     assert!(wait_until(
         Duration::from_secs(10),
-        || fast.received.count() as u64 == creates
+        || scene.fast.received.count() as u64 == creates
     ));
-    // Once the stalled observer reads again (a request pending), it gets events again.
-    gate.store(true, Ordering::Release);
-    assert!(wait_until(Duration::from_secs(10), || {
-        fltsim::port::queued_requests() == 2
-    }));
-    assert_eq!(create_as(APP, r"C:\p\last.log").status, STATUS_SUCCESS);
-    assert!(wait_until(Duration::from_secs(10), || stalled
-        .received
-        .count()
-        == 1));
-    let stats = fast.port.stats();
+    scene.resume_and_create(r"C:\p\last.log");
+    let stats = scene.fast.port.stats();
     assert_eq!(
         stats.notify_failed, creates,
         "every missed create is counted"
     );
-    stalled.stop();
-    fast.stop();
+    scene.stop();
     sim.unload_and_check_pool();
 }

@@ -8,6 +8,7 @@
 #      port-semantics tests, the driver end-to-end tests, the client tests and the mingw
 #      layout cross-check
 #   4. the cross build of portfilter.sys (scripts/build-sys.sh) and the PE image check
+#   (as root the tests run with target/ private, as in a checkout under /root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,17 @@ bash scripts/build-sys.sh --sign
 
 step "tests"
 export PORTFILTER_REQUIRE_SYS=1
+# Run the tests as they run from a checkout that other users cannot enter (one under
+# /root, or in a `mktemp -d` directory): as root, target/ is made private (0700) for the
+# run and its mode restored afterwards, so a test that lets another uid load or run
+# something from the build tree fails here, not only on such a machine.
+# (scripts/check-private-clone.sh does the full thing: a clone inside a 0700 directory.)
+if [ "$(id -u)" -eq 0 ] && [ -d target ]; then
+    target_mode=$(stat -c %a target)
+    trap 'chmod "$target_mode" target' EXIT
+    chmod 0700 target
+    echo "target/ is private (0700) for the tests (was $target_mode)"
+fi
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --no-fail-fast
 else

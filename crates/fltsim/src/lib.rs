@@ -32,6 +32,7 @@ mod machine;
 pub mod names;
 pub mod port;
 pub mod process;
+pub mod readings;
 pub mod registration;
 pub mod usercopy;
 pub mod verifier;
@@ -40,6 +41,7 @@ pub mod volumes;
 pub use create::{CreateOutcome, CreateRequest, create};
 pub use driver::{DriverEntry, is_loaded, load_driver, unload_driver, unload_driver_mandatory};
 pub use machine::{Machine, MachineGuard};
+pub use readings::Readings;
 pub use verifier::{Violation, rule};
 
 /// The NTSTATUS → HRESULT mapping FltLib applies (re-exported from fltsim-user).

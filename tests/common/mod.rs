@@ -93,6 +93,13 @@ impl Sim {
         Self { machine }
     }
 
+    /// Starts under `readings` (instead of the harshest ones, the default).
+    pub fn start_with(readings: fltsim::Readings) -> Self {
+        let machine = fltsim::Machine::boot_with(readings);
+        fltsim::load_driver(portfilter::DriverEntry).expect("DriverEntry succeeds");
+        Self { machine }
+    }
+
     /// Unloads and checks that no pool allocation of the driver is left.
     pub fn unload_and_check_pool(self) {
         fltsim::unload_driver().expect("unload succeeds");
@@ -160,6 +167,12 @@ pub fn connect(pid: u32, role: Role) -> Port {
 impl Port {
     /// Closes the handle (as its process).
     pub fn close(self) {
+        self.release();
+    }
+
+    /// Closes the handle without consuming the port: from a failure path, to release
+    /// threads blocked on it (a later `close` then fails harmlessly).
+    pub fn release(&self) {
         let _p = fltsim::process::enter(self.pid);
         // SAFETY: our handle.
         unsafe { CloseHandle(self.handle) };

@@ -117,11 +117,17 @@ pub enum Seen {
         name: String,
         opened: String,
         flags: u8,
+        /// `Data->Flags` (`FLTFL_CALLBACK_DATA_*`).
+        data_flags: u32,
         options: u32,
         access: u32,
         kernel: bool,
         volume_open: bool,
         file_name: String,
+        /// `IoGetTopLevelIrp()` during the callback.
+        top_level_irp: usize,
+        /// `KeAreAllApcsDisabled()` during the callback.
+        apcs_disabled: bool,
     },
     PostCreate {
         status: NTSTATUS,
@@ -583,11 +589,14 @@ unsafe extern "system" fn pre_create(
             name: name.clone(),
             opened,
             flags: iopb.OperationFlags,
+            data_flags: (*data).Flags,
             options: create.Options,
             access: (*create.SecurityContext).DesiredAccess,
             kernel: (*data).RequestorMode == KERNEL_MODE,
             volume_open: fo.Flags & FO_VOLUME_OPEN != 0,
             file_name: us_to_string(&fo.FileName),
+            top_level_irp: IoGetTopLevelIrp() as usize,
+            apcs_disabled: KeAreAllApcsDisabled() != 0,
         });
         match cfg.pre_create {
             PreCreate::Pass => FLT_PREOP_SUCCESS_WITH_CALLBACK,

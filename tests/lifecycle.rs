@@ -81,7 +81,7 @@ fn the_driver_logs_with_a_component_and_a_level_so_that_its_errors_show_by_defau
     );
     assert_eq!(find("command failed").level, DPFLTR_WARNING_LEVEL);
     for info in [
-        "loaded",
+        "loaded; port",
         "client connected",
         "client disconnected",
         "unloaded",

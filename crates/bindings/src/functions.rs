@@ -175,8 +175,6 @@ unsafe extern "C" {
     /// the default masks only `DPFLTR_ERROR_LEVEL` messages show. Any IRQL <= DIRQL (`%s`
     /// of 8-bit strings only).
     pub fn DbgPrintEx(ComponentId: u32, Level: u32, Format: *const u8, ...) -> u32;
-    /// TEMPORARY (removed once the driver logs with DbgPrintEx).
-    pub fn DbgPrint(Format: *const u8, ...) -> u32;
 }
 
 unsafe extern "system" {

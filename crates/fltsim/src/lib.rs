@@ -2,7 +2,7 @@
 //! driver code and real clients run and are tested on Linux.
 //!
 //! It defines, as `#[no_mangle]` symbols, every kernel routine the driver imports (see
-//! `portfilter_bindings::functions`: `Flt*`, `Ex*`, `Ke*`, `Ps*`, `Zw*`, `DbgPrint`,
+//! `portfilter_bindings::functions`: `Flt*`, `Ex*`, `Ke*`, `Ps*`, `Zw*`, `Io*`, `DbgPrintEx` (and `DbgPrint`),
 //! `PfCopyFromUser`/`PfCopyToUser`) and the fltlib/kernel32 functions a client calls
 //! (`FilterConnectCommunicationPort`, `FilterGetMessage`, …, I/O completion ports,
 //! events; written in [`fltsim_user`] and exported here over the in-process backend

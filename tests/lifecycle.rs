@@ -206,7 +206,16 @@ fn non_administrators_cannot_connect() {
 
 #[test]
 fn client_process_exit_disconnects_it() {
-    let sim = Sim::start();
+    for wake in [
+        fltsim::readings::DisconnectWake::AtClientPortClose,
+        fltsim::readings::DisconnectWake::BeforeDisconnect,
+    ] {
+        client_process_exit_disconnects_it_under(wake);
+    }
+}
+
+fn client_process_exit_disconnects_it_under(wake: fltsim::readings::DisconnectWake) {
+    let sim = Sim::start_with(fltsim::Readings::HARSHEST.with_disconnect_wake(wake));
     // Its handle is closed by the process exit below.
     let _observer = connect(2001, Role::Observer);
     let other = connect(2002, Role::Observer);

@@ -25,6 +25,7 @@ use portfilter_bindings::{KeQuerySystemTimePrecise, LARGE_INTEGER};
 
 /// The shortest non-zero relative timeout: "only if a request is already pending".
 pub(crate) const POLL: LARGE_INTEGER = -1;
+const _: () = assert!(POLL < 0, "relative, never 0");
 
 /// 100 ns units per millisecond.
 const UNITS_PER_MS: i64 = 10_000;
@@ -72,7 +73,6 @@ mod tests {
     #[test]
     fn a_zero_budget_is_the_shortest_relative_timeout_never_zero() {
         assert_eq!(Budget::ms(0).timeout(), POLL);
-        assert!(POLL < 0);
     }
 
     #[test]

@@ -673,7 +673,7 @@ fn message_notify_buffer_too_small_reaches_the_caller_with_the_needed_size() {
 #[test]
 fn message_notify_buffer_too_small_returns_no_length_under_the_documented_reading() {
     // The default: lpBytesReturned is set only when the call succeeds.
-    let _m = boot_loaded(Config::default());
+    let _m = boot_loaded_with(Config::default(), fltsim::Readings::HARSHEST);
     let h = connect(&[]);
     assert_eq!(
         send(h, b"E123456789", &mut [0u8; 4]),
@@ -1002,12 +1002,12 @@ fn send_timeout_returns_status_timeout_which_passes_nt_success() {
 fn zero_timeout_waits_forever_by_default_and_is_always_a_violation() {
     // [doc] reading (the default): "If Timeout is zero, the minifilter driver is put into
     // a wait state indefinitely".
-    let mut m = boot_loaded(Config::default());
-    m.expect_violation(rule::ZERO_SEND_TIMEOUT);
     assert_eq!(
-        fltsim::readings::current().zero_timeout,
+        fltsim::Readings::default().zero_timeout,
         fltsim::readings::ZeroTimeout::WaitsForever
     );
+    let mut m = boot_loaded_with(Config::default(), fltsim::Readings::HARSHEST);
+    m.expect_violation(rule::ZERO_SEND_TIMEOUT);
     let h = connect(&[]) as usize;
     std::thread::scope(|s| {
         let sender = s.spawn(|| kernel_send(0, b"zero", None, Some(0)).status);
@@ -1162,7 +1162,7 @@ fn held_by_a_client_slow_in_every_phase(
 ) -> (NTSTATUS, Duration) {
     let _m = boot_loaded_with(Config::default(), readings);
     let h = connect(&[]) as usize;
-    let result = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let _release = ReleaseOnUnwind(h as _);
         let client = s.spawn(move || {
             std::thread::sleep(gap);
@@ -1183,8 +1183,7 @@ fn held_by_a_client_slow_in_every_phase(
         close(h as _);
         assert_eq!(client.join().unwrap(), E_INSUFFICIENT_BUFFER);
         (status, held)
-    });
-    result
+    })
 }
 
 #[test]

@@ -166,63 +166,81 @@ fn slow_in_every_phase(port: Arc<Port>, gap: Duration) -> JoinHandle<()> {
     })
 }
 
+/// One create while the only client (`role`, configured by `configure`) delays every phase
+/// by `gap`, under the `budget` reading; returns how long it was held, its status, and the
+/// driver's counters afterwards.
+fn held_by_a_slow_client(
+    budget: TimeoutBudget,
+    role: Role,
+    configure: impl FnOnce(&mut portfilter_protocol::Config),
+    gap: Duration,
+) -> (Duration, i32, portfilter_protocol::Stats) {
+    let sim = Sim::start_with(Readings::HARSHEST.with_timeout_budget(budget));
+    let pid = if role == Role::Decider {
+        DECIDER
+    } else {
+        OBSERVER
+    };
+    let port = Arc::new(connect(pid, role));
+    port.set_config(&config_with(configure));
+    let client = slow_in_every_phase(Arc::clone(&port), gap);
+    let t0 = Instant::now();
+    let out = create_as(APP, r"C:\slow\a.txt");
+    let held = t0.elapsed();
+    let stats = port.stats();
+    // Release a client still blocked in a get, then wait for it.
+    port.release();
+    join_within(client, STUCK);
+    sim.unload_and_check_pool();
+    (held, out.status, stats)
+}
+
 #[test]
 fn a_create_is_held_at_most_the_reply_budget_however_the_decider_delays_each_phase() {
     let budget_ms = 600;
+    let bound = Duration::from_millis(u64::from(budget_ms)) + TOLERANCE;
     for budget in [TimeoutBudget::RearmedPerWait, TimeoutBudget::OneTotal] {
-        let sim = Sim::start_with(Readings::HARSHEST.with_timeout_budget(budget));
-        let decider = Arc::new(connect(DECIDER, Role::Decider));
-        decider.set_config(&config_with(|c| {
-            c.reply_timeout_ms = budget_ms;
-            c.default_verdict = Decision::Allow;
-        }));
-        let client = slow_in_every_phase(Arc::clone(&decider), Duration::from_millis(300));
-        let t0 = Instant::now();
-        let out = create_as(APP, r"C:\slow\a.txt");
-        let held = t0.elapsed();
-        // Release a client still blocked in a get, then wait for it.
-        let stats = decider.stats();
-        decider.release();
-        join_within(client, STUCK);
-        let bound = Duration::from_millis(u64::from(budget_ms)) + TOLERANCE;
+        let (held, status, stats) = held_by_a_slow_client(
+            budget,
+            Role::Decider,
+            |c| {
+                c.reply_timeout_ms = budget_ms;
+                c.default_verdict = Decision::Allow;
+            },
+            Duration::from_millis(300),
+        );
         println!(
             "{budget:?}: create held {held:?} (reply_timeout_ms {budget_ms}, bound {bound:?})"
         );
         assert!(held < bound, "{budget:?}: held {held:?}");
         assert_eq!(
-            out.status, STATUS_SUCCESS,
+            status, STATUS_SUCCESS,
             "the default verdict (allow), not the late deny"
         );
         assert_eq!(stats.reply_timeouts, 1, "{budget:?}");
-        sim.unload_and_check_pool();
     }
 }
 
 #[test]
 fn a_create_is_held_at_most_the_notify_budget_however_an_observer_delays_each_phase() {
     let budget_ms = 500;
+    let bound = Duration::from_millis(u64::from(budget_ms)) + TOLERANCE;
     for budget in [TimeoutBudget::RearmedPerWait, TimeoutBudget::OneTotal] {
-        let sim = Sim::start_with(Readings::HARSHEST.with_timeout_budget(budget));
-        let observer = Arc::new(connect(OBSERVER, Role::Observer));
-        observer.set_config(&config_with(|c| {
-            c.observer_delivery = Delivery::Notify;
-            c.notify_timeout_ms = budget_ms;
-        }));
-        let client = slow_in_every_phase(Arc::clone(&observer), Duration::from_millis(400));
-        let t0 = Instant::now();
-        let out = create_as(APP, r"C:\slow\b.txt");
-        let held = t0.elapsed();
-        let stats = observer.stats();
-        observer.release();
-        join_within(client, STUCK);
-        let bound = Duration::from_millis(u64::from(budget_ms)) + TOLERANCE;
+        let (held, status, stats) = held_by_a_slow_client(
+            budget,
+            Role::Observer,
+            |c| {
+                c.observer_delivery = Delivery::Notify;
+                c.notify_timeout_ms = budget_ms;
+            },
+            Duration::from_millis(400),
+        );
         println!(
             "{budget:?}: create held {held:?} by notify (notify_timeout_ms {budget_ms}, bound {bound:?})"
         );
         assert!(held < bound, "{budget:?}: held {held:?}");
-        assert_eq!(out.status, STATUS_SUCCESS);
+        assert_eq!(status, STATUS_SUCCESS);
         assert_eq!(stats.notify_failed, 1, "{budget:?}");
-        sim.unload_and_check_pool();
     }
 }
 

@@ -206,10 +206,7 @@ fn non_administrators_cannot_connect() {
 
 #[test]
 fn client_process_exit_disconnects_it() {
-    for wake in [
-        fltsim::readings::DisconnectWake::AtClientPortClose,
-        fltsim::readings::DisconnectWake::BeforeDisconnect,
-    ] {
+    for wake in common::DISCONNECT_WAKES {
         client_process_exit_disconnects_it_under(wake);
     }
 }

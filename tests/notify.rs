@@ -236,10 +236,7 @@ fn observers_never_deny_even_when_nobody_reads() {
 
 #[test]
 fn closing_one_observer_does_not_wait_for_sends_to_another() {
-    for wake in [
-        DisconnectWake::AtClientPortClose,
-        DisconnectWake::BeforeDisconnect,
-    ] {
+    for wake in common::DISCONNECT_WAKES {
         closing_one_observer(wake);
     }
 }

@@ -147,10 +147,7 @@ fn late_reply_gets_no_waiter_and_does_not_change_the_outcome() {
 fn decider_killed_mid_request_releases_waiting_creates_promptly() {
     // Under both readings of when the Filter Manager wakes a disconnecting client's
     // senders: before Disconnect ([re] fltmgr) or only at FltCloseClientPort (ReactOS).
-    for wake in [
-        DisconnectWake::AtClientPortClose,
-        DisconnectWake::BeforeDisconnect,
-    ] {
+    for wake in common::DISCONNECT_WAKES {
         decider_killed_mid_request(wake);
     }
 }

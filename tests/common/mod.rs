@@ -81,6 +81,13 @@ impl Buf {
     }
 }
 
+/// Both readings of when a disconnecting client's blocked senders wake (before Disconnect,
+/// or only at `FltCloseClientPort`): the disconnect tests run under each.
+pub const DISCONNECT_WAKES: [fltsim::readings::DisconnectWake; 2] = [
+    fltsim::readings::DisconnectWake::AtClientPortClose,
+    fltsim::readings::DisconnectWake::BeforeDisconnect,
+];
+
 /// A booted machine with the real driver loaded.
 pub struct Sim {
     pub machine: MachineGuard,

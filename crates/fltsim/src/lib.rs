@@ -2,8 +2,8 @@
 //! driver code and real clients run and are tested on Linux.
 //!
 //! It defines, as `#[no_mangle]` symbols, every kernel routine the driver imports (see
-//! `portfilter_bindings::functions`: `Flt*`, `Ex*`, `Ke*`, `Ps*`, `Zw*`, `Io*`, `DbgPrintEx` (and `DbgPrint`),
-//! `PfCopyFromUser`/`PfCopyToUser`) and the fltlib/kernel32 functions a client calls
+//! `portfilter_bindings::functions`: `Flt*`, `Ex*`, `Ke*`, `Ps*`, `Zw*`, `Io*`,
+//! `DbgPrintEx` (and `DbgPrint`), `PfCopyFromUser`/`PfCopyToUser`) and the fltlib/kernel32 functions a client calls
 //! (`FilterConnectCommunicationPort`, `FilterGetMessage`, …, I/O completion ports,
 //! events; written in [`fltsim_user`] and exported here over the in-process backend
 //! [`port::InProcess`]). A binary that links fltsim must not also link `fltlib-shim`.
@@ -20,6 +20,9 @@
 //! fltsim::unload_driver().unwrap();
 //! drop(machine); // panics on unexpected verifier violations (leaks included)
 //! ```
+//!
+//! Where Microsoft's documentation and reverse engineering disagree, the model offers
+//! each reading and applies the harshest by default ([`readings`]).
 //!
 //! What is modelled and what is not: docs/fltsim.md.
 

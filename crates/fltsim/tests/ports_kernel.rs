@@ -1009,21 +1009,10 @@ fn zero_timeout_waits_forever_by_default_and_is_always_a_violation() {
     let mut m = boot_loaded_with(Config::default(), fltsim::Readings::HARSHEST);
     m.expect_violation(rule::ZERO_SEND_TIMEOUT);
     let h = connect(&[]) as usize;
-    std::thread::scope(|s| {
-        let sender = s.spawn(|| kernel_send(0, b"zero", None, Some(0)).status);
-        wait_until("sender waiting", || fltsim::port::waiting_senders() == 1);
-        std::thread::sleep(Duration::from_millis(200));
-        let still_waiting = !sender.is_finished();
-        // Release it (a get takes the message) before asserting.
-        let mut buf = [0u8; 64];
-        let hr = get_message(h as _, &mut buf);
-        if hr != 0 {
-            close(h as _);
-        }
-        assert_eq!(hr, 0);
-        assert_eq!(sender.join().unwrap(), STATUS_SUCCESS);
-        assert!(still_waiting, "a zero timeout waits (documented reading)");
-    });
+    assert!(
+        still_waiting_until_a_get_takes_it(h, Some(0), Duration::from_millis(200)),
+        "a zero timeout waits (documented reading)"
+    );
     let v = m.take_violations();
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!(v[0].rule, rule::ZERO_SEND_TIMEOUT);
@@ -1063,24 +1052,35 @@ fn shortest_relative_timeout_is_an_unambiguous_poll() {
     close(h as _);
 }
 
-#[test]
-fn null_timeout_waits_until_delivery() {
-    let _m = boot_loaded(Config::default());
-    let h = connect(&[]) as usize;
+/// Sends on slot 0 from another thread with `timeout`; after `pause`, notes whether the
+/// sender still waits, then lets a get take the message (the sender must then succeed).
+/// Returns whether it was still waiting.
+fn still_waiting_until_a_get_takes_it(h: usize, timeout: Option<i64>, pause: Duration) -> bool {
     std::thread::scope(|s| {
-        let sender = s.spawn(|| kernel_send(0, b"late", None, None).status);
-        std::thread::sleep(Duration::from_millis(100));
+        let sender = s.spawn(|| kernel_send(0, b"late", None, timeout).status);
+        wait_until("sender waiting", || fltsim::port::waiting_senders() == 1);
+        std::thread::sleep(pause);
         let waited = !sender.is_finished();
         let mut buf = [0u8; 64];
         let hr = get_message(h as _, &mut buf);
         if hr != 0 {
-            // Release the sender (it would wait forever) before failing.
+            // Release the sender (it might wait forever) before failing.
             close(h as _);
         }
         assert_eq!(hr, 0);
         assert_eq!(sender.join().unwrap(), STATUS_SUCCESS);
-        assert!(waited, "a NULL timeout waits");
-    });
+        waited
+    })
+}
+
+#[test]
+fn null_timeout_waits_until_delivery() {
+    let _m = boot_loaded(Config::default());
+    let h = connect(&[]) as usize;
+    assert!(
+        still_waiting_until_a_get_takes_it(h, None, Duration::from_millis(100)),
+        "a NULL timeout waits"
+    );
     close(h as _);
 }
 

@@ -36,12 +36,10 @@ impl Deadline {
     /// `timeout` is null or points to a readable `LARGE_INTEGER`.
     #[must_use]
     pub unsafe fn from_nt(timeout: *const LARGE_INTEGER) -> Self {
-        if timeout.is_null() {
-            return Self::Never;
-        }
-        // SAFETY: non-null and readable per the contract.
-        let t = unsafe { timeout.read_unaligned() };
-        Self::from_value(t)
+        // Kernel waits (KeWaitForSingleObject, ZwWaitForSingleObject) treat zero as a
+        // poll: that is documented for them, unlike for FltSendMessage.
+        // SAFETY: the caller's contract.
+        unsafe { SendTimeout::from_nt(timeout) }.arm(crate::readings::ZeroTimeout::Polls)
     }
 
     /// From a timeout value (not a pointer).

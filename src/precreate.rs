@@ -55,14 +55,11 @@ pub(crate) struct ThreadContext {
 impl ThreadContext {
     /// The calling (requestor) thread's context.
     fn current() -> Self {
-        // SAFETY: both routines only read the current thread's state; any IRQL <=
+        // SAFETY: reads the current thread's TopLevelIrp field; callable at any IRQL <=
         // DISPATCH_LEVEL, and a pre-create runs at PASSIVE_LEVEL or APC_LEVEL.
-        let (top_level_irp, apcs_disabled) = unsafe {
-            (
-                !IoGetTopLevelIrp().is_null(),
-                KeAreAllApcsDisabled() != FALSE,
-            )
-        };
+        let top_level_irp = !unsafe { IoGetTopLevelIrp() }.is_null();
+        // SAFETY: reads the current thread's APC state; IRQL as above.
+        let apcs_disabled = unsafe { KeAreAllApcsDisabled() } != FALSE;
         Self {
             top_level_irp,
             apcs_disabled,

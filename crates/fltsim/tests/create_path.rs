@@ -258,6 +258,29 @@ fn parse_file_name_information_splits_volume_parent_final_extension_and_stream()
 }
 
 #[test]
+fn waiting_for_a_reply_where_the_requestor_holds_file_system_resources_is_a_violation() {
+    let mut m = boot_loaded(Config {
+        pre_create: PreCreate::Ask {
+            timeout_100ns: 1_000_000,
+        },
+        ..Config::default()
+    });
+    m.expect_violation(rule::REPLY_WAIT_IN_UNSAFE_CONTEXT);
+    let _ = create(&CreateRequest::new(r"C:\ok.txt"));
+    assert!(m.violations().is_empty(), "an ordinary create may wait");
+    let _ = create(&CreateRequest::new(r"C:\cache.txt").top_level_irp());
+    let _ = create(&CreateRequest::new(r"C:\guarded.txt").apcs_disabled());
+    let v = m.take_violations();
+    assert_eq!(
+        v.iter()
+            .filter(|v| v.rule == rule::REPLY_WAIT_IN_UNSAFE_CONTEXT)
+            .count(),
+        2,
+        "{v:?}"
+    );
+}
+
+#[test]
 fn name_information_not_released_by_the_end_of_the_create_is_a_violation() {
     let mut m = boot_loaded(Config {
         release_names: false,

@@ -81,6 +81,13 @@ impl Buf {
     }
 }
 
+/// Both readings of when a disconnecting client's blocked senders wake (before Disconnect,
+/// or only at `FltCloseClientPort`): the disconnect tests run under each.
+pub const DISCONNECT_WAKES: [fltsim::readings::DisconnectWake; 2] = [
+    fltsim::readings::DisconnectWake::AtClientPortClose,
+    fltsim::readings::DisconnectWake::BeforeDisconnect,
+];
+
 /// A booted machine with the real driver loaded.
 pub struct Sim {
     pub machine: MachineGuard,
@@ -89,6 +96,13 @@ pub struct Sim {
 impl Sim {
     pub fn start() -> Self {
         let machine = fltsim::Machine::boot();
+        fltsim::load_driver(portfilter::DriverEntry).expect("DriverEntry succeeds");
+        Self { machine }
+    }
+
+    /// Starts under `readings` (instead of the harshest ones, the default).
+    pub fn start_with(readings: fltsim::Readings) -> Self {
+        let machine = fltsim::Machine::boot_with(readings);
         fltsim::load_driver(portfilter::DriverEntry).expect("DriverEntry succeeds");
         Self { machine }
     }
@@ -160,6 +174,12 @@ pub fn connect(pid: u32, role: Role) -> Port {
 impl Port {
     /// Closes the handle (as its process).
     pub fn close(self) {
+        self.release();
+    }
+
+    /// Closes the handle without consuming the port: from a failure path, to release
+    /// threads blocked on it (a later `close` then fails harmlessly).
+    pub fn release(&self) {
         let _p = fltsim::process::enter(self.pid);
         // SAFETY: our handle.
         unsafe { CloseHandle(self.handle) };

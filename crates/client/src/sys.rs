@@ -197,9 +197,10 @@ pub(crate) fn reply<const N: usize>(
     })
 }
 
-/// `FilterSendMessage(input, output)`: returns the bytes the driver reports in
-/// `lpBytesReturned` alongside the HRESULT (the driver reports the needed size with
-/// `ERROR_INSUFFICIENT_BUFFER`).
+/// `FilterSendMessage(input, output)`: returns the HRESULT and `lpBytesReturned`. The
+/// count is meaningful only on success: whether a needed size arrives with
+/// `ERROR_INSUFFICIENT_BUFFER` is disputed, so callers size the output with
+/// `Command::max_output_bytes()` instead of relying on it.
 pub(crate) fn send(port: &OwnedHandle, input: &[u8], output: &mut [u8]) -> (Hresult, u32) {
     let mut returned = 0u32;
     // SAFETY: both buffers are valid for their lengths during the call; `returned` is a

@@ -31,7 +31,7 @@ extern "C" {
 /* ---- common header (every message starts with it) ---------------------------------- */
 
 #define PF_MAGIC 0x4650u            /* bytes 'P','F' */
-#define PF_PROTOCOL_VERSION 2u
+#define PF_PROTOCOL_VERSION 3u
 #define PF_HEADER_BYTES 8u
 
 /* pf_header.kind */
@@ -43,6 +43,7 @@ extern "C" {
 #define PF_KIND_GET_STATS 17u   /* command: in pf_header, out pf_stats */
 #define PF_KIND_GET_CONFIG 18u  /* command: in pf_header, out pf_config + entries */
 #define PF_KIND_SET_CONFIG 19u  /* command: in/out pf_config + entries */
+#define PF_KIND_VERDICT_BATCH 20u /* (v3) command: in pf_verdict_batch + entries, out pf_verdict_batch_reply */
 
 typedef struct pf_header {
     uint16_t magic;    /* PF_MAGIC */
@@ -86,7 +87,9 @@ typedef struct pf_filter_reply_header {
 /* the requestor may hold file-system resources (top-level IRP set or all APCs disabled):
    the driver waited for no client, the default verdict applied at once (version 2) */
 #define PF_EVENT_FLAG_UNSAFE_CONTEXT 0x40u
-#define PF_EVENT_FLAGS_ALL 0x7Fu
+/* (version 3) the create is pended: answer it with a PF_KIND_VERDICT_BATCH command */
+#define PF_EVENT_FLAG_PENDED 0x80u
+#define PF_EVENT_FLAGS_ALL 0xFFu
 #define PF_CREATE_OPTIONS_MASK 0x00FFFFFFu
 #define PF_MAX_CREATE_DISPOSITION 5u
 
@@ -162,12 +165,50 @@ typedef struct pf_verdict_reply {
 #define PF_ROLE_DECIDER 1u
 #define PF_ROLE_OBSERVER 2u
 #define PF_ROLE_CONTROL 3u  /* commands only, no events */
+/* (version 3) pf_connect_context.flags: an asynchronous decider (PF_ROLE_DECIDER only) */
+#define PF_CONNECT_FLAG_ASYNC 0x1u
 
 typedef struct pf_connect_context {
     pf_header header; /* kind PF_KIND_CONNECT */
     uint32_t role;    /* PF_ROLE_* */
-    uint32_t flags;   /* 0 */
+    uint32_t flags;   /* 0, or PF_CONNECT_FLAG_ASYNC for a decider */
 } pf_connect_context;
+
+/* ---- verdict batch (version 3): the asynchronous decider's answers ------------------- */
+
+/*
+ * FilterSendMessage(port, batch, PF_VERDICT_BATCH_HEADER_BYTES + count * PF_VERDICT_ENTRY_BYTES,
+ *                   reply, PF_VERDICT_BATCH_REPLY_BYTES, &returned)
+ * from the asynchronous decider's connection. Each entry completes the pended create with
+ * that sequence; the reply says how many were applied, unknown, late, invalid, duplicated.
+ */
+#define PF_VERDICT_BATCH_HEADER_BYTES 16u
+#define PF_VERDICT_ENTRY_BYTES 16u
+#define PF_MAX_BATCH_VERDICTS 1024u
+#define PF_MAX_VERDICT_BATCH_BYTES 16400u
+#define PF_VERDICT_BATCH_REPLY_BYTES 32u
+
+typedef struct pf_verdict_batch {
+    pf_header header; /* kind PF_KIND_VERDICT_BATCH */
+    uint32_t count;   /* 1..PF_MAX_BATCH_VERDICTS entries follow */
+    uint32_t reserved;
+} pf_verdict_batch;
+
+typedef struct pf_verdict_entry {
+    uint64_t sequence; /* the pended event's */
+    uint32_t verdict;  /* PF_VERDICT_ALLOW / PF_VERDICT_DENY */
+    int32_t status;    /* as in pf_verdict */
+} pf_verdict_entry;
+
+typedef struct pf_verdict_batch_reply {
+    pf_header header; /* kind PF_KIND_VERDICT_BATCH */
+    uint32_t applied;
+    uint32_t unknown;
+    uint32_t late;
+    uint32_t invalid;
+    uint32_t duplicate;
+    uint32_t reserved;
+} pf_verdict_batch_reply;
 
 /* ---- commands ------------------------------------------------------------------------- */
 
@@ -195,8 +236,8 @@ typedef struct pf_hello_reply {
     uint64_t reserved2;
 } pf_hello_reply;
 
-#define PF_STATS_COUNTERS 21u
-#define PF_STATS_RESERVED_SLOTS 11u
+#define PF_STATS_COUNTERS 31u
+#define PF_STATS_RESERVED_SLOTS 1u
 #define PF_STATS_BYTES 264u
 
 typedef struct pf_stats {
@@ -222,7 +263,17 @@ typedef struct pf_stats {
     uint64_t deciders;
     uint64_t observers;
     uint64_t unsafe_context; /* creates never held: top-level IRP or APCs disabled */
-    uint64_t reserved[11];
+    uint64_t async_pended;
+    uint64_t async_request_messages;
+    uint64_t async_request_events;
+    uint64_t verdict_messages;
+    uint64_t verdicts_applied;
+    uint64_t verdicts_late;
+    uint64_t verdicts_unknown;
+    uint64_t verdicts_invalid;
+    uint64_t async_deadline_defaults;
+    uint64_t async_cancelled;
+    uint64_t reserved[1];
 } pf_stats;
 
 /* ---- configuration -------------------------------------------------------------------- */
@@ -320,6 +371,10 @@ PF_STATIC_ASSERT(offsetof(pf_hello_reply, reserved2) == 32, "reserved2");
 PF_STATIC_ASSERT(sizeof(pf_stats) == PF_STATS_BYTES, "pf_stats");
 PF_STATIC_ASSERT(offsetof(pf_stats, observers) == 160, "observers");
 PF_STATIC_ASSERT(offsetof(pf_stats, unsafe_context) == 168, "unsafe_context");
+PF_STATIC_ASSERT(offsetof(pf_stats, async_cancelled) == 248, "async_cancelled");
+PF_STATIC_ASSERT(sizeof(pf_verdict_batch) == PF_VERDICT_BATCH_HEADER_BYTES, "pf_verdict_batch");
+PF_STATIC_ASSERT(sizeof(pf_verdict_entry) == PF_VERDICT_ENTRY_BYTES, "pf_verdict_entry");
+PF_STATIC_ASSERT(sizeof(pf_verdict_batch_reply) == PF_VERDICT_BATCH_REPLY_BYTES, "pf_verdict_batch_reply");
 PF_STATIC_ASSERT(sizeof(pf_config) == PF_CONFIG_FIXED_BYTES, "pf_config");
 PF_STATIC_ASSERT(offsetof(pf_config, filter_count) == 36, "filter_count");
 PF_STATIC_ASSERT(sizeof(pf_filter_entry) == PF_FILTER_ENTRY_HEADER_BYTES, "pf_filter_entry");

@@ -201,6 +201,16 @@ pub(crate) fn snapshot(state: &DriverState) -> Stats {
         deciders: u64::from(counts.deciders),
         observers: u64::from(counts.observers),
         unsafe_context: s.get(Counter::UnsafeContext),
+        async_pended: s.get(Counter::AsyncPended),
+        async_request_messages: s.get(Counter::AsyncRequestMessages),
+        async_request_events: s.get(Counter::AsyncRequestEvents),
+        verdict_messages: s.get(Counter::VerdictMessages),
+        verdicts_applied: s.get(Counter::VerdictsApplied),
+        verdicts_late: s.get(Counter::VerdictsLate),
+        verdicts_unknown: s.get(Counter::VerdictsUnknown),
+        verdicts_invalid: s.get(Counter::VerdictsInvalid),
+        async_deadline_defaults: s.get(Counter::AsyncDeadlineDefaults),
+        async_cancelled: s.get(Counter::AsyncCancelled),
         reserved: [0; portfilter_protocol::stats::STATS_RESERVED_SLOTS],
     }
 }

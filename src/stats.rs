@@ -44,10 +44,31 @@ pub(crate) enum Counter {
     /// Reported creates whose requestor may hold file-system resources (top-level IRP,
     /// all APCs disabled): never held, default verdict at once.
     UnsafeContext,
+    /// Creates pended for the asynchronous decider.
+    AsyncPended,
+    /// Request batches delivered to the asynchronous decider.
+    AsyncRequestMessages,
+    /// Request events in those batches.
+    AsyncRequestEvents,
+    /// `VerdictBatch` commands received.
+    VerdictMessages,
+    /// Verdicts that completed a pended create.
+    VerdictsApplied,
+    /// Verdicts for a create already completed.
+    VerdictsLate,
+    /// Verdicts for a sequence never pended (or forgotten).
+    VerdictsUnknown,
+    /// Invalid or duplicated verdict entries, and rejected batches.
+    VerdictsInvalid,
+    /// Pended creates completed with the default verdict (deadline, undeliverable
+    /// request, disconnect, unload).
+    AsyncDeadlineDefaults,
+    /// Pended creates cancelled through the cancel-safe queue.
+    AsyncCancelled,
 }
 
 /// Number of [`Counter`]s.
-pub(crate) const COUNTERS: usize = Counter::UnsafeContext as usize + 1;
+pub(crate) const COUNTERS: usize = Counter::AsyncCancelled as usize + 1;
 
 /// The counters.
 pub(crate) struct Stats {

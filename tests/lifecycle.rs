@@ -166,11 +166,7 @@ fn connect_context_is_validated() {
     common::process(2002, "bad.exe");
     let _p = fltsim::process::enter(2002);
     let mut ctx = [0u8; CONNECT_CONTEXT_BYTES];
-    ConnectContext {
-        role: Role::Decider,
-    }
-    .encode(&mut ctx)
-    .unwrap();
+    ConnectContext::new(Role::Decider).encode(&mut ctx).unwrap();
     let raw =
         |bytes: &[u8]| common::try_connect_raw(bytes.as_ptr().cast::<c_void>(), bytes.len() as u16);
     // Wrong size.

@@ -145,7 +145,7 @@ pub fn try_connect(pid: u32, role: Option<Role>) -> Result<Port, i32> {
     let mut context = [0u8; CONNECT_CONTEXT_BYTES];
     let (ctx, len) = match role {
         Some(role) => {
-            ConnectContext { role }.encode(&mut context).unwrap();
+            ConnectContext::new(role).encode(&mut context).unwrap();
             (
                 context.as_ptr().cast::<c_void>(),
                 CONNECT_CONTEXT_BYTES as u16,

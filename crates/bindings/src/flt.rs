@@ -384,3 +384,84 @@ pub type PFLT_MESSAGE_NOTIFY = unsafe extern "system" fn(
     OutputBufferLength: u32,
     ReturnOutputBufferLength: *mut u32,
 ) -> NTSTATUS;
+
+/// `FLT_CALLBACK_DATA_QUEUE`'s insert routine. Called with the queue lock held.
+pub type PFLT_CALLBACK_DATA_QUEUE_INSERT_IO = unsafe extern "system" fn(
+    Cbdq: *mut FLT_CALLBACK_DATA_QUEUE,
+    Cbd: *mut FLT_CALLBACK_DATA,
+    InsertContext: *mut c_void,
+) -> NTSTATUS;
+/// Remove routine. Called with the queue lock held.
+pub type PFLT_CALLBACK_DATA_QUEUE_REMOVE_IO =
+    unsafe extern "system" fn(Cbdq: *mut FLT_CALLBACK_DATA_QUEUE, Cbd: *mut FLT_CALLBACK_DATA);
+/// Peek routine: the entry after `Cbd` (or the first when `Cbd` is null) that matches
+/// `PeekContext`, or null. Called with the queue lock held.
+pub type PFLT_CALLBACK_DATA_QUEUE_PEEK_NEXT_IO =
+    unsafe extern "system" fn(
+        Cbdq: *mut FLT_CALLBACK_DATA_QUEUE,
+        Cbd: *mut FLT_CALLBACK_DATA,
+        PeekContext: *mut c_void,
+    ) -> *mut FLT_CALLBACK_DATA;
+/// Acquire routine (`Irql` receives the previous IRQL when a spin lock is used). May be
+/// called at IRQL <= DISPATCH_LEVEL (from the cancel path).
+pub type PFLT_CALLBACK_DATA_QUEUE_ACQUIRE =
+    unsafe extern "system" fn(Cbdq: *mut FLT_CALLBACK_DATA_QUEUE, Irql: *mut u8);
+/// Release routine.
+pub type PFLT_CALLBACK_DATA_QUEUE_RELEASE =
+    unsafe extern "system" fn(Cbdq: *mut FLT_CALLBACK_DATA_QUEUE, Irql: u8);
+/// Completes an entry the system cancelled (already removed from the queue). IRQL <=
+/// DISPATCH_LEVEL.
+pub type PFLT_CALLBACK_DATA_QUEUE_COMPLETE_CANCELED_IO =
+    unsafe extern "system" fn(Cbdq: *mut FLT_CALLBACK_DATA_QUEUE, Cbd: *mut FLT_CALLBACK_DATA);
+
+/// `FLT_CALLBACK_DATA_QUEUE`: opaque to the minifilter (set only by `FltCbdqInitialize`);
+/// it embeds an `IO_CSQ` (64 bytes: type, six routines, a reserved pointer).
+#[repr(C)]
+pub struct FLT_CALLBACK_DATA_QUEUE {
+    /// `IO_CSQ Csq` (not interpreted by the minifilter).
+    pub Csq: [usize; 8],
+    /// `FLT_CALLBACK_DATA_QUEUE_FLAGS`.
+    pub Flags: u32,
+    /// Padding.
+    pub _pad0: u32,
+    /// The instance.
+    pub Instance: PFLT_INSTANCE,
+    /// Insert routine.
+    pub InsertIo: Option<PFLT_CALLBACK_DATA_QUEUE_INSERT_IO>,
+    /// Remove routine.
+    pub RemoveIo: Option<PFLT_CALLBACK_DATA_QUEUE_REMOVE_IO>,
+    /// Peek routine.
+    pub PeekNextIo: Option<PFLT_CALLBACK_DATA_QUEUE_PEEK_NEXT_IO>,
+    /// Acquire routine.
+    pub Acquire: Option<PFLT_CALLBACK_DATA_QUEUE_ACQUIRE>,
+    /// Release routine.
+    pub Release: Option<PFLT_CALLBACK_DATA_QUEUE_RELEASE>,
+    /// Complete-cancelled routine.
+    pub CompleteCanceledIo: Option<PFLT_CALLBACK_DATA_QUEUE_COMPLETE_CANCELED_IO>,
+}
+
+impl FLT_CALLBACK_DATA_QUEUE {
+    /// All zero (before `FltCbdqInitialize`).
+    pub const ZERO: Self = Self {
+        Csq: [0; 8],
+        Flags: 0,
+        _pad0: 0,
+        Instance: core::ptr::null_mut(),
+        InsertIo: None,
+        RemoveIo: None,
+        PeekNextIo: None,
+        Acquire: None,
+        Release: None,
+        CompleteCanceledIo: None,
+    };
+}
+
+const _: () = assert!(size_of::<FLT_CALLBACK_DATA_QUEUE>() == 128);
+const _: () = assert!(offset_of!(FLT_CALLBACK_DATA_QUEUE, Flags) == 64);
+const _: () = assert!(offset_of!(FLT_CALLBACK_DATA_QUEUE, Instance) == 72);
+const _: () = assert!(offset_of!(FLT_CALLBACK_DATA_QUEUE, CompleteCanceledIo) == 120);
+
+/// `KSPIN_LOCK`.
+pub type KSPIN_LOCK = usize;
+/// `KIRQL`.
+pub type KIRQL = u8;

@@ -5,7 +5,11 @@
 //! Every routine's IRQL rule is that of Microsoft's documentation; fltsim checks some.
 
 use crate::flt::{
-    FLT_CALLBACK_DATA, FLT_FILE_NAME_INFORMATION, FLT_REGISTRATION, PFLT_CONNECT_NOTIFY,
+    FLT_CALLBACK_DATA, FLT_CALLBACK_DATA_QUEUE, FLT_FILE_NAME_INFORMATION,
+    FLT_PREOP_CALLBACK_STATUS, FLT_REGISTRATION, KIRQL, KSPIN_LOCK,
+    PFLT_CALLBACK_DATA_QUEUE_ACQUIRE, PFLT_CALLBACK_DATA_QUEUE_COMPLETE_CANCELED_IO,
+    PFLT_CALLBACK_DATA_QUEUE_INSERT_IO, PFLT_CALLBACK_DATA_QUEUE_PEEK_NEXT_IO,
+    PFLT_CALLBACK_DATA_QUEUE_RELEASE, PFLT_CALLBACK_DATA_QUEUE_REMOVE_IO, PFLT_CONNECT_NOTIFY,
     PFLT_DISCONNECT_NOTIFY, PFLT_FILTER, PFLT_INSTANCE, PFLT_MESSAGE_NOTIFY, PFLT_PORT,
 };
 use crate::io::FILE_OBJECT;
@@ -95,6 +99,43 @@ unsafe extern "system" {
     pub fn FltAcquirePushLockShared(PushLock: *mut EX_PUSH_LOCK);
     /// Releases a push lock (leaves the critical region).
     pub fn FltReleasePushLock(PushLock: *mut EX_PUSH_LOCK);
+    /// Initializes a cancel-safe callback data queue. Any IRQL.
+    pub fn FltCbdqInitialize(
+        Instance: PFLT_INSTANCE,
+        Cbdq: *mut FLT_CALLBACK_DATA_QUEUE,
+        CbdqInsertIo: PFLT_CALLBACK_DATA_QUEUE_INSERT_IO,
+        CbdqRemoveIo: PFLT_CALLBACK_DATA_QUEUE_REMOVE_IO,
+        CbdqPeekNextIo: PFLT_CALLBACK_DATA_QUEUE_PEEK_NEXT_IO,
+        CbdqAcquire: PFLT_CALLBACK_DATA_QUEUE_ACQUIRE,
+        CbdqRelease: PFLT_CALLBACK_DATA_QUEUE_RELEASE,
+        CbdqCompleteCanceledIo: PFLT_CALLBACK_DATA_QUEUE_COMPLETE_CANCELED_IO,
+    ) -> NTSTATUS;
+    /// Inserts an IRP-based operation's callback data into the queue (cancel-safe): what
+    /// the insert routine returns, or `STATUS_FLT_CBDQ_DISABLED`. IRQL <= DISPATCH_LEVEL
+    /// with a spin-lock-protected queue.
+    pub fn FltCbdqInsertIo(
+        Cbdq: *mut FLT_CALLBACK_DATA_QUEUE,
+        Cbd: *mut FLT_CALLBACK_DATA,
+        Context: *mut c_void,
+        InsertContext: *mut c_void,
+    ) -> NTSTATUS;
+    /// Removes the next entry matching `PeekContext` (the peek routine decides), or
+    /// returns null. IRQL <= DISPATCH_LEVEL with a spin-lock-protected queue.
+    pub fn FltCbdqRemoveNextIo(
+        Cbdq: *mut FLT_CALLBACK_DATA_QUEUE,
+        PeekContext: *mut c_void,
+    ) -> *mut FLT_CALLBACK_DATA;
+    /// Disables the queue: later inserts fail with `STATUS_FLT_CBDQ_DISABLED`. IRQL <=
+    /// DISPATCH_LEVEL with a spin-lock-protected queue.
+    pub fn FltCbdqDisable(Cbdq: *mut FLT_CALLBACK_DATA_QUEUE);
+    /// Resumes an operation its pre-operation callback pended (`FLT_PREOP_PENDING`):
+    /// `CallbackStatus` as a pre-operation callback would return it (not PENDING or
+    /// SYNCHRONIZE). IRQL <= DISPATCH_LEVEL.
+    pub fn FltCompletePendedPreOperation(
+        CallbackData: *mut FLT_CALLBACK_DATA,
+        CallbackStatus: FLT_PREOP_CALLBACK_STATUS,
+        Context: *mut c_void,
+    );
 }
 
 #[cfg_attr(
@@ -162,6 +203,11 @@ unsafe extern "system" {
         BugCheckParameter3: usize,
         BugCheckParameter4: usize,
     ) -> !;
+    /// Acquires a spin lock, raising to DISPATCH_LEVEL; returns the previous IRQL.
+    /// IRQL <= DISPATCH_LEVEL.
+    pub fn KeAcquireSpinLockRaiseToDpc(SpinLock: *mut KSPIN_LOCK) -> KIRQL;
+    /// Releases a spin lock and returns to `NewIrql`. IRQL = DISPATCH_LEVEL.
+    pub fn KeReleaseSpinLock(SpinLock: *mut KSPIN_LOCK, NewIrql: KIRQL);
 }
 
 #[cfg_attr(

@@ -103,7 +103,7 @@ impl Connection {
     /// other failure.
     pub fn connect(role: Role, options: &ConnectOptions) -> Result<Self> {
         let mut context = [0u8; portfilter_protocol::CONNECT_CONTEXT_BYTES];
-        ConnectContext { role }
+        ConnectContext::new(role)
             .encode(&mut context)
             .map_err(|error| Error::Protocol {
                 operation: "encoding the connection context",

@@ -73,11 +73,9 @@ fn second_decider_is_refused_and_the_first_keeps_working() {
 fn other_protocol_version_is_a_version_mismatch() {
     let _sim = Sim::boot();
     let mut context = [0u8; CONNECT_CONTEXT_BYTES];
-    ConnectContext {
-        role: Role::Observer,
-    }
-    .encode(&mut context)
-    .unwrap();
+    ConnectContext::new(Role::Observer)
+        .encode(&mut context)
+        .unwrap();
     // Header: magic u16, version u16 at offset 2.
     context[2..4]
         .copy_from_slice(&(portfilter_client::protocol::PROTOCOL_VERSION + 1).to_le_bytes());

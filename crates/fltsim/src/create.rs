@@ -15,13 +15,13 @@ use parking_lot::Mutex;
 use portfilter_bindings::{
     BOOLEAN, FILE_ATTRIBUTE_NORMAL, FILE_DIRECTORY_FILE, FILE_OBJECT, FILE_OPEN, FILE_SHARE_READ,
     FILE_SHARE_WRITE, FLT_CALLBACK_DATA, FLT_IO_PARAMETER_BLOCK, FLT_PARAMETERS,
-    FLT_PARAMETERS_CREATE, FLT_POSTOP_FINISHED_PROCESSING, FLT_PREOP_COMPLETE,
+    FLT_PARAMETERS_CREATE, FLT_POSTOP_FINISHED_PROCESSING, FLT_PREOP_COMPLETE, FLT_PREOP_PENDING,
     FLT_PREOP_SUCCESS_NO_CALLBACK, FLT_PREOP_SUCCESS_WITH_CALLBACK, FLT_PREOP_SYNCHRONIZE,
     FLTFL_CALLBACK_DATA_IRP_OPERATION, FO_VOLUME_OPEN, IO_SECURITY_CONTEXT, IO_STATUS_BLOCK,
     IO_STATUS_BLOCK_0, IO_TYPE_FILE, IRP_MJ_CREATE, KPROCESSOR_MODE, NTSTATUS, PETHREAD,
     PFLT_INSTANCE, SL_CASE_SENSITIVE, SL_FORCE_ACCESS_CHECK, SL_OPEN_PAGING_FILE,
-    SL_OPEN_TARGET_DIRECTORY, STATUS_INVALID_PARAMETER, STATUS_PENDING, STATUS_SUCCESS,
-    UNICODE_STRING, USER_MODE,
+    SL_OPEN_TARGET_DIRECTORY, STATUS_CANCELLED, STATUS_INVALID_PARAMETER, STATUS_PENDING,
+    STATUS_SUCCESS, UNICODE_STRING, USER_MODE,
 };
 use std::collections::BTreeMap;
 use std::ffi::c_void;
@@ -462,13 +462,28 @@ pub fn create(req: &CreateRequest) -> CreateOutcome {
         let _top_level = context::set_top_level_irp(req.top_level_irp);
         let _guarded = req.apcs_disabled.then(context::enter_guarded_region);
         let mut completion_context: *mut c_void = std::ptr::null_mut();
+        crate::pended::begin(data_ptr, tid, &req.path);
         let pre_status = op.pre.map(|pre| {
             // SAFETY: the driver's pre-create with objects valid for the call.
             unsafe { pre(data_ptr, &raw const objects, &raw mut completion_context) }
         });
+        // A pended create: this thread waits until the driver completes it; the
+        // completion's status then decides as the pre-create's would have.
+        let effective = if pre_status == Some(FLT_PREOP_PENDING) {
+            match crate::pended::wait_completed(data_ptr) {
+                Some(status) => Some(status),
+                None => {
+                    data.IoStatus = io_status(STATUS_CANCELLED, 0);
+                    Some(FLT_PREOP_COMPLETE)
+                }
+            }
+        } else {
+            crate::pended::end_not_pended(data_ptr, pre_status);
+            pre_status
+        };
         let mut post_called = false;
         let pass = |data: &mut FLT_CALLBACK_DATA| data.IoStatus = io_status(fs.0, fs.1);
-        match pre_status {
+        match effective {
             Some(FLT_PREOP_COMPLETE) => {
                 // SAFETY: the status member of the union the driver set.
                 let status = unsafe { data.IoStatus.u.Status };

@@ -33,6 +33,7 @@ pub mod kernel;
 pub mod log;
 mod machine;
 pub mod names;
+pub mod pended;
 pub mod port;
 pub mod process;
 pub mod readings;

@@ -4,7 +4,7 @@
 
 use crate::readings::{self, Readings};
 use crate::verifier::{self, Violation};
-use crate::{create, driver, filter, kernel, log, names, port, process, usercopy, volumes};
+use crate::{create, driver, filter, kernel, log, names, pended, port, process, usercopy, volumes};
 use parking_lot::{Mutex, MutexGuard};
 
 static MACHINE_LOCK: Mutex<()> = Mutex::new(());
@@ -43,6 +43,7 @@ fn reset_all() {
     filter::set(None);
     driver::reset();
     create::reset();
+    pended::reset();
     names::reset();
     kernel::reset();
     usercopy::reset();

@@ -201,6 +201,8 @@ pub extern "system" fn FltUnregisterFilter(filter: PFLT_FILTER) {
     // wait for it forever.
     port::disconnect_all(filter);
     port::close_server_ports_at_unregister(filter);
+    // Pended creates hold their callbacks open: the driver must have completed them.
+    crate::pended::check_at_unregister();
     if !f.wait_idle(DRAIN_LIMIT) {
         verifier::report(
             rule::CALLBACK_AFTER_TEARDOWN,

@@ -70,6 +70,25 @@ pub mod rule {
     pub const EVENT_UNINITIALIZED: &str = "KEVENT used before KeInitializeEvent";
     /// A pre-operation callback returned a status the model does not allow for creates.
     pub const BAD_PREOP_STATUS: &str = "invalid pre-operation callback status";
+    /// `FltCompletePendedPreOperation` for an operation already completed, never pended,
+    /// or still in a callback data queue.
+    pub const PENDED_COMPLETED_TWICE: &str = "pended operation completed twice (or never pended)";
+    /// `FltCompletePendedPreOperation` after the filter unregistered.
+    pub const PENDED_COMPLETED_AFTER_UNLOAD: &str = "pended operation completed after unload";
+    /// A pended create still open when `FltUnregisterFilter` ran.
+    pub const PENDED_NOT_COMPLETED_AT_UNLOAD: &str =
+        "pended operation not completed before FltUnregisterFilter";
+    /// A pended create not completed within the model's limit.
+    pub const PENDED_NEVER_COMPLETED: &str = "pended operation never completed";
+    /// A pended create completed with `FLT_PREOP_COMPLETE` and a status that is not an
+    /// error (a failed create must carry an error status).
+    pub const PENDED_DENY_NOT_ERROR: &str =
+        "pended create completed (denied) with a status that is not an error";
+    /// `FltCompletePendedPreOperation`, `FltCbdq*` or `KeAcquireSpinLockRaiseToDpc` above
+    /// `DISPATCH_LEVEL`.
+    pub const PENDED_IRQL: &str = "pended-operation routine above DISPATCH_LEVEL";
+    /// `KeReleaseSpinLock` of a lock that is not held.
+    pub const SPIN_LOCK_NOT_HELD: &str = "spin lock released while not held";
     /// `FLT_PREOP_COMPLETE` with `STATUS_PENDING` in IoStatus.
     pub const COMPLETE_WITH_PENDING: &str = "FLT_PREOP_COMPLETE with STATUS_PENDING";
     /// MessageNotify reported more output bytes than the output buffer holds.

@@ -109,7 +109,8 @@ impl Command {
             MessageKind::CreateEvent
             | MessageKind::EventBatch
             | MessageKind::Verdict
-            | MessageKind::Connect => None,
+            | MessageKind::Connect
+            | MessageKind::VerdictBatch => None,
         }
     }
 

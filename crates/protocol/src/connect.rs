@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | 0 | header (kind 4) | 8 bytes |
 //! | 8 | role ([`ROLE_DECIDER`] = 1, [`ROLE_OBSERVER`] = 2, [`ROLE_CONTROL`] = 3) | u32 |
-//! | 12 | flags (reserved, 0) | u32 |
+//! | 12 | flags: [`CONNECT_FLAG_ASYNC`] (version 3, deciders only); other bits 0 | u32 |
 
 use crate::Error;
 use crate::header::{HEADER_BYTES, MessageKind, encode_header, expect_header};
@@ -22,6 +22,12 @@ pub const ROLE_OBSERVER: u32 = 2;
 /// Wire value: the connection only sends commands (ping, statistics, configuration) and
 /// receives no events, so a short-lived `portctl stats` never slows event delivery.
 pub const ROLE_CONTROL: u32 = 3;
+
+/// (version 3) Connect flag: this decider answers asynchronously. The driver pends each
+/// create it must decide (`FLT_PREOP_PENDING`), sends the requests in batches without
+/// waiting for an answer, and completes each create when a `VerdictBatch` command names
+/// it (or at its deadline). Valid only with [`Role::Decider`].
+pub const CONNECT_FLAG_ASYNC: u32 = 0x0000_0001;
 
 /// Byte offsets of the connection context fields.
 pub mod offset {
@@ -72,6 +78,29 @@ impl Role {
 pub struct ConnectContext {
     /// The role the client asks for.
     pub role: Role,
+    /// (version 3) An asynchronous decider ([`CONNECT_FLAG_ASYNC`]); only with
+    /// [`Role::Decider`].
+    pub asynchronous: bool,
+}
+
+impl ConnectContext {
+    /// A context for `role`, synchronous.
+    #[must_use]
+    pub const fn new(role: Role) -> Self {
+        Self {
+            role,
+            asynchronous: false,
+        }
+    }
+
+    /// An asynchronous decider's context.
+    #[must_use]
+    pub const fn async_decider() -> Self {
+        Self {
+            role: Role::Decider,
+            asynchronous: true,
+        }
+    }
 }
 
 impl ConnectContext {
@@ -80,10 +109,20 @@ impl ConnectContext {
     /// # Errors
     /// [`Error::OutputTooSmall`].
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, Error> {
+        if self.asynchronous && self.role != Role::Decider {
+            return Err(Error::FieldOutOfRange {
+                field: "connect.flags",
+            });
+        }
         need_out(out, CONNECT_CONTEXT_BYTES)?;
         encode_header(MessageKind::Connect, out)?;
         put_u32(out, offset::ROLE, self.role.as_u32())?;
-        put_u32(out, offset::FLAGS, 0)?;
+        let flags = if self.asynchronous {
+            CONNECT_FLAG_ASYNC
+        } else {
+            0
+        };
+        put_u32(out, offset::FLAGS, flags)?;
         Ok(CONNECT_CONTEXT_BYTES)
     }
 
@@ -99,12 +138,19 @@ impl ConnectContext {
         expect_header(buf, MessageKind::Connect)?;
         let role = Role::from_u32(get_u32(buf, offset::ROLE)?)
             .ok_or(Error::FieldOutOfRange { field: "role" })?;
-        if get_u32(buf, offset::FLAGS)? != 0 {
+        let flags = get_u32(buf, offset::FLAGS)?;
+        if flags & !CONNECT_FLAG_ASYNC != 0 {
             return Err(Error::BadReserved {
                 field: "connect.flags",
             });
         }
-        Ok(Self { role })
+        let asynchronous = flags & CONNECT_FLAG_ASYNC != 0;
+        if asynchronous && role != Role::Decider {
+            return Err(Error::FieldOutOfRange {
+                field: "connect.flags",
+            });
+        }
+        Ok(Self { role, asynchronous })
     }
 }
 
@@ -116,15 +162,26 @@ mod tests {
     fn context_round_trips_and_checks() {
         for role in [Role::Decider, Role::Observer, Role::Control] {
             let mut buf = [0u8; 16];
-            assert_eq!(ConnectContext { role }.encode(&mut buf), Ok(16));
-            assert_eq!(ConnectContext::decode(&buf), Ok(ConnectContext { role }));
+            assert_eq!(ConnectContext::new(role).encode(&mut buf), Ok(16));
+            assert_eq!(ConnectContext::decode(&buf), Ok(ConnectContext::new(role)));
         }
         let mut buf = [0u8; 16];
-        ConnectContext {
-            role: Role::Decider,
-        }
-        .encode(&mut buf)
-        .unwrap();
+        assert_eq!(ConnectContext::async_decider().encode(&mut buf), Ok(16));
+        assert_eq!(buf[12], 1);
+        assert_eq!(
+            ConnectContext::decode(&buf),
+            Ok(ConnectContext::async_decider())
+        );
+        let mut observer_async = buf;
+        observer_async[8] = 2;
+        assert_eq!(
+            ConnectContext::decode(&observer_async),
+            Err(Error::FieldOutOfRange {
+                field: "connect.flags"
+            })
+        );
+        let mut buf = [0u8; 16];
+        ConnectContext::new(Role::Decider).encode(&mut buf).unwrap();
         assert_eq!(
             ConnectContext::decode(&[]),
             Err(Error::TooShort { need: 16, got: 0 })
@@ -136,7 +193,7 @@ mod tests {
             Err(Error::FieldOutOfRange { field: "role" })
         );
         let mut bad = buf;
-        bad[12] = 1;
+        bad[12] = 2;
         assert_eq!(
             ConnectContext::decode(&bad),
             Err(Error::BadReserved {

@@ -68,8 +68,12 @@ pub const EVENT_FLAG_REQUEST: u32 = 0x0000_0020;
 /// so the driver did not wait for any client: the decider was not asked and the
 /// configured default verdict applied at once (protocol version 2).
 pub const EVENT_FLAG_UNSAFE_CONTEXT: u32 = 0x0000_0040;
+/// (version 3) Asynchronous request: the create is pended until the asynchronous
+/// decider answers with a `VerdictBatch` command (or its deadline passes). Carried only
+/// by batch records sent to the asynchronous decider; never with `REQUEST`.
+pub const EVENT_FLAG_PENDED: u32 = 0x0000_0080;
 /// Every defined flag; other bits are invalid.
-pub const EVENT_FLAGS_ALL: u32 = 0x0000_007F;
+pub const EVENT_FLAGS_ALL: u32 = 0x0000_00FF;
 /// `create_options` carries the low 24 bits of `Parameters.Create.Options`.
 pub const CREATE_OPTIONS_MASK: u32 = 0x00FF_FFFF;
 /// Largest valid `create_disposition` (`FILE_OVERWRITE_IF`).
@@ -236,6 +240,10 @@ pub fn truncate_name(name: &[u16]) -> (&[u16], bool) {
 /// decoder, so that everything encoded decodes).
 fn check_fields(fields: &EventFields, name_bytes: usize) -> Result<(), Error> {
     if fields.flags & !EVENT_FLAGS_ALL != 0 {
+        return Err(Error::FieldOutOfRange { field: "flags" });
+    }
+    let both = EVENT_FLAG_REQUEST | EVENT_FLAG_PENDED;
+    if fields.flags & both == both {
         return Err(Error::FieldOutOfRange { field: "flags" });
     }
     if fields.flags & EVENT_FLAG_NAME_UNAVAILABLE != 0 && name_bytes != 0 {
@@ -495,7 +503,7 @@ mod tests {
         type Case = (fn(&mut EventFields), Error);
         let cases: [Case; 6] = [
             (
-                |f| f.flags = 0x80,
+                |f| f.flags = 0x100,
                 Error::FieldOutOfRange { field: "flags" },
             ),
             (

@@ -17,7 +17,9 @@ pub const MAGIC: u16 = 0x4650;
 /// The protocol version this crate speaks. Any change of a layout or of the meaning of a
 /// field bumps it; both sides refuse other versions. Version 2 added
 /// `EVENT_FLAG_UNSAFE_CONTEXT` (and the `unsafe_context` counter in a reserved stats slot).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// Version 3 added the asynchronous decider: `CONNECT_FLAG_ASYNC`, `EVENT_FLAG_PENDED`,
+/// the `VerdictBatch` command (kind 20) and ten counters in reserved stats slots.
+pub const PROTOCOL_VERSION: u16 = 3;
 /// Size of the common header.
 pub const HEADER_BYTES: usize = 8;
 
@@ -64,11 +66,14 @@ pub enum MessageKind {
     GetConfig = 18,
     /// Command: replace the configuration.
     SetConfig = 19,
+    /// (version 3) User → kernel: verdicts for pended creates, answered later
+    /// ([`crate::verdict_batch`]), carried by `FilterSendMessage`.
+    VerdictBatch = 20,
 }
 
 impl MessageKind {
     /// Every kind, in wire-value order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::CreateEvent,
         Self::EventBatch,
         Self::Verdict,
@@ -77,6 +82,7 @@ impl MessageKind {
         Self::GetStats,
         Self::GetConfig,
         Self::SetConfig,
+        Self::VerdictBatch,
     ];
 
     /// The kind with wire value `value`, if any.
@@ -91,6 +97,7 @@ impl MessageKind {
             17 => Self::GetStats,
             18 => Self::GetConfig,
             19 => Self::SetConfig,
+            20 => Self::VerdictBatch,
             _ => return None,
         })
     }

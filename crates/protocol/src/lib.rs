@@ -79,6 +79,7 @@ pub mod stats;
 pub mod status;
 pub mod utf16;
 pub mod verdict;
+pub mod verdict_batch;
 mod wire;
 
 pub use batch::{
@@ -93,15 +94,16 @@ pub use config::{
     DELIVERY_QUEUED, Delivery, SKIP_DIRECTORIES, SKIP_FLAGS_ALL, SKIP_KERNEL_MODE,
 };
 pub use connect::{
-    CONNECT_CONTEXT_BYTES, ConnectContext, ROLE_CONTROL, ROLE_DECIDER, ROLE_OBSERVER, Role,
+    CONNECT_CONTEXT_BYTES, CONNECT_FLAG_ASYNC, ConnectContext, ROLE_CONTROL, ROLE_DECIDER,
+    ROLE_OBSERVER, Role,
 };
 pub use error::Error;
 pub use event::{
     CREATE_EVENT_MAX_BYTES, CREATE_EVENT_MIN_BYTES, EVENT_FIXED_BYTES, EVENT_FLAG_DIRECTORY,
     EVENT_FLAG_KERNEL_MODE, EVENT_FLAG_NAME_OPENED, EVENT_FLAG_NAME_TRUNCATED,
-    EVENT_FLAG_NAME_UNAVAILABLE, EVENT_FLAG_REQUEST, EVENT_FLAG_UNSAFE_CONTEXT, EVENT_FLAGS_ALL,
-    EventFields, EventView, MAX_EVENT_BYTES, MAX_NAME_BYTES, MAX_NAME_UNITS, decode_event,
-    decode_record, encode_event, encode_record, record_bytes,
+    EVENT_FLAG_NAME_UNAVAILABLE, EVENT_FLAG_PENDED, EVENT_FLAG_REQUEST, EVENT_FLAG_UNSAFE_CONTEXT,
+    EVENT_FLAGS_ALL, EventFields, EventView, MAX_EVENT_BYTES, MAX_NAME_BYTES, MAX_NAME_UNITS,
+    decode_event, decode_record, encode_event, encode_record, record_bytes,
 };
 pub use filter::{
     Filter, FilterKind, FilterList, MAX_FILTER_BYTES, MAX_FILTER_TOTAL_BYTES, MAX_FILTER_UNITS,
@@ -119,3 +121,8 @@ pub use stats::{STATS_BYTES, STATS_COUNTER_NAMES, Stats};
 pub use status::{describe_hresult, describe_status, status_for_error};
 pub use utf16::Utf16Le;
 pub use verdict::{Decision, VERDICT_ALLOW, VERDICT_BYTES, VERDICT_DENY, Verdict};
+pub use verdict_batch::{
+    MAX_BATCH_VERDICTS, MAX_VERDICT_BATCH_BYTES, VERDICT_BATCH_HEADER_BYTES,
+    VERDICT_BATCH_REPLY_BYTES, VERDICT_ENTRY_BYTES, VerdictBatchReply, VerdictBatchView,
+    VerdictEntry, encode_verdict_batch,
+};

@@ -12,9 +12,9 @@ use crate::header::{HEADER_BYTES, MessageKind, encode_header, expect_header};
 use crate::wire::{exact, fields_tile, get_u64, need_out, put_u64};
 
 /// Named counters.
-pub const STATS_COUNTERS: usize = 21;
+pub const STATS_COUNTERS: usize = 31;
 /// Reserved slots after the named counters.
-pub const STATS_RESERVED_SLOTS: usize = 11;
+pub const STATS_RESERVED_SLOTS: usize = 1;
 /// All u64 slots.
 pub const STATS_SLOTS: usize = STATS_COUNTERS + STATS_RESERVED_SLOTS;
 /// Exact size of a `Stats` message.
@@ -105,6 +105,16 @@ stats! {
     18 deciders DECIDERS "Decider connections now (gauge, 0 or 1).";
     19 observers OBSERVERS "Observer connections now (gauge).";
     20 unsafe_context UNSAFE_CONTEXT "Reported creates issued where waiting for user mode could deadlock (top-level IRP set or all APCs disabled): never held, default verdict at once.";
+    21 async_pended ASYNC_PENDED "(version 3) Creates pended for an asynchronous decider (FLT_PREOP_PENDING).";
+    22 async_request_messages ASYNC_REQUEST_MESSAGES "(version 3) Request batches delivered to the asynchronous decider.";
+    23 async_request_events ASYNC_REQUEST_EVENTS "(version 3) Request events in those batches.";
+    24 verdict_messages VERDICT_MESSAGES "(version 3) VerdictBatch commands received (FilterSendMessage calls).";
+    25 verdicts_applied VERDICTS_APPLIED "(version 3) Verdicts that completed a pended create.";
+    26 verdicts_late VERDICTS_LATE "(version 3) Verdicts for a create already completed (deadline, cancellation, disconnect, or an earlier verdict).";
+    27 verdicts_unknown VERDICTS_UNKNOWN "(version 3) Verdicts for a sequence that was never pended (or completed too long ago to remember).";
+    28 verdicts_invalid VERDICTS_INVALID "(version 3) Invalid verdict entries (bad verdict value or status, a sequence repeated in one batch) and rejected batches.";
+    29 async_deadline_defaults ASYNC_DEADLINE_DEFAULTS "(version 3) Pended creates completed with the default verdict at their deadline (or because their request could not be delivered).";
+    30 async_cancelled ASYNC_CANCELLED "(version 3) Pended creates cancelled (thread or process terminated): STATUS_CANCELLED.";
 }
 
 const _: () = assert!(offset::RESERVED + STATS_RESERVED_SLOTS * 8 == STATS_BYTES);
@@ -119,7 +129,7 @@ const _: () = assert!(fields_tile(
     offset::EVENTS_REPORTED + 8
 ));
 const _: () =
-    assert!(offset::UNSAFE_CONTEXT + 8 == offset::RESERVED && offset::RESERVED.is_multiple_of(8));
+    assert!(offset::ASYNC_CANCELLED + 8 == offset::RESERVED && offset::RESERVED.is_multiple_of(8));
 
 impl Stats {
     /// Encodes into `out[..264]`; returns [`STATS_BYTES`].

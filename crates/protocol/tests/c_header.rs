@@ -182,11 +182,46 @@ fn expected_layout() -> BTreeMap<String, i64> {
         s::DECIDERS,
         s::OBSERVERS,
         s::UNSAFE_CONTEXT,
+        s::ASYNC_PENDED,
+        s::ASYNC_REQUEST_MESSAGES,
+        s::ASYNC_REQUEST_EVENTS,
+        s::VERDICT_MESSAGES,
+        s::VERDICTS_APPLIED,
+        s::VERDICTS_LATE,
+        s::VERDICTS_UNKNOWN,
+        s::VERDICTS_INVALID,
+        s::ASYNC_DEADLINE_DEFAULTS,
+        s::ASYNC_CANCELLED,
     ];
     for (name, off) in pf::STATS_COUNTER_NAMES.iter().zip(named) {
         put(&format!("off.pf_stats.{name}"), u(off));
     }
     put("off.pf_stats.reserved", u(s::RESERVED));
+
+    {
+        use pf::verdict_batch::offset as vb;
+        put("size.pf_verdict_batch", u(pf::VERDICT_BATCH_HEADER_BYTES));
+        put("off.pf_verdict_batch.count", u(vb::COUNT));
+        put("off.pf_verdict_batch.reserved", u(vb::RESERVED));
+        put("size.pf_verdict_entry", u(pf::VERDICT_ENTRY_BYTES));
+        put("off.pf_verdict_entry.sequence", u(vb::ENTRY_SEQUENCE));
+        put("off.pf_verdict_entry.verdict", u(vb::ENTRY_VERDICT));
+        put("off.pf_verdict_entry.status", u(vb::ENTRY_STATUS));
+        put(
+            "size.pf_verdict_batch_reply",
+            u(pf::VERDICT_BATCH_REPLY_BYTES),
+        );
+        for (name, off) in [
+            ("applied", vb::APPLIED),
+            ("unknown", vb::UNKNOWN),
+            ("late", vb::LATE),
+            ("invalid", vb::INVALID),
+            ("duplicate", vb::DUPLICATE),
+            ("reserved", vb::REPLY_RESERVED),
+        ] {
+            put(&format!("off.pf_verdict_batch_reply.{name}"), u(off));
+        }
+    }
 
     use config::{filter_offset as f, offset as c};
     put("size.pf_config", u(pf::CONFIG_FIXED_BYTES));
@@ -219,6 +254,20 @@ fn expected_layout() -> BTreeMap<String, i64> {
         ("PF_KIND_GET_STATS", k(pf::MessageKind::GetStats)),
         ("PF_KIND_GET_CONFIG", k(pf::MessageKind::GetConfig)),
         ("PF_KIND_SET_CONFIG", k(pf::MessageKind::SetConfig)),
+        ("PF_KIND_VERDICT_BATCH", k(pf::MessageKind::VerdictBatch)),
+        ("PF_EVENT_FLAG_PENDED", i64::from(pf::EVENT_FLAG_PENDED)),
+        ("PF_CONNECT_FLAG_ASYNC", i64::from(pf::CONNECT_FLAG_ASYNC)),
+        (
+            "PF_VERDICT_BATCH_HEADER_BYTES",
+            u(pf::VERDICT_BATCH_HEADER_BYTES),
+        ),
+        ("PF_VERDICT_ENTRY_BYTES", u(pf::VERDICT_ENTRY_BYTES)),
+        ("PF_MAX_BATCH_VERDICTS", u(pf::MAX_BATCH_VERDICTS)),
+        ("PF_MAX_VERDICT_BATCH_BYTES", u(pf::MAX_VERDICT_BATCH_BYTES)),
+        (
+            "PF_VERDICT_BATCH_REPLY_BYTES",
+            u(pf::VERDICT_BATCH_REPLY_BYTES),
+        ),
         (
             "PF_FILTER_MESSAGE_HEADER_BYTES",
             u(pf::FILTER_MESSAGE_HEADER_BYTES),
@@ -531,6 +580,16 @@ fn c_reads_rust_stats_by_name() {
         &mut stats.deciders,
         &mut stats.observers,
         &mut stats.unsafe_context,
+        &mut stats.async_pended,
+        &mut stats.async_request_messages,
+        &mut stats.async_request_events,
+        &mut stats.verdict_messages,
+        &mut stats.verdicts_applied,
+        &mut stats.verdicts_late,
+        &mut stats.verdicts_unknown,
+        &mut stats.verdicts_invalid,
+        &mut stats.async_deadline_defaults,
+        &mut stats.async_cancelled,
     ];
     for (i, v) in values.into_iter().enumerate() {
         *v = 1_000_000_007 * (i as u64 + 1);

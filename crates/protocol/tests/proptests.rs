@@ -32,7 +32,12 @@ fn any_fields() -> impl Strategy<Value = EventFields> {
     )
         .prop_map(
             |(flags, seq, ts, pid, tid, access, options, disp, share, attrs, vol)| EventFields {
-                flags: flags & !EVENT_FLAG_NAME_UNAVAILABLE,
+                // REQUEST and PENDED never come together.
+                flags: if flags & EVENT_FLAG_REQUEST != 0 {
+                    flags & !EVENT_FLAG_NAME_UNAVAILABLE & !portfilter_protocol::EVENT_FLAG_PENDED
+                } else {
+                    flags & !EVENT_FLAG_NAME_UNAVAILABLE
+                },
                 sequence: seq,
                 timestamp: ts,
                 process_id: pid,
@@ -321,8 +326,8 @@ proptest! {
     ) {
         let role = [Role::Decider, Role::Observer, Role::Control][role_index];
         let mut ctx = [0u8; 16];
-        ConnectContext { role }.encode(&mut ctx).unwrap();
-        prop_assert_eq!(ConnectContext::decode(&ctx), Ok(ConnectContext { role }));
+        ConnectContext::new(role).encode(&mut ctx).unwrap();
+        prop_assert_eq!(ConnectContext::decode(&ctx), Ok(ConnectContext::new(role)));
         let hello = HelloReply {
             driver_version: DriverVersion { major, minor, patch },
             protocol_version: PROTOCOL_VERSION,
@@ -351,7 +356,11 @@ proptest! {
             queue_enqueued: slots[12], queue_dropped: slots[13], batches_sent: slots[14],
             queue_depth: slots[15], queue_high_water: slots[16],
             connected_clients: slots[17], deciders: slots[18], observers: slots[19],
-            unsafe_context: slots[20],
+            unsafe_context: slots[20], async_pended: slots[21],
+            async_request_messages: slots[22], async_request_events: slots[23],
+            verdict_messages: slots[24], verdicts_applied: slots[25], verdicts_late: slots[26],
+            verdicts_unknown: slots[27], verdicts_invalid: slots[28],
+            async_deadline_defaults: slots[29], async_cancelled: slots[30],
             reserved: [0; STATS_RESERVED_SLOTS],
         };
         stats.reserved.copy_from_slice(&slots[STATS_COUNTERS..]);
@@ -527,6 +536,71 @@ proptest! {
         prop_assert_eq!(list.len(), usize::from(ok));
         if ok {
             prop_assert_eq!(list.get(0).unwrap().pattern, &pattern[..]);
+        }
+    }
+}
+
+// ---- VerdictBatch (protocol version 3) ----
+
+fn any_entry() -> impl Strategy<Value = portfilter_protocol::VerdictEntry> {
+    (any::<u64>(), 0u32..4, prop_oneof![Just(0i32), any::<i32>()]).prop_map(
+        |(sequence, verdict, status)| portfilter_protocol::VerdictEntry {
+            sequence,
+            verdict,
+            status,
+        },
+    )
+}
+
+proptest! {
+    #[test]
+    fn verdict_batch_decoder_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        if let Ok(view) = portfilter_protocol::VerdictBatchView::decode(&bytes) {
+            prop_assert_eq!(bytes.len(), 16 + 16 * view.len());
+            for e in view.entries() {
+                let _ = e.verdict();
+            }
+        }
+        let _ = portfilter_protocol::VerdictBatchReply::decode(&bytes);
+    }
+
+    #[test]
+    fn verdict_batches_round_trip(entries in prop::collection::vec(any_entry(), 1..64), cut in any::<usize>()) {
+        let mut out = vec![0u8; portfilter_protocol::MAX_VERDICT_BATCH_BYTES];
+        let len = portfilter_protocol::encode_verdict_batch(&entries, &mut out).unwrap();
+        prop_assert_eq!(len, 16 + 16 * entries.len());
+        let view = portfilter_protocol::VerdictBatchView::decode(&out[..len]).unwrap();
+        prop_assert_eq!(view.entries().collect::<Vec<_>>(), entries.clone());
+        for e in &entries {
+            // An entry is valid exactly when it is a valid single Verdict.
+            let single = e.verdict();
+            let valid = match e.verdict {
+                0 => e.status == 0,
+                1 => e.status == 0 || (e.status as u32) >> 30 == 3,
+                _ => false,
+            };
+            prop_assert_eq!(single.is_ok(), valid);
+        }
+        // Any other length is refused.
+        let other = cut % (len + 16);
+        if other != len {
+            prop_assert!(portfilter_protocol::VerdictBatchView::decode(&out[..other.min(out.len())]).is_err());
+        }
+    }
+
+    #[test]
+    fn connect_contexts_with_flags_decode_strictly(role in 1u32..4, flags in any::<u32>()) {
+        let mut ctx = [0u8; portfilter_protocol::CONNECT_CONTEXT_BYTES];
+        ConnectContext::new(Role::Decider).encode(&mut ctx).unwrap();
+        ctx[8..12].copy_from_slice(&role.to_le_bytes());
+        ctx[12..16].copy_from_slice(&flags.to_le_bytes());
+        let decoded = ConnectContext::decode(&ctx);
+        let ok = flags == 0 || (flags == portfilter_protocol::CONNECT_FLAG_ASYNC && role == 1);
+        prop_assert_eq!(decoded.is_ok(), ok);
+        if let Ok(c) = decoded {
+            let mut again = [0u8; portfilter_protocol::CONNECT_CONTEXT_BYTES];
+            c.encode(&mut again).unwrap();
+            prop_assert_eq!(again, ctx);
         }
     }
 }

@@ -34,6 +34,11 @@ impl Drop for IrqlGuard {
     }
 }
 
+/// Sets the calling thread's IRQL (`KeAcquireSpinLock*` / `KeReleaseSpinLock`).
+pub(crate) fn set(level: u8) {
+    IRQL.with(|c| c.set(level));
+}
+
 /// Sets the calling thread's IRQL to `level` until the guard drops (like
 /// `KeRaiseIrql`/`KeLowerIrql`; also usable to "lower" for a callback).
 #[must_use]

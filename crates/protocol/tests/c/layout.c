@@ -99,7 +99,32 @@ static void layout(void) {
     OFF(pf_stats, deciders);
     OFF(pf_stats, observers);
     OFF(pf_stats, unsafe_context);
+    OFF(pf_stats, async_pended);
+    OFF(pf_stats, async_request_messages);
+    OFF(pf_stats, async_request_events);
+    OFF(pf_stats, verdict_messages);
+    OFF(pf_stats, verdicts_applied);
+    OFF(pf_stats, verdicts_late);
+    OFF(pf_stats, verdicts_unknown);
+    OFF(pf_stats, verdicts_invalid);
+    OFF(pf_stats, async_deadline_defaults);
+    OFF(pf_stats, async_cancelled);
     OFF(pf_stats, reserved);
+
+    SIZE(pf_verdict_batch);
+    OFF(pf_verdict_batch, count);
+    OFF(pf_verdict_batch, reserved);
+    SIZE(pf_verdict_entry);
+    OFF(pf_verdict_entry, sequence);
+    OFF(pf_verdict_entry, verdict);
+    OFF(pf_verdict_entry, status);
+    SIZE(pf_verdict_batch_reply);
+    OFF(pf_verdict_batch_reply, applied);
+    OFF(pf_verdict_batch_reply, unknown);
+    OFF(pf_verdict_batch_reply, late);
+    OFF(pf_verdict_batch_reply, invalid);
+    OFF(pf_verdict_batch_reply, duplicate);
+    OFF(pf_verdict_batch_reply, reserved);
 
     SIZE(pf_config);
     OFF(pf_config, observer_delivery);
@@ -125,6 +150,7 @@ static void layout(void) {
     CONST(PF_KIND_GET_STATS);
     CONST(PF_KIND_GET_CONFIG);
     CONST(PF_KIND_SET_CONFIG);
+    CONST(PF_KIND_VERDICT_BATCH);
     CONST(PF_FILTER_MESSAGE_HEADER_BYTES);
     CONST(PF_FILTER_REPLY_HEADER_BYTES);
     CONST(PF_EVENT_FIXED_BYTES);
@@ -140,6 +166,7 @@ static void layout(void) {
     CONST(PF_EVENT_FLAG_NAME_UNAVAILABLE);
     CONST(PF_EVENT_FLAG_REQUEST);
     CONST(PF_EVENT_FLAG_UNSAFE_CONTEXT);
+    CONST(PF_EVENT_FLAG_PENDED);
     CONST(PF_EVENT_FLAGS_ALL);
     CONST(PF_CREATE_OPTIONS_MASK);
     CONST(PF_MAX_CREATE_DISPOSITION);
@@ -156,6 +183,12 @@ static void layout(void) {
     CONST(PF_ROLE_DECIDER);
     CONST(PF_ROLE_OBSERVER);
     CONST(PF_ROLE_CONTROL);
+    CONST(PF_CONNECT_FLAG_ASYNC);
+    CONST(PF_VERDICT_BATCH_HEADER_BYTES);
+    CONST(PF_VERDICT_ENTRY_BYTES);
+    CONST(PF_MAX_BATCH_VERDICTS);
+    CONST(PF_MAX_VERDICT_BATCH_BYTES);
+    CONST(PF_VERDICT_BATCH_REPLY_BYTES);
     CONST(PF_COMMAND_REQUEST_BYTES);
     CONST(PF_HELLO_REPLY_BYTES);
     CONST(PF_STATS_COUNTERS);
@@ -277,6 +310,16 @@ static int stats(void) {
     COUNTER(deciders);
     COUNTER(observers);
     COUNTER(unsafe_context);
+    COUNTER(async_pended);
+    COUNTER(async_request_messages);
+    COUNTER(async_request_events);
+    COUNTER(verdict_messages);
+    COUNTER(verdicts_applied);
+    COUNTER(verdicts_late);
+    COUNTER(verdicts_unknown);
+    COUNTER(verdicts_invalid);
+    COUNTER(async_deadline_defaults);
+    COUNTER(async_cancelled);
 #undef COUNTER
     return 0;
 }

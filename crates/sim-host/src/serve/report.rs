@@ -17,11 +17,9 @@ use std::fmt::Write as _;
 pub fn driver_stats() -> Result<Stats, String> {
     let name: Vec<u16> = portfilter::PORT_NAME.encode_utf16().collect();
     let mut context = [0u8; CONNECT_CONTEXT_BYTES];
-    ConnectContext {
-        role: Role::Observer,
-    }
-    .encode(&mut context)
-    .map_err(|e| format!("connect context: {e:?}"))?;
+    ConnectContext::new(Role::Observer)
+        .encode(&mut context)
+        .map_err(|e| format!("connect context: {e:?}"))?;
     let conn = InProcess
         .connect(&name, 0, &context)
         .map_err(|s| format!("connect failed with {}", crate::status::describe(s)))?;

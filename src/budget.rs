@@ -55,6 +55,28 @@ impl Budget {
     }
 }
 
+/// The system time now (100 ns units since 1601).
+pub(crate) fn now() -> LARGE_INTEGER {
+    let mut now: LARGE_INTEGER = 0;
+    // SAFETY: `now` is a valid out pointer.
+    unsafe { KeQuerySystemTimePrecise(&raw mut now) };
+    now
+}
+
+impl Budget {
+    /// The absolute system time at which a budget starting now ends (a pended create's
+    /// deadline).
+    pub(crate) fn deadline(self) -> LARGE_INTEGER {
+        now().saturating_add(i64::from(self.ms) * UNITS_PER_MS)
+    }
+}
+
+/// Milliseconds from now until `deadline` (0 when it has passed).
+pub(crate) fn ms_until(deadline: LARGE_INTEGER) -> u32 {
+    let left = deadline.saturating_sub(now()).max(0);
+    u32::try_from(left.saturating_add(UNITS_PER_MS - 1) / UNITS_PER_MS).unwrap_or(u32::MAX)
+}
+
 /// `now + ms` as an absolute NT time (positive). Falls back to the relative form if the
 /// clock reads as unset (≤ 0), so that the value can never be 0 or negative-by-accident
 /// in a way that changes its meaning.

@@ -35,14 +35,19 @@ use portfilter_bindings::{
 };
 use portfilter_protocol::{
     CONFIG_MAX_BYTES, Command, Config, DriverVersion, HEADER_BYTES, HELLO_REPLY_BYTES, HelloReply,
-    PROTOCOL_VERSION, STATS_BYTES, Stats, decode_header, decode_request, status_for_error,
+    MAX_VERDICT_BATCH_BYTES, MessageKind, PROTOCOL_VERSION, STATS_BYTES, Stats, decode_header,
+    decode_request, status_for_error,
 };
 
 /// Alignment required of command buffers.
 pub(crate) const COMMAND_ALIGNMENT: usize = 8;
 
-/// The largest input any command takes.
-const MAX_INPUT_BYTES: usize = CONFIG_MAX_BYTES;
+/// The largest input any command takes (a full `VerdictBatch`).
+const MAX_INPUT_BYTES: usize = if CONFIG_MAX_BYTES > MAX_VERDICT_BATCH_BYTES {
+    CONFIG_MAX_BYTES
+} else {
+    MAX_VERDICT_BATCH_BYTES
+};
 
 /// This driver's version, from the package version.
 pub(crate) const DRIVER_VERSION: DriverVersion = DriverVersion {
@@ -75,7 +80,8 @@ pub(crate) struct Answer {
 }
 
 impl Answer {
-    fn fail(status: NTSTATUS) -> Self {
+    /// A failure that writes nothing.
+    pub(crate) fn fail(status: NTSTATUS) -> Self {
         Self {
             status,
             returned: 0,
@@ -114,10 +120,18 @@ pub(crate) fn handle(state: &DriverState, slot: usize, input: UserPtr, output: U
         return Answer::fail(status);
     }
     if input.len() > MAX_INPUT_BYTES {
+        if decode_header(&captured) == Ok(MessageKind::VerdictBatch) {
+            // An oversized verdict batch: refused whole, counted.
+            state.stats.bump(Counter::VerdictMessages);
+            state.stats.bump(Counter::VerdictsInvalid);
+        }
         return Answer::fail(match decode_header(&captured) {
             Err(e) => status_for_error(&e),
             Ok(_) => STATUS_INFO_LENGTH_MISMATCH,
         });
+    }
+    if decode_header(&captured) == Ok(MessageKind::VerdictBatch) {
+        return crate::verdicts::handle(state, slot, &captured, output);
     }
     let request = match decode_request(&captured) {
         Ok(request) => request,
@@ -141,6 +155,11 @@ fn check_room(output: UserPtr, needed: usize) -> Result<(), Answer> {
     } else {
         Ok(())
     }
+}
+
+/// Writes the answer.
+pub(crate) fn reply_bytes(output: UserPtr, answer: &[u8]) -> Answer {
+    reply(output, answer)
 }
 
 /// Writes the answer.

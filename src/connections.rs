@@ -51,6 +51,8 @@ enum SlotState {
 struct Slot {
     state: SlotState,
     role: Role,
+    /// An asynchronous decider (creates are pended and answered by `VerdictBatch`).
+    asynchronous: bool,
     process_id: u32,
     connection_id: u32,
 }
@@ -58,6 +60,7 @@ struct Slot {
 const FREE_SLOT: Slot = Slot {
     state: SlotState::Free,
     role: Role::Observer,
+    asynchronous: false,
     process_id: 0,
     connection_id: 0,
 };
@@ -115,6 +118,8 @@ pub(crate) struct ConnectionInfo {
     pub role: Role,
     /// A number unique for the driver's lifetime (starts at 1).
     pub connection_id: u32,
+    /// An asynchronous decider.
+    pub asynchronous: bool,
 }
 
 impl Connections {
@@ -158,6 +163,7 @@ impl Connections {
     pub(crate) fn connect(
         &self,
         role: Role,
+        asynchronous: bool,
         process_id: u32,
         client_port: PFLT_PORT,
     ) -> Result<(usize, u32), NTSTATUS> {
@@ -202,6 +208,7 @@ impl Connections {
             *slot = Slot {
                 state: SlotState::Open,
                 role,
+                asynchronous,
                 process_id,
                 connection_id,
             };
@@ -308,6 +315,7 @@ impl Connections {
             .map(|s| ConnectionInfo {
                 role: s.role,
                 connection_id: s.connection_id,
+                asynchronous: s.asynchronous,
             })
     }
 
@@ -370,6 +378,7 @@ impl Connections {
                 senders.fetch_add(1, Ordering::AcqRel);
                 Target {
                     port: cell.get(),
+                    asynchronous: slot.asynchronous,
                     process_id: slot.process_id,
                     connection_id: slot.connection_id,
                     index,
@@ -397,6 +406,8 @@ impl Connections {
 pub(crate) struct Target {
     /// Its client port cell, for `FltSendMessage` (valid during the callback).
     pub port: *mut PFLT_PORT,
+    /// An asynchronous decider.
+    pub asynchronous: bool,
     /// The connected process.
     pub process_id: u32,
     /// The connection's id.

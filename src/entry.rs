@@ -74,6 +74,21 @@ pub unsafe extern "system" fn DriverEntry(
         return status;
     }
 
+    if let Err(status) = st
+        .async_worker
+        .start_with(st, crate::deliver::requests::requests_main)
+    {
+        crate::log_error!("PsCreateSystemThread (async worker) failed: {status:#010x}");
+        // SAFETY: the server port is ours and closed once.
+        unsafe { FltCloseCommunicationPort(*st.server_port.get()) };
+        st.worker.stop();
+        // SAFETY: the filter handle is valid.
+        unsafe { FltUnregisterFilter(filter) };
+        // SAFETY: after FltUnregisterFilter no callback runs; the worker has exited.
+        unsafe { state::destroy() };
+        return status;
+    }
+
     // SAFETY: the filter handle is valid.
     let status = unsafe { FltStartFiltering(filter) };
     if !nt_success(status) {
@@ -81,9 +96,10 @@ pub unsafe extern "system" fn DriverEntry(
         // SAFETY: the server port is ours and closed once.
         unsafe { FltCloseCommunicationPort(*st.server_port.get()) };
         st.worker.stop();
+        st.async_worker.stop();
         // SAFETY: the filter handle is valid.
         unsafe { FltUnregisterFilter(filter) };
-        // SAFETY: after FltUnregisterFilter no callback runs; the worker has exited.
+        // SAFETY: after FltUnregisterFilter no callback runs; the workers have exited.
         unsafe { state::destroy() };
         return status;
     }
@@ -116,12 +132,26 @@ unsafe fn shut_down(st: &DriverState) {
     //    must not be joined while it waits for a frozen client). The worker is told to
     //    stop first, so that when its send returns it starts no other.
     st.worker.request_stop();
+    st.async_worker.request_stop();
     let closed = st.connections.close_all(st.filter());
     if closed != 0 {
         crate::log_info!("unload: {closed} clients disconnected");
     }
-    // 3. Stop the worker: any send it was in has returned; it exits.
+    // 3. Stop the workers: any send they were in has returned; they exit.
     st.worker.stop();
+    st.async_worker.stop();
+    // 3b. Complete every pended create (default verdict) before unregistering: the queue
+    //     refuses new ones first, so none can slip in after the drain.
+    st.pended.disable();
+    let completed =
+        crate::deliver::pended::complete_matching(st, crate::deliver::pended::Peek::Any);
+    if completed != 0 {
+        crate::log_info!("unload: {completed} pended creates completed with the default verdict");
+    }
+    let requests = st.requests.clear();
+    if requests != 0 {
+        st.stats.add(Counter::QueueDropped, requests);
+    }
     // 4. Drop what is still queued, counted.
     let dropped = st.queue.clear();
     if dropped != 0 {

@@ -4,7 +4,7 @@
 use crate::pool::PoolBytes;
 use portfilter_protocol::event::{offset, truncate_name};
 use portfilter_protocol::{
-    EVENT_FLAG_REQUEST, EventFields, HEADER_BYTES, encode_event, record_bytes,
+    EVENT_FLAG_PENDED, EVENT_FLAG_REQUEST, EventFields, HEADER_BYTES, encode_event, record_bytes,
 };
 
 /// Size of the `CreateEvent` message for a name of `name` units (after truncation).
@@ -73,6 +73,20 @@ impl EventMessage {
             }
             field.copy_from_slice(&value.to_le_bytes());
         }
+    }
+
+    /// A copy flagged [`EVENT_FLAG_PENDED`] (the asynchronous decider's request);
+    /// `None` when the pool is exhausted.
+    pub(crate) fn pended_copy(&self) -> Option<Self> {
+        let mut bytes = PoolBytes::zeroed(self.bytes.len())?;
+        bytes.copy_from_slice(&self.bytes);
+        let at = Self::flags_at();
+        let field = bytes.get_mut(at..at + 4)?;
+        let mut flags = [0u8; 4];
+        flags.copy_from_slice(field);
+        let value = (u32::from_le_bytes(flags) & !EVENT_FLAG_REQUEST) | EVENT_FLAG_PENDED;
+        field.copy_from_slice(&value.to_le_bytes());
+        Some(Self { bytes })
     }
 
     /// Gives up the buffer (to the queue).

@@ -34,6 +34,7 @@ mod state;
 mod stats;
 mod sync;
 mod usercopy;
+mod verdicts;
 mod wide;
 
 pub use entry::DriverEntry;

@@ -83,8 +83,8 @@ unsafe extern "system" fn connect_notify(
     if connection_port_cookie.is_null() || state.unloading.load(Ordering::Acquire) {
         return STATUS_FLT_DELETING_OBJECT;
     }
-    let role = if connection_context.is_null() || size_of_context == 0 {
-        Role::Observer
+    let context = if connection_context.is_null() || size_of_context == 0 {
+        ConnectContext::new(Role::Observer)
     } else {
         // SAFETY: the Filter Manager passes a kernel copy of the client's context, valid
         // for `size_of_context` bytes during this call.
@@ -95,13 +95,17 @@ unsafe extern "system" fn connect_notify(
             )
         };
         match ConnectContext::decode(context) {
-            Ok(decoded) => decoded.role,
+            Ok(decoded) => decoded,
             Err(e) => return status_for_error(&e),
         }
     };
+    let role = context.role;
     // SAFETY: PsGetCurrentProcessId has no preconditions; Connect runs in the client process.
     let process_id = unsafe { PsGetCurrentProcessId() } as usize as u32;
-    match state.connections.connect(role, process_id, client_port) {
+    match state
+        .connections
+        .connect(role, context.asynchronous, process_id, client_port)
+    {
         Ok((index, connection_id)) => {
             // SAFETY: checked non-null above; the Filter Manager passes a writable slot.
             unsafe { *connection_port_cookie = (index + 1) as *mut c_void };
@@ -134,7 +138,18 @@ unsafe extern "system" fn disconnect_notify(connection_cookie: *mut c_void) {
     let Some(index) = slot_of(connection_cookie) else {
         return;
     };
+    let info = state.connections.info(index);
     let _closed = state.connections.disconnect(state.filter(), index);
+    if let Some(info) = info.filter(|i| i.asynchronous) {
+        // Its pended creates complete at once with the default verdict.
+        let n = crate::deliver::pended::complete_matching(
+            state,
+            crate::deliver::pended::Peek::Connection(info.connection_id),
+        );
+        if n != 0 {
+            crate::log_info!("asynchronous decider gone: {n} pended creates completed");
+        }
+    }
 }
 
 /// `MessageNotify`: a command from `FilterSendMessage` ([`crate::commands`]).

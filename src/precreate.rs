@@ -18,6 +18,7 @@
 
 use crate::config::Settings;
 use crate::deliver::notify;
+use crate::deliver::pended;
 use crate::deliver::queue::Push;
 use crate::deliver::reply::{self, Outcome};
 use crate::event::EventMessage;
@@ -28,10 +29,10 @@ use crate::stats::Counter;
 use core::ffi::c_void;
 use core::sync::atomic::Ordering;
 use portfilter_bindings::{
-    FALSE, FLT_CALLBACK_DATA, FLT_PREOP_CALLBACK_STATUS, FLT_PREOP_COMPLETE,
+    FALSE, FLT_CALLBACK_DATA, FLT_PREOP_CALLBACK_STATUS, FLT_PREOP_COMPLETE, FLT_PREOP_PENDING,
     FLT_PREOP_SUCCESS_NO_CALLBACK, FLT_RELATED_OBJECTS, FltGetRequestorProcessId, IO_STATUS_BLOCK,
     IO_STATUS_BLOCK_0, IoGetTopLevelIrp, KeAreAllApcsDisabled, KeQuerySystemTimePrecise,
-    PsGetThreadId,
+    PFLT_INSTANCE, PsGetThreadId,
 };
 use portfilter_protocol::{
     Delivery, EVENT_FLAG_DIRECTORY, EVENT_FLAG_KERNEL_MODE, EVENT_FLAG_NAME_OPENED,
@@ -75,7 +76,7 @@ impl ThreadContext {
 /// Pre-create (registered for `IRP_MJ_CREATE`). `PASSIVE_LEVEL`, on the creating thread.
 pub(crate) unsafe extern "system" fn pre_create(
     data: *mut FLT_CALLBACK_DATA,
-    _flt_objects: *const FLT_RELATED_OBJECTS,
+    flt_objects: *const FLT_RELATED_OBJECTS,
     _completion_context: *mut *mut c_void,
 ) -> FLT_PREOP_CALLBACK_STATUS {
     let Some(state) = state::get() else {
@@ -85,9 +86,13 @@ pub(crate) unsafe extern "system" fn pre_create(
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     }
     state.stats.bump(Counter::EventsSeen);
+    // SAFETY: the related objects, if given, are valid during the callback.
+    let instance = unsafe { flt_objects.as_ref() }.map_or(core::ptr::null_mut(), |o| o.Instance);
     // SAFETY: the Filter Manager passes valid callback data for the running operation.
-    match unsafe { report(state, data) } {
+    match unsafe { report(state, data, instance) } {
         Outcome::Allow => FLT_PREOP_SUCCESS_NO_CALLBACK,
+        // Someone else completes it (and may have already): `data` is not touched again.
+        Outcome::Pended => FLT_PREOP_PENDING,
         Outcome::Deny(status) => {
             // SAFETY: as above; completing the operation ourselves means setting IoStatus.
             unsafe {
@@ -156,7 +161,11 @@ unsafe fn read_facts(data: *mut FLT_CALLBACK_DATA) -> Option<(CreateFacts, Event
 ///
 /// # Safety
 /// `data` is the running operation's callback data.
-unsafe fn report(state: &DriverState, data: *mut FLT_CALLBACK_DATA) -> Outcome {
+unsafe fn report(
+    state: &DriverState,
+    data: *mut FLT_CALLBACK_DATA,
+    instance: PFLT_INSTANCE,
+) -> Outcome {
     // SAFETY: caller's contract.
     let Some((facts, mut fields)) = (unsafe { read_facts(data) }) else {
         return Outcome::Allow;
@@ -211,28 +220,69 @@ unsafe fn report(state: &DriverState, data: *mut FLT_CALLBACK_DATA) -> Outcome {
     let event = EventMessage::build(&fields, full);
     // The name information is not needed while we wait for user mode.
     drop(name);
-    deliver(
-        state,
-        &settings,
-        event,
-        fields.sequence,
-        fields.process_id,
+    let create = Create {
+        data,
+        instance,
+        sequence: fields.sequence,
+        requestor: fields.process_id,
         context,
-    )
+    };
+    // SAFETY: caller's contract.
+    unsafe { deliver(state, &settings, event, &create) }
+}
+
+/// The create being delivered.
+struct Create {
+    data: *mut FLT_CALLBACK_DATA,
+    instance: PFLT_INSTANCE,
+    sequence: u64,
+    requestor: u32,
+    context: ThreadContext,
+}
+
+/// Who decides a create that may wait for user mode.
+enum Decider {
+    /// An asynchronous decider (this connection id): pend the create.
+    Asynchronous(u32),
+    /// The decider is the requestor's own process: never held.
+    Excluded,
+    /// A synchronous decider or none: request-reply (or the default).
+    Other,
+}
+
+fn decider_kind(state: &DriverState, requestor: u32) -> Decider {
+    let mut asynchronous = None;
+    let visit = state.connections.for_each(
+        crate::connections::Role::Decider,
+        Some(requestor),
+        &state.stats,
+        |decider| {
+            if decider.asynchronous {
+                asynchronous = Some(decider.connection_id);
+            }
+        },
+    );
+    match asynchronous {
+        Some(id) => Decider::Asynchronous(id),
+        None if visit.excluded => Decider::Excluded,
+        None => Decider::Other,
+    }
 }
 
 /// Delivery to the decider and the observers. In an unsafe [`ThreadContext`] nothing
 /// waits for user mode: the decider is not asked (default verdict at once, counted as
 /// `UnsafeContext`), plain-notify observers get the event only if a request is already
 /// pending, the queue takes it as always.
-fn deliver(
+///
+/// # Safety
+/// `create.data` is the running pre-create's callback data.
+unsafe fn deliver(
     state: &DriverState,
     settings: &Settings,
     event: Option<EventMessage>,
-    sequence: u64,
-    requestor: u32,
-    context: ThreadContext,
+    create: &Create,
 ) -> Outcome {
+    let (sequence, requestor, context) = (create.sequence, create.requestor, create.context);
     let stats = &state.stats;
     let Some(mut event) = event else {
         // No pool for the event: nobody can be told; decide as if no decider answered.
@@ -257,15 +307,33 @@ fn deliver(
         stats.bump(Counter::UnsafeContext);
         reply::decide_without_asking(&state.connections, requestor, settings, stats)
     } else {
-        reply::decide(
-            filter,
-            &state.connections,
-            requestor,
-            &mut event,
-            sequence,
-            settings,
-            stats,
-        )
+        match decider_kind(state, requestor) {
+            Decider::Asynchronous(connection_id) => {
+                // SAFETY: the running pre-create's callback data (caller's contract);
+                // after `Pended` nothing here touches it again.
+                unsafe {
+                    pended::pend(
+                        state,
+                        create.data,
+                        create.instance,
+                        event.pended_copy(),
+                        sequence,
+                        settings,
+                        connection_id,
+                    )
+                }
+            }
+            Decider::Excluded => Outcome::Allow,
+            Decider::Other => reply::decide(
+                filter,
+                &state.connections,
+                requestor,
+                &mut event,
+                sequence,
+                settings,
+                stats,
+            ),
+        }
     };
 
     // 2. The observers.

@@ -3,6 +3,7 @@
 
 use crate::config::ConfigStore;
 use crate::connections::Connections;
+use crate::deliver::pended::{MAX_PENDED, PendedQueue};
 use crate::deliver::queue::EventQueue;
 use crate::deliver::worker::Worker;
 use crate::pool::PoolBox;
@@ -27,6 +28,12 @@ pub(crate) struct DriverState {
     pub queue: EventQueue,
     /// The queued-notify worker thread.
     pub worker: Worker,
+    /// Creates pended for the asynchronous decider (cancel-safe queue).
+    pub pended: PendedQueue,
+    /// Request events for the asynchronous decider, waiting to be batched.
+    pub requests: EventQueue,
+    /// The asynchronous decider's worker thread (request batches, deadlines).
+    pub async_worker: Worker,
     /// The last event sequence number handed out (events start at 1).
     pub sequence: AtomicU64,
     /// Set when unload starts: creates are no longer reported after this.
@@ -49,6 +56,9 @@ impl DriverState {
             stats: Stats::new(),
             queue: EventQueue::new(),
             worker: Worker::new(),
+            pended: PendedQueue::new(),
+            requests: EventQueue::new(),
+            async_worker: Worker::new(),
             sequence: AtomicU64::new(0),
             unloading: AtomicBool::new(false),
         }
@@ -60,6 +70,8 @@ impl DriverState {
         self.config.init();
         self.queue.init();
         self.worker.init();
+        self.requests.init();
+        self.async_worker.init();
     }
 
     /// The filter handle.
@@ -79,7 +91,9 @@ pub(crate) fn create() -> Option<&'static DriverState> {
         && boxed
             .queue
             .set_capacity(boxed.config.settings().queue_capacity as usize)
-            .is_ok();
+            .is_ok()
+        && boxed.requests.set_capacity(MAX_PENDED).is_ok()
+        && boxed.pended.init();
     if !ready {
         teardown(&boxed);
         return None;
@@ -118,6 +132,11 @@ fn teardown(state: &DriverState) {
     if dropped != 0 {
         crate::log_warning!("{dropped} queued events dropped at unload");
     }
+    let requests = state.requests.destroy();
+    if requests != 0 {
+        crate::log_warning!("{requests} asynchronous requests dropped at unload");
+    }
+    state.pended.destroy();
     state.config.destroy();
     state.connections.delete();
 }

@@ -26,6 +26,9 @@ pub(crate) enum Outcome {
     Allow,
     /// Complete it with this error status.
     Deny(NTSTATUS),
+    /// Pended for the asynchronous decider: return `FLT_PREOP_PENDING`; it is completed
+    /// later (verdict, deadline, disconnect, cancellation, unload).
+    Pended,
 }
 
 impl Outcome {

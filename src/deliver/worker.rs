@@ -72,6 +72,18 @@ impl Worker {
     /// # Errors
     /// The status of `PsCreateSystemThread`.
     pub(crate) fn start(&self, state: &'static DriverState) -> Result<(), NTSTATUS> {
+        self.start_with(state, worker_main)
+    }
+
+    /// Starts the thread with `routine` (which receives the state).
+    ///
+    /// # Errors
+    /// The status of `PsCreateSystemThread`.
+    pub(crate) fn start_with(
+        &self,
+        state: &'static DriverState,
+        routine: portfilter_bindings::KSTART_ROUTINE,
+    ) -> Result<(), NTSTATUS> {
         let mut handle: HANDLE = core::ptr::null_mut();
         // A kernel handle: unload may run in another process context than DriverEntry.
         let mut attributes = OBJECT_ATTRIBUTES {
@@ -91,7 +103,7 @@ impl Worker {
                 &raw mut attributes,
                 core::ptr::null_mut(),
                 core::ptr::null_mut(),
-                worker_main,
+                routine,
                 core::ptr::from_ref(state).cast_mut().cast::<c_void>(),
             )
         };
@@ -133,8 +145,14 @@ impl Worker {
         unsafe { ZwClose(handle) };
     }
 
-    fn stopping(&self) -> bool {
+    /// Whether the thread was told to stop.
+    pub(crate) fn stopping(&self) -> bool {
         self.stop.load(Ordering::Acquire)
+    }
+
+    /// Waits for a wake-up (at most `timeout_ms`).
+    pub(crate) fn wait(&self, timeout_ms: Option<u32>) -> crate::sync::Wait {
+        self.wake.wait(timeout_ms)
     }
 }
 

@@ -1,0 +1,384 @@
+//! The asynchronous decider (protocol version 3) through fltsim: creates are pended
+//! (`FLT_PREOP_PENDING`) in the cancel-safe queue, their requests arrive in batches, and
+//! one `VerdictBatch` (`FilterSendMessage`) answers many; deadlines, disconnect,
+//! cancellation and unload complete every pended create exactly once; bad input is
+//! counted and harmless.
+
+mod common;
+
+use common::{Buf, Port, Sim, config_with, connect, wait_until};
+use fltsim::CreateRequest;
+use portfilter_bindings::{STATUS_ACCESS_DENIED, STATUS_CANCELLED, STATUS_SUCCESS};
+use portfilter_protocol::{
+    CONNECT_CONTEXT_BYTES, ConnectContext, Decision, EVENT_FLAG_PENDED, GET_MESSAGE_BUFFER_BYTES,
+    KernelMessage, MAX_VERDICT_BATCH_BYTES, Role, VERDICT_BATCH_REPLY_BYTES, Verdict,
+    VerdictBatchReply, VerdictEntry, decode_kernel_message, encode_verdict_batch,
+    message::split_filter_message,
+};
+use std::ffi::c_void;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const DECIDER: u32 = 2001;
+const APP: u32 = 1000;
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn async_decider(pid: u32) -> Port {
+    common::process(pid, "decider.exe");
+    let _p = fltsim::process::enter(pid);
+    let mut ctx = [0u8; CONNECT_CONTEXT_BYTES];
+    ConnectContext::async_decider().encode(&mut ctx).unwrap();
+    let handle = common::try_connect_raw(ctx.as_ptr().cast::<c_void>(), ctx.len() as u16)
+        .expect("async decider connects");
+    Port { handle, pid }
+}
+
+/// A pended request as the decider sees it.
+#[derive(Debug, Clone)]
+struct Request {
+    sequence: u64,
+    name: String,
+}
+
+/// Reads request batches until `n` requests arrived.
+fn read_requests(port: &Port, n: usize) -> (Vec<Request>, usize) {
+    let mut buf = Buf::new(GET_MESSAGE_BUFFER_BYTES);
+    let mut out = Vec::new();
+    let mut messages = 0;
+    while out.len() < n {
+        assert_eq!(port.get_message(&mut buf), 0, "FilterGetMessage");
+        messages += 1;
+        let (_, payload) = split_filter_message(buf.bytes()).unwrap();
+        let KernelMessage::Batch(batch) = decode_kernel_message(payload).unwrap() else {
+            panic!("the async decider receives batches");
+        };
+        for ev in batch.events() {
+            assert_ne!(
+                ev.fields.flags & EVENT_FLAG_PENDED,
+                0,
+                "requests are flagged PENDED"
+            );
+            out.push(Request {
+                sequence: ev.fields.sequence,
+                name: ev.name.to_string(),
+            });
+        }
+    }
+    (out, messages)
+}
+
+/// Sends raw VerdictBatch bytes; (HRESULT, reply).
+fn send_batch_bytes(port: &Port, bytes: &[u8]) -> (i32, Option<VerdictBatchReply>) {
+    let mut input = Buf::from_bytes(bytes);
+    let (hr, out, n) = port.send_raw(&mut input, VERDICT_BATCH_REPLY_BYTES);
+    let reply = (hr == 0).then(|| {
+        assert_eq!(n as usize, VERDICT_BATCH_REPLY_BYTES);
+        VerdictBatchReply::decode(&out).unwrap()
+    });
+    (hr, reply)
+}
+
+fn send_verdicts(port: &Port, entries: &[VerdictEntry]) -> (i32, Option<VerdictBatchReply>) {
+    let mut bytes = vec![0u8; MAX_VERDICT_BATCH_BYTES];
+    let n = encode_verdict_batch(entries, &mut bytes).unwrap();
+    send_batch_bytes(port, &bytes[..n])
+}
+
+fn spawn_create(req: CreateRequest) -> JoinHandle<i32> {
+    std::thread::spawn(move || fltsim::create(&req).status)
+}
+
+fn join_status(t: JoinHandle<i32>) -> i32 {
+    let deadline = Instant::now() + LIMIT;
+    while !t.is_finished() {
+        assert!(Instant::now() < deadline, "create did not complete");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    t.join().unwrap()
+}
+
+fn pended_now(n: usize) -> bool {
+    wait_until(LIMIT, || fltsim::pended::pended_count() == n)
+}
+
+#[test]
+fn one_verdict_batch_answers_many_pended_creates() {
+    let sim = Sim::start();
+    let decider = async_decider(DECIDER);
+    let names = ["a.txt", "b.secret", "c.txt", "d.secret", "e.txt", "f.txt"];
+    let creates: Vec<_> = names
+        .iter()
+        .map(|n| spawn_create(CreateRequest::new(&format!(r"C:\work\{n}")).pid(APP)))
+        .collect();
+    let (requests, messages) = read_requests(&decider, names.len());
+    assert!(messages <= names.len());
+    assert!(pended_now(names.len()), "every create is pended");
+    let entries: Vec<VerdictEntry> = requests
+        .iter()
+        .map(|r| {
+            VerdictEntry::from(if r.name.ends_with(".secret") {
+                Verdict::deny(r.sequence)
+            } else {
+                Verdict::allow(r.sequence)
+            })
+        })
+        .collect();
+    let (hr, reply) = send_verdicts(&decider, &entries);
+    assert_eq!(hr, 0);
+    assert_eq!(
+        reply.unwrap(),
+        VerdictBatchReply {
+            applied: 6,
+            ..VerdictBatchReply::default()
+        }
+    );
+    let statuses: Vec<i32> = creates.into_iter().map(join_status).collect();
+    for (name, status) in names.iter().zip(statuses) {
+        let want = if name.ends_with(".secret") {
+            STATUS_ACCESS_DENIED
+        } else {
+            STATUS_SUCCESS
+        };
+        assert_eq!(status, want, "{name}");
+    }
+    let stats = decider.stats();
+    assert_eq!(stats.async_pended, 6);
+    assert_eq!(stats.verdicts_applied, 6);
+    assert_eq!(stats.verdict_messages, 1);
+    assert_eq!(stats.async_request_events, 6);
+    assert_eq!(stats.replies_deny, 2);
+    assert_eq!(stats.requests_sent, 0, "no request-reply send");
+    decider.close();
+    sim.unload_and_check_pool();
+}
+
+#[test]
+fn deadline_applies_the_default_and_a_later_verdict_is_late() {
+    let sim = Sim::start();
+    let control = connect(3001, Role::Control);
+    control.set_config(&config_with(|c| {
+        c.reply_timeout_ms = 150;
+        c.default_verdict = Decision::Deny;
+    }));
+    let decider = async_decider(DECIDER);
+    let started = Instant::now();
+    let create = spawn_create(CreateRequest::new(r"C:\work\slow.txt").pid(APP));
+    let (requests, _) = read_requests(&decider, 1);
+    // Nobody answers: the deadline completes it with the default verdict (deny).
+    assert_eq!(join_status(create), STATUS_ACCESS_DENIED);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(140),
+        "held until its deadline: {waited:?}"
+    );
+    let (hr, reply) = send_verdicts(&decider, &[Verdict::allow(requests[0].sequence).into()]);
+    assert_eq!(hr, 0);
+    assert_eq!(
+        reply.unwrap(),
+        VerdictBatchReply {
+            late: 1,
+            ..VerdictBatchReply::default()
+        }
+    );
+    let stats = control.stats();
+    assert_eq!(stats.async_deadline_defaults, 1);
+    assert_eq!(stats.verdicts_late, 1);
+    assert_eq!(stats.verdicts_applied, 0);
+    decider.close();
+    control.close();
+    sim.unload_and_check_pool();
+}
+
+#[test]
+fn bad_verdicts_are_counted_and_leave_other_creates_alone() {
+    let sim = Sim::start();
+    let decider = async_decider(DECIDER);
+    let observer = connect(3002, Role::Observer);
+    let create = spawn_create(CreateRequest::new(r"C:\work\keep.txt").pid(APP));
+    let (requests, _) = read_requests(&decider, 1);
+    let seq = requests[0].sequence;
+
+    // Unknown sequence, an invalid status (deny with a success code), an invalid verdict
+    // value: counted, nothing applied.
+    let (hr, reply) = send_verdicts(
+        &decider,
+        &[
+            Verdict::allow(seq + 1000).into(),
+            VerdictEntry {
+                sequence: seq,
+                verdict: 1,
+                status: 0x0000_0103,
+            },
+            VerdictEntry {
+                sequence: seq,
+                verdict: 7,
+                status: 0,
+            },
+        ],
+    );
+    assert_eq!(hr, 0);
+    assert_eq!(
+        reply.unwrap(),
+        VerdictBatchReply {
+            unknown: 1,
+            invalid: 2,
+            ..VerdictBatchReply::default()
+        }
+    );
+    // Malformed: a count that disagrees with the length.
+    let mut bytes = vec![0u8; 64];
+    encode_verdict_batch(&[Verdict::allow(seq).into(); 3], &mut bytes).unwrap();
+    let (hr, _) = send_batch_bytes(&decider, &bytes[..48]);
+    assert_eq!(hr as u32, 0x8007_0018, "length mismatch: ERROR_BAD_LENGTH");
+    // Oversized: more than 1024 entries.
+    let mut big = vec![0u8; MAX_VERDICT_BATCH_BYTES + 16];
+    encode_verdict_batch(&[Verdict::allow(seq).into(); 1], &mut big).unwrap();
+    big[8..12].copy_from_slice(&1025u32.to_le_bytes());
+    let (hr, _) = send_batch_bytes(&decider, &big);
+    assert_ne!(hr, 0, "an oversized batch is refused");
+    // From a connection that is not the asynchronous decider.
+    let (hr, _) = send_verdicts(&observer, &[Verdict::deny(seq).into()]);
+    assert_eq!(
+        hr as u32, 0x8007_0005,
+        "only the asynchronous decider: access denied"
+    );
+    assert!(pended_now(1), "the create is still pended");
+
+    // A duplicate inside one batch: the first applies, the second is counted.
+    let (hr, reply) = send_verdicts(
+        &decider,
+        &[Verdict::allow(seq).into(), Verdict::deny(seq).into()],
+    );
+    assert_eq!(hr, 0);
+    assert_eq!(
+        reply.unwrap(),
+        VerdictBatchReply {
+            applied: 1,
+            duplicate: 1,
+            ..VerdictBatchReply::default()
+        }
+    );
+    assert_eq!(
+        join_status(create),
+        STATUS_SUCCESS,
+        "the first verdict decided"
+    );
+    let stats = decider.stats();
+    assert_eq!(stats.verdicts_unknown, 1);
+    assert_eq!(stats.verdicts_applied, 1);
+    // 2 invalid entries + 3 refused batches + 1 duplicate.
+    assert_eq!(stats.verdicts_invalid, 6);
+    decider.close();
+    observer.close();
+    sim.unload_and_check_pool();
+}
+
+#[test]
+fn disconnect_completes_every_pended_create_at_once() {
+    let sim = Sim::start();
+    let decider = async_decider(DECIDER);
+    let creates: Vec<_> = (0..3)
+        .map(|i| spawn_create(CreateRequest::new(&format!(r"C:\work\{i}.txt")).pid(APP)))
+        .collect();
+    let _ = read_requests(&decider, 3);
+    assert!(pended_now(3));
+    let started = Instant::now();
+    decider.close();
+    for c in creates {
+        assert_eq!(join_status(c), STATUS_SUCCESS, "default verdict: allow");
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "completed at disconnect, not at the 1 s deadline: {:?}",
+        started.elapsed()
+    );
+    let control = connect(3001, Role::Control);
+    assert_eq!(control.stats().async_deadline_defaults, 3);
+    control.close();
+    sim.unload_and_check_pool();
+}
+
+#[test]
+fn a_terminated_thread_cancels_its_pended_create() {
+    let sim = Sim::start();
+    let decider = async_decider(DECIDER);
+    let create = spawn_create(CreateRequest::new(r"C:\work\killed.txt").pid(APP).tid(77));
+    let (requests, _) = read_requests(&decider, 1);
+    assert!(pended_now(1));
+    assert_eq!(fltsim::pended::terminate_thread(77), 1);
+    assert_eq!(join_status(create), STATUS_CANCELLED);
+    let (hr, reply) = send_verdicts(&decider, &[Verdict::deny(requests[0].sequence).into()]);
+    assert_eq!(hr, 0);
+    assert_eq!(
+        reply.unwrap().late,
+        1,
+        "a verdict after the cancellation is late"
+    );
+    let stats = decider.stats();
+    assert_eq!(stats.async_cancelled, 1);
+    assert_eq!(stats.verdicts_applied, 0);
+    decider.close();
+    sim.unload_and_check_pool();
+}
+
+#[test]
+fn unload_completes_every_pended_create() {
+    let sim = Sim::start();
+    let decider = Arc::new(async_decider(DECIDER));
+    let creates: Vec<_> = (0..4)
+        .map(|i| spawn_create(CreateRequest::new(&format!(r"C:\work\u{i}.txt")).pid(APP)))
+        .collect();
+    let _ = read_requests(&decider, 4);
+    assert!(pended_now(4));
+    // Unload (verifier: nothing pended at FltUnregisterFilter, nothing completed twice or
+    // after unload, no pool left).
+    // (The creating threads hold their pre-create open: FltUnregisterFilter waits for them
+    // after the driver completed them.)
+    let joiner =
+        std::thread::spawn(move || creates.into_iter().map(join_status).collect::<Vec<_>>());
+    sim.unload_and_check_pool();
+    let deadline = Instant::now() + LIMIT;
+    while !joiner.is_finished() {
+        assert!(Instant::now() < deadline, "creates did not complete");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(joiner.join().unwrap(), vec![STATUS_SUCCESS; 4]);
+    drop(decider);
+}
+
+#[test]
+fn verdicts_racing_deadlines_complete_each_create_once() {
+    let sim = Sim::start();
+    let control = connect(3001, Role::Control);
+    control.set_config(&config_with(|c| c.reply_timeout_ms = 2));
+    let decider = async_decider(DECIDER);
+    let rounds = 40;
+    let creates: Vec<_> = (0..rounds)
+        .map(|i| spawn_create(CreateRequest::new(&format!(r"C:\work\r{i}.txt")).pid(APP)))
+        .collect();
+    // Answer whatever arrives, as fast as possible: some verdicts win, some deadlines do.
+    let (requests, _) = read_requests(&decider, rounds);
+    for r in &requests {
+        let (hr, reply) = send_verdicts(&decider, &[Verdict::deny(r.sequence).into()]);
+        assert_eq!(hr, 0);
+        let reply = reply.unwrap();
+        assert_eq!(reply.applied + reply.late, 1, "{reply:?}");
+    }
+    let mut denied = 0u64;
+    for c in creates {
+        let status = join_status(c);
+        assert!(status == STATUS_SUCCESS || status == STATUS_ACCESS_DENIED);
+        denied += u64::from(status == STATUS_ACCESS_DENIED);
+    }
+    let stats = control.stats();
+    assert_eq!(stats.verdicts_applied, denied);
+    assert_eq!(
+        stats.verdicts_applied + stats.async_deadline_defaults,
+        rounds as u64
+    );
+    decider.close();
+    control.close();
+    // Verifier: no pended create completed twice.
+    sim.unload_and_check_pool();
+}

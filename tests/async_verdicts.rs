@@ -352,32 +352,67 @@ fn verdicts_racing_deadlines_complete_each_create_once() {
     let sim = Sim::start();
     let control = connect(3001, Role::Control);
     control.set_config(&config_with(|c| c.reply_timeout_ms = 2));
-    let decider = async_decider(DECIDER);
+    let decider = Arc::new(async_decider(DECIDER));
+    // Answer whatever arrives, as fast as possible: some verdicts win, some deadlines do
+    // (and a batch the decider was too slow to take is completed with the default at once).
+    let answering = {
+        let decider = Arc::clone(&decider);
+        std::thread::spawn(move || {
+            let mut buf = Buf::new(GET_MESSAGE_BUFFER_BYTES);
+            let mut answered = (0u32, 0u32);
+            while decider.get_message(&mut buf) == 0 {
+                let (_, payload) = split_filter_message(buf.bytes()).unwrap();
+                let Ok(KernelMessage::Batch(batch)) = decode_kernel_message(payload) else {
+                    panic!("batches only");
+                };
+                let entries: Vec<VerdictEntry> = batch
+                    .events()
+                    .map(|e| Verdict::deny(e.fields.sequence).into())
+                    .collect();
+                let (hr, reply) = send_verdicts(&decider, &entries);
+                assert_eq!(hr, 0);
+                let reply = reply.unwrap();
+                assert_eq!(reply.total() as usize, entries.len(), "{reply:?}");
+                assert_eq!(
+                    reply.unknown + reply.invalid + reply.duplicate,
+                    0,
+                    "{reply:?}"
+                );
+                answered.0 += reply.applied;
+                answered.1 += reply.late;
+            }
+            answered
+        })
+    };
     let rounds = 40;
     let creates: Vec<_> = (0..rounds)
         .map(|i| spawn_create(CreateRequest::new(&format!(r"C:\work\r{i}.txt")).pid(APP)))
         .collect();
-    // Answer whatever arrives, as fast as possible: some verdicts win, some deadlines do.
-    let (requests, _) = read_requests(&decider, rounds);
-    for r in &requests {
-        let (hr, reply) = send_verdicts(&decider, &[Verdict::deny(r.sequence).into()]);
-        assert_eq!(hr, 0);
-        let reply = reply.unwrap();
-        assert_eq!(reply.applied + reply.late, 1, "{reply:?}");
-    }
     let mut denied = 0u64;
     for c in creates {
         let status = join_status(c);
         assert!(status == STATUS_SUCCESS || status == STATUS_ACCESS_DENIED);
         denied += u64::from(status == STATUS_ACCESS_DENIED);
     }
+    decider.release();
+    let deadline = Instant::now() + LIMIT;
+    while !answering.is_finished() {
+        assert!(Instant::now() < deadline, "decider thread did not end");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (applied, _late) = answering.join().unwrap();
     let stats = control.stats();
+    assert_eq!(
+        u64::from(applied),
+        denied,
+        "every applied verdict denied its create"
+    );
     assert_eq!(stats.verdicts_applied, denied);
     assert_eq!(
         stats.verdicts_applied + stats.async_deadline_defaults,
-        rounds as u64
+        rounds as u64,
+        "each create completed exactly once: {stats:?}"
     );
-    decider.close();
     control.close();
     // Verifier: no pended create completed twice.
     sim.unload_and_check_pool();

@@ -6,12 +6,14 @@
 //!
 //! * [`Connection`]: connect with a role, Hello, blocking receive / reply, commands
 //!   (ping, statistics, configuration).
+//! * [`async_decider`]: the asynchronous decider (pended creates, batched verdicts).
 //! * [`engine`]: the I/O completion port engine (N overlapped requests, M workers) with a
 //!   [`Handler`].
 //! * [`stream`] (feature `async`): a tokio-friendly `Stream` of events with reply tokens.
 //! * [`rules`], [`guard`], [`watch`], [`output`]: what `portctl` is made of.
 //! * [`Hresult`], [`Error`]: every failure with its code and what to do.
 
+pub mod async_decider;
 pub mod commands;
 pub mod connection;
 pub mod engine;

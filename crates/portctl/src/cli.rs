@@ -95,9 +95,29 @@ pub enum Command {
         /// Parse and print the rules, then exit without connecting.
         #[arg(long)]
         check: bool,
+        /// sync: request-reply (the creating thread waits in FltSendMessage for each
+        /// verdict); async: the driver pends each create, sends requests in batches, and
+        /// portctl answers many at once with FilterSendMessage.
+        #[arg(long, value_enum, default_value_t = GuardMode::Sync)]
+        mode: GuardMode,
+        /// async: send verdicts when this many wait (1..=1024).
+        #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+        batch_verdicts: u16,
+        /// async: send verdicts that waited this many milliseconds, however few.
+        #[arg(long, default_value_t = 2, value_name = "MS", value_parser = clap::value_parser!(u16).range(1..=10000))]
+        batch_delay_ms: u16,
         #[command(flatten)]
         run: RunArgs,
     },
+}
+
+/// `guard --mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GuardMode {
+    /// Request-reply.
+    Sync,
+    /// Asynchronous: pended creates, batched verdicts.
+    Async,
 }
 
 /// How long `watch` / `guard` run and with how many requests and workers.

@@ -1,7 +1,8 @@
 //! What each subcommand does.
 
-use crate::cli::{Cli, Command, ConfigAction, DefaultVerdict, RunArgs};
+use crate::cli::{Cli, Command, ConfigAction, DefaultVerdict, GuardMode, RunArgs};
 use crate::exit::Failure;
+use portfilter_client::async_decider::{AsyncDecider, AsyncGuard, Batching};
 use portfilter_client::guard::Guard;
 use portfilter_client::output::{Format, Output};
 use portfilter_client::rules::{Action, FlagRules, RuleSet};
@@ -39,6 +40,9 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
             json,
             quiet,
             check,
+            mode,
+            batch_verdicts,
+            batch_delay_ms,
             run,
         } => {
             let rules = load_rules(rules.as_deref(), deny_ext, deny_path, allow_pid, *default)?;
@@ -46,7 +50,16 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
                 print_rules(&rules);
                 return Ok(());
             }
-            guard(&options, rules, format(*json), *quiet, run)
+            match mode {
+                GuardMode::Sync => guard(&options, rules, format(*json), *quiet, run),
+                GuardMode::Async => {
+                    let batching = Batching {
+                        max_verdicts: usize::from(*batch_verdicts),
+                        max_delay: Duration::from_millis(u64::from(*batch_delay_ms)),
+                    };
+                    guard_async(&options, rules, format(*json), *quiet, run, batching)
+                }
+            }
         }
     }
 }
@@ -300,6 +313,52 @@ fn drive_and_summarise(
         .then(|| connection.stats().ok())
         .flatten();
     print_summary(output, reason, stats, latencies.summary(), driver);
+}
+
+/// `guard --mode async`: the asynchronous decider on the engine; verdicts go back in
+/// batches.
+fn guard_async(
+    options: &ConnectOptions,
+    rules: RuleSet,
+    format: Format,
+    quiet: bool,
+    run: &RunArgs,
+    batching: Batching,
+) -> Result<(), Failure> {
+    let events = if quiet {
+        Output::new(format, Box::new(std::io::sink()))
+    } else {
+        Output::stdout(format)
+    };
+    let decider = AsyncDecider::connect(options)?;
+    let sink = decider.verdicts(batching);
+    let handler = Arc::new(AsyncGuard::new(Guard::new(rules, events), sink));
+    let engine = Engine::start(
+        Arc::clone(decider.connection()),
+        handler.clone(),
+        engine_options(run),
+    )?;
+    let output = Output::stdout(format);
+    drive_and_summarise(engine, run, &output, handler.guard().latencies());
+    let totals = handler.sink().totals();
+    output.summary(
+        "verdicts",
+        &serde_json::json!({
+            "messages": totals.messages,
+            "verdicts": totals.verdicts,
+            "applied": totals.applied,
+            "late": totals.late,
+            "unknown": totals.unknown,
+            "invalid": totals.invalid,
+            "duplicate": totals.duplicate,
+            "failed_batches": totals.failed_batches,
+        }),
+        &format!(
+            "-- verdicts: {} in {} FilterSendMessage calls: {} applied, {} late, {} unknown, {} invalid",
+            totals.verdicts, totals.messages, totals.applied, totals.late, totals.unknown, totals.invalid
+        ),
+    );
+    Ok(())
 }
 
 fn guard(

@@ -461,3 +461,61 @@ fn bad_rules_file_is_a_usage_error_with_its_line() {
         "rule 1 allow pid 7\nrule 2 deny ext tmp\ndefault deny\n"
     );
 }
+
+#[test]
+fn portctl_guard_async_answers_pended_creates_in_batches() {
+    let host = Host::start();
+    let mut guard = Proc::spawn(host.command(&portctl_bin()).args([
+        "guard",
+        "--mode",
+        "async",
+        "--deny-ext",
+        "secret",
+        "--count",
+        "3",
+        "--json",
+    ]));
+    host.wait_counter("deciders", 1);
+    let denied = host.create(r"C:\async\plans.secret");
+    assert_eq!(denied.code, Some(1), "{}{}", denied.stdout, denied.stderr);
+    assert!(
+        denied.stdout.contains("STATUS_ACCESS_DENIED"),
+        "{}",
+        denied.stdout
+    );
+    for name in ["a.txt", "b.txt"] {
+        let allowed = host.create(&format!(r"C:\async\{name}"));
+        assert_eq!(
+            allowed.code,
+            Some(0),
+            "{}{}",
+            allowed.stdout,
+            allowed.stderr
+        );
+    }
+    let status = guard.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(0), "{}", guard.stderr());
+    let out = guard.stdout();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect(l))
+        .collect();
+    let verdicts: Vec<&str> = lines
+        .iter()
+        .filter(|v| v["type"] == "event")
+        .map(|v| v["decision"]["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["deny", "allow", "allow"]);
+    let totals = lines
+        .iter()
+        .find(|v| v["type"] == "verdicts")
+        .unwrap_or_else(|| panic!("verdict totals in {out}"));
+    assert_eq!(totals["applied"], 3, "{totals}");
+    let stats = host.portctl(&["stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_str(stats.stdout.trim()).unwrap();
+    assert_eq!(stats["async_pended"], 3, "{stats}");
+    assert_eq!(stats["verdicts_applied"], 3, "{stats}");
+    assert_eq!(stats["requests_sent"], 0, "{stats}");
+    let report = host.stop();
+    assert!(report.contains("pool: no leaks"), "{report}");
+}

@@ -11,6 +11,9 @@
 #          at most reply-timeout-ms and get the default verdict; batches for the frozen
 #          observer are dropped and counted. After SIGCONT, guard's late replies are
 #          counted, not fatal, and the next batch tells watch how many events it missed.
+# Phase 3: the same rules as an asynchronous decider (portctl guard --mode async): creates
+#          are pended in the driver, requests arrive in batches, verdicts go back many per
+#          FilterSendMessage; events per message and verdicts per call are printed.
 # Then: final statistics, clean unload, pool leak report.
 #
 # Knobs: PORTFILTER_DEMO_CREATES (default 2000), PORTFILTER_DEMO_RATE (creates/s, 1000),
@@ -90,6 +93,29 @@ kill -INT "$guard" "$watch"
 wait "$guard" "$watch" || true
 grep -E '^-- ' "$work/watch.log" | tail -n 4 | sed 's/^/  watch | /'
 grep -E '^-- ' "$work/guard.log" | tail -n 4 | sed 's/^/  guard | /'
+
+say "Phase 3: the same rules, asynchronous: portctl guard --mode async; $creates creates"
+"$bin/portctl" config set reply-timeout-ms=1000 | grep reply-timeout | sed 's/^/  config | /'
+"$bin/portctl" guard --mode async --quiet --rules demo/rules.toml >"$work/guard-async.log" 2>&1 &
+guard_async=$!
+pids+=("$guard_async")
+for _ in $(seq 100); do
+    "$bin/portctl" stats --json 2>/dev/null | grep -q '"deciders":1' && break
+    sleep 0.1
+done
+"$bin/portfilter-sim" workload -n "$creates" --rate 0 -p 8 | sed 's/^/  workload | /'
+kill -INT "$guard_async"
+wait "$guard_async" || true
+grep -E '^-- ' "$work/guard-async.log" | tail -n 4 | sed 's/^/  guard --mode async | /'
+"$bin/portctl" stats --json | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+m = max(s["async_request_messages"], 1)
+v = max(s["verdict_messages"], 1)
+print("  driver | %d creates pended, %.1f events per request message, %.1f verdicts per FilterSendMessage, %d deadline defaults, %d late" % (
+    s["async_pended"], s["async_request_events"] / m, s["verdicts_applied"] / v,
+    s["async_deadline_defaults"], s["verdicts_late"]))
+'
 
 say "Unloading the driver (portfilter-sim stop): final statistics and leak report"
 before=$(wc -l <"$work/host.log")

@@ -27,7 +27,13 @@ pub enum PreCreate {
     /// Send the opened name to client slot 0 and wait for a reply; the reply's status
     /// (if STATUS_SUCCESS was returned by FltSendMessage) decides.
     Ask { timeout_100ns: i64 },
+    /// FLT_PREOP_PENDING; the callback data is left in [`PENDED`] for the test to
+    /// complete (`FltCompletePendedPreOperation`).
+    Pend,
 }
+
+/// The callback data of the last create `PreCreate::Pend` pended.
+pub static PENDED: AtomicPtr<FLT_CALLBACK_DATA> = AtomicPtr::new(null_mut());
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -627,6 +633,10 @@ unsafe extern "system" fn pre_create(
                     return FLT_PREOP_COMPLETE;
                 }
                 FLT_PREOP_SUCCESS_NO_CALLBACK
+            }
+            PreCreate::Pend => {
+                PENDED.store(data, Ordering::SeqCst);
+                FLT_PREOP_PENDING
             }
         }
     }

@@ -161,8 +161,8 @@ impl PendedQueue {
         result
     }
 
-    /// Initialises the callback data queue on first use with `instance`. False while
-    /// another thread is initialising it, or if `FltCbdqInitialize` failed.
+    /// Initialises the callback data queue on first use with `instance` (a concurrent
+    /// first use waits for it). False if `FltCbdqInitialize` failed.
     fn ensure_ready(&self, instance: PFLT_INSTANCE) -> bool {
         match self.ready.compare_exchange(
             NOT_READY,
@@ -171,7 +171,15 @@ impl PendedQueue {
             Ordering::Acquire,
         ) {
             Ok(_) => {}
-            Err(state) => return state == READY,
+            Err(READY) => return true,
+            Err(_) => {
+                // Another create is initialising it: FltCbdqInitialize only fills the
+                // queue header, so this wait is a few instructions long.
+                while self.ready.load(Ordering::Acquire) == INITIALIZING {
+                    core::hint::spin_loop();
+                }
+                return self.is_ready();
+            }
         }
         // SAFETY: the queue header is ours and not in use yet (guarded by `ready`); the
         // routines match the queue's contract.

@@ -50,6 +50,8 @@ struct Op {
     tid: u64,
     path: String,
     state: State,
+    /// The pre-create returned `FLT_PREOP_PENDING`.
+    pended: bool,
     terminated: bool,
     /// The queue holding it (address of the FLT_CALLBACK_DATA_QUEUE), if any.
     queue: Option<usize>,
@@ -82,6 +84,7 @@ pub(crate) fn begin(data: *mut FLT_CALLBACK_DATA, tid: u64, path: &str) {
                 tid,
                 path: path.to_owned(),
                 state: State::Open,
+                pended: false,
                 terminated: false,
                 queue: None,
             },
@@ -118,6 +121,13 @@ pub(crate) fn end_not_pended(data: *mut FLT_CALLBACK_DATA, pre: Option<i32>) {
 pub(crate) fn wait_completed(data: *mut FLT_CALLBACK_DATA) -> Option<FLT_PREOP_CALLBACK_STATUS> {
     let deadline = Instant::now() + PENDED_WAIT_LIMIT;
     let mut guard = TABLE.lock();
+    if let Some(op) = guard
+        .get_or_insert_with(Table::default)
+        .ops
+        .get_mut(&(data as usize))
+    {
+        op.pended = true;
+    }
     loop {
         let table = guard.get_or_insert_with(Table::default);
         match table.ops.get(&(data as usize)).map(|o| o.state) {
@@ -153,7 +163,9 @@ pub(crate) fn check_at_unregister() {
     let mut guard = TABLE.lock();
     let table = guard.get_or_insert_with(Table::default);
     for (&data, op) in &mut table.ops {
-        if op.state == State::Open {
+        // Creates still inside their pre-create are not pended (yet): unregistering waits
+        // for those callbacks as for any other.
+        if op.state == State::Open && (op.pended || op.queue.is_some()) {
             verifier::report(
                 rule::PENDED_NOT_COMPLETED_AT_UNLOAD,
                 format!(

@@ -87,10 +87,10 @@ fn port_name() -> Vec<u16> {
 }
 
 fn observer_context() -> [u8; 16] {
-    // pf_connect_context: header (magic "PF", version 2, kind 4, reserved 0), role 2.
+    // pf_connect_context: header (magic "PF", version 3, kind 4, reserved 0), role 2.
     let mut c = [0u8; 16];
     c[0..2].copy_from_slice(&0x4650u16.to_le_bytes());
-    c[2..4].copy_from_slice(&2u16.to_le_bytes());
+    c[2..4].copy_from_slice(&3u16.to_le_bytes());
     c[4..6].copy_from_slice(&4u16.to_le_bytes());
     c[8..12].copy_from_slice(&2u32.to_le_bytes());
     c
@@ -99,7 +99,7 @@ fn observer_context() -> [u8; 16] {
 fn command_header(kind: u16) -> [u64; 1] {
     let mut h = [0u8; 8];
     h[0..2].copy_from_slice(&0x4650u16.to_le_bytes());
-    h[2..4].copy_from_slice(&2u16.to_le_bytes());
+    h[2..4].copy_from_slice(&3u16.to_le_bytes());
     h[4..6].copy_from_slice(&kind.to_le_bytes());
     [u64::from_le_bytes(h)]
 }

@@ -1,7 +1,7 @@
 //! Decisions per second and create latency: request-reply versus the asynchronous decider
 //! with batched verdicts (a `harness = false` binary; not a timed test).
 //!
-//! Same decision logic in both modes (deny `*.tmp`, allow the rest). `THREADS` creating
+//! Same decision logic in both modes (deny `*.tmp`, allow the rest). N creating
 //! threads run creates back to back for a fixed time (throughput), then at an equal
 //! offered load (half of what request-reply reached; latency p50/p99). For the
 //! asynchronous mode it reports events per request message and verdicts per
@@ -27,7 +27,14 @@ use std::time::{Duration, Instant};
 
 const APP: u32 = 1000;
 const DECIDER: u32 = 2001;
-const THREADS: usize = 4;
+/// Creating threads (`PORTFILTER_BENCH_THREADS`, default 16; at least 4).
+fn threads() -> usize {
+    std::env::var("PORTFILTER_BENCH_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16usize)
+        .max(4)
+}
 
 fn decide(sequence: u64, name: &str) -> Verdict {
     if name.ends_with(".tmp") {
@@ -112,7 +119,7 @@ struct Run {
 fn drive(duration: Duration, interval: Option<Duration>) -> Run {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
-    let threads: Vec<_> = (0..THREADS)
+    let threads: Vec<_> = (0..threads())
         .map(|t| {
             let stop = Arc::clone(&stop);
             std::thread::spawn(move || {
@@ -127,7 +134,7 @@ fn drive(duration: Duration, interval: Option<Duration>) -> Run {
                         }
                         next += iv;
                     }
-                    let ext = if i % 5 == 0 { "tmp" } else { "txt" };
+                    let ext = if i.is_multiple_of(5) { "tmp" } else { "txt" };
                     let req = CreateRequest::new(&format!(r"C:\bench\t{t}\f{i}.{ext}")).pid(APP);
                     let t0 = Instant::now();
                     let _ = fltsim::create(&req);
@@ -182,7 +189,10 @@ fn measure(
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let duration = Duration::from_millis(if quick { 300 } else { 2_000 });
-    println!("== decisions/s: {THREADS} creating threads, back to back ==");
+    println!(
+        "== decisions/s: {} creating threads, back to back ==",
+        threads()
+    );
     let mut rate = [0.0f64; 2];
     for (k, mode) in [Mode::RequestReply, Mode::AsyncBatched]
         .into_iter()
@@ -214,9 +224,12 @@ fn main() {
 
     // Equal offered load: half of request-reply's throughput, spread over the threads.
     let offered = (rate[0] / 2.0).max(100.0);
-    let interval = Duration::from_secs_f64(THREADS as f64 / offered);
+    let interval = Duration::from_secs_f64(threads() as f64 / offered);
     println!();
-    println!("== latency at equal offered load: {offered:.0} creates/s over {THREADS} threads ==");
+    println!(
+        "== latency at equal offered load: {offered:.0} creates/s over {} threads ==",
+        threads()
+    );
     for mode in [Mode::RequestReply, Mode::AsyncBatched] {
         let (run, _) = measure(mode, duration, Some(interval));
         println!(

@@ -68,18 +68,8 @@ fn wait_ms(state: &DriverState) -> u32 {
 }
 
 fn fill(state: &DriverState, batch: &mut Batch, carry: &mut Option<EventMessage>) {
-    loop {
-        let Some(event) = carry.take().or_else(|| state.requests.pop()) else {
-            return;
-        };
-        if !batch.try_push(event.record()) {
-            if batch.count() == 0 {
-                continue;
-            }
-            *carry = Some(event);
-            return;
-        }
-    }
+    let unfit = crate::deliver::worker::fill_from(&state.requests, batch, carry);
+    state.stats.add(Counter::QueueDropped, unfit);
 }
 
 /// Sends the batch to the asynchronous decider; if nobody takes it, its creates get the

@@ -204,18 +204,31 @@ unsafe extern "system" fn worker_main(context: *mut c_void) {
 /// Moves events from the queue (after the carried one) into the batch until it is full or
 /// the queue is empty.
 fn fill(state: &DriverState, batch: &mut Batch, carry: &mut Option<EventMessage>) {
+    let unfit = fill_from(&state.queue, batch, carry);
+    state.stats.add(Counter::QueueDropped, unfit);
+}
+
+/// Moves events from `queue` (after the carried one) into `batch` until it is full or the
+/// queue is empty; an event that does not fit is carried to the next batch. Returns how
+/// many events were dropped because they fit no batch at all (cannot happen: a batch
+/// holds the largest event; counted rather than spun on).
+pub(crate) fn fill_from(
+    queue: &crate::deliver::queue::EventQueue,
+    batch: &mut Batch,
+    carry: &mut Option<EventMessage>,
+) -> u64 {
+    let mut unfit = 0;
     loop {
-        let Some(event) = carry.take().or_else(|| state.queue.pop()) else {
-            return;
+        let Some(event) = carry.take().or_else(|| queue.pop()) else {
+            return unfit;
         };
         if !batch.try_push(event.record()) {
             if batch.count() == 0 {
-                // Cannot happen (a batch holds the largest event); do not spin on it.
-                state.stats.bump(Counter::QueueDropped);
+                unfit += 1;
                 continue;
             }
             *carry = Some(event);
-            return;
+            return unfit;
         }
     }
 }

@@ -255,6 +255,13 @@ impl Host {
     }
 }
 
+/// One JSON value per line of `out`.
+fn json_lines(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).expect(l))
+        .collect()
+}
+
 #[test]
 fn portctl_drives_the_hosted_driver_through_the_shim() {
     let host = Host::start();
@@ -342,10 +349,7 @@ fn portctl_drives_the_hosted_driver_through_the_shim() {
     let status = guard.wait_exit(WAIT);
     assert_eq!(status.code(), Some(0), "{}", guard.stderr());
     let out = guard.stdout();
-    let lines: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).expect(l))
-        .collect();
+    let lines = json_lines(&out);
     let decisions: Vec<(&str, &str)> = lines
         .iter()
         .filter(|v| v["type"] == "event")
@@ -496,10 +500,7 @@ fn portctl_guard_async_answers_pended_creates_in_batches() {
     let status = guard.wait_exit(WAIT);
     assert_eq!(status.code(), Some(0), "{}", guard.stderr());
     let out = guard.stdout();
-    let lines: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).expect(l))
-        .collect();
+    let lines = json_lines(&out);
     let verdicts: Vec<&str> = lines
         .iter()
         .filter(|v| v["type"] == "event")

@@ -7,12 +7,16 @@
  * the decider it answers each request with the verdict given on the command line
  * ("none" receives requests and never answers: the driver applies its default verdict
  * after its reply timeout, or at once if this process dies).
+ * With --decide-async it is the asynchronous decider (protocol version 3): the driver
+ * pends each create and sends the requests in batches; the client answers a whole batch
+ * with one FilterSendMessage (PF_KIND_VERDICT_BATCH) and prints the driver's counts.
  *
  * Build on Linux against the simulator (see Makefile / README.md):
  *   cc -std=c11 -I../../include client.c -L<dir of libfltlib.so> -lfltlib -o client
  * On Windows the same file builds with <fltuser.h> and FltLib.lib (see fltlib_decl.h).
  *
- * Usage: client [-n EVENTS] [--decide allow|deny|none] [--port NAME]
+ * Usage: client [-n EVENTS] [--decide allow|deny|none] [--decide-async allow|deny]
+ *               [--port NAME]
  * Exit status: 0 done, 1 a call failed, 2 usage, 3 connect failed.
  */
 #include <inttypes.h>
@@ -27,10 +31,12 @@ enum decide { OBSERVE, ALLOW, DENY, SILENT };
 
 /* 8-aligned buffers: the driver refuses misaligned command buffers. */
 static uint64_t g_message[(PF_GET_MESSAGE_BUFFER_BYTES + 7) / 8];
+static uint64_t g_verdicts[(PF_MAX_VERDICT_BATCH_BYTES + 7) / 8];
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: client [-n EVENTS] [--decide allow|deny|none] [--port NAME]\n");
+    fprintf(stderr, "usage: client [-n EVENTS] [--decide allow|deny|none] "
+                    "[--decide-async allow|deny] [--port NAME]\n");
     return 2;
 }
 
@@ -99,10 +105,42 @@ static HRESULT reply(HANDLE port, uint64_t message_id, uint64_t sequence, uint32
     return FilterReplyMessage(port, (PFILTER_REPLY_HEADER)&r, PF_VERDICT_REPLY_BYTES);
 }
 
+/* Answers every pended request of a batch with one FilterSendMessage. */
+static HRESULT answer_batch(HANDLE port, const uint64_t *sequences, uint32_t count,
+                            uint32_t verdict)
+{
+    pf_verdict_batch *b = (pf_verdict_batch *)g_verdicts;
+    pf_verdict_entry *e = (pf_verdict_entry *)((uint8_t *)g_verdicts + PF_VERDICT_BATCH_HEADER_BYTES);
+    memset(b, 0, sizeof *b);
+    b->header.magic = PF_MAGIC;
+    b->header.version = PF_PROTOCOL_VERSION;
+    b->header.kind = PF_KIND_VERDICT_BATCH;
+    b->count = count;
+    for (uint32_t i = 0; i < count; i++) {
+        e[i].sequence = sequences[i];
+        e[i].verdict = verdict;
+        e[i].status = 0;
+    }
+    uint64_t reply_words[(PF_VERDICT_BATCH_REPLY_BYTES + 7) / 8];
+    DWORD got = 0;
+    HRESULT hr = FilterSendMessage(port, b, PF_VERDICT_BATCH_HEADER_BYTES + count * PF_VERDICT_ENTRY_BYTES,
+                                   reply_words, sizeof reply_words, &got);
+    if (SUCCEEDED(hr) && got == PF_VERDICT_BATCH_REPLY_BYTES) {
+        const pf_verdict_batch_reply *r = (const pf_verdict_batch_reply *)reply_words;
+        printf("verdict batch: %" PRIu32 " sent, %" PRIu32 " applied, %" PRIu32 " late, %" PRIu32
+               " unknown, %" PRIu32 " invalid\n",
+               count, r->applied, r->late, r->unknown, r->invalid);
+    } else {
+        printf("verdict batch failed: HRESULT 0x%08" PRIX32 "\n", (uint32_t)hr);
+    }
+    return hr;
+}
+
 int main(int argc, char **argv)
 {
     long wanted = 10;
     enum decide decide = OBSERVE;
+    int asynchronous = 0;
     const char *port_name = "\\PortFilterPort";
 
     for (int i = 1; i < argc; i++) {
@@ -117,6 +155,13 @@ int main(int argc, char **argv)
             if (decide == OBSERVE) {
                 return usage();
             }
+        } else if (strcmp(argv[i], "--decide-async") == 0 && i + 1 < argc) {
+            const char *d = argv[++i];
+            decide = strcmp(d, "allow") == 0 ? ALLOW : strcmp(d, "deny") == 0 ? DENY : OBSERVE;
+            if (decide == OBSERVE) {
+                return usage();
+            }
+            asynchronous = 1;
         } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
             port_name = argv[++i];
         } else {
@@ -141,6 +186,7 @@ int main(int argc, char **argv)
     ctx.header.version = PF_PROTOCOL_VERSION;
     ctx.header.kind = PF_KIND_CONNECT;
     ctx.role = decide == OBSERVE ? PF_ROLE_OBSERVER : PF_ROLE_DECIDER;
+    ctx.flags = asynchronous ? PF_CONNECT_FLAG_ASYNC : 0;
 
     HANDLE port = INVALID_HANDLE_VALUE;
     HRESULT hr = FilterConnectCommunicationPort(name, 0, &ctx, sizeof ctx, NULL, &port);
@@ -148,7 +194,8 @@ int main(int argc, char **argv)
         printf("connect failed: HRESULT 0x%08" PRIX32 "\n", (uint32_t)hr);
         return 3;
     }
-    printf("connected to %s as %s\n", port_name, decide == OBSERVE ? "observer" : "decider");
+    printf("connected to %s as %s\n", port_name,
+           decide == OBSERVE ? "observer" : asynchronous ? "asynchronous decider" : "decider");
 
     uint64_t hello_words[(PF_HELLO_REPLY_BYTES + 7) / 8];
     DWORD got = 0;
@@ -210,14 +257,22 @@ int main(int argc, char **argv)
             printf("batch: %" PRIu32 " event(s), %" PRIu32 " dropped before\n", b->count,
                    b->dropped_before);
             unsigned off = PF_BATCH_HEADER_BYTES;
+            static uint64_t pended[PF_MAX_BATCH_EVENTS];
+            uint32_t n_pended = 0;
             for (uint32_t i = 0; i < b->count && off + PF_EVENT_FIXED_BYTES <= room; i++) {
                 const pf_event_record *r = (const pf_event_record *)(payload + off);
                 if (r->record_len < PF_EVENT_FIXED_BYTES || off + r->record_len > room) {
                     break;
                 }
                 print_record(r, r->record_len);
+                if ((r->flags & PF_EVENT_FLAG_PENDED) && n_pended < PF_MAX_BATCH_EVENTS) {
+                    pended[n_pended++] = r->sequence;
+                }
                 seen++;
                 off += r->record_len;
+            }
+            if (n_pended > 0) {
+                answer_batch(port, pended, n_pended, decide == DENY ? PF_VERDICT_DENY : PF_VERDICT_ALLOW);
             }
         } else {
             printf("unexpected message kind %u\n", h->kind);

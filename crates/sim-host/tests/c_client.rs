@@ -106,6 +106,34 @@ fn c_decider_denies_and_the_create_fails() {
 }
 
 #[test]
+fn c_async_decider_answers_a_batch_with_one_send_message() {
+    let host = Host::start(&[]);
+    let client = Proc::spawn(
+        host.command(c_client())
+            .args(["-n", "1", "--decide-async", "deny"]),
+    );
+    client.wait_for("ready");
+    let out = host.sim(&["create", r"C:\temp\pended.exe"]);
+    assert_eq!(out.status.code(), Some(1), "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("0xC0000022 STATUS_ACCESS_DENIED"),
+        "{}",
+        out.stdout
+    );
+    client.wait_for("done: 1 event(s)");
+    let stdout = client.stdout();
+    assert!(stdout.contains("as asynchronous decider"), "{stdout}");
+    assert!(
+        stdout.contains("verdict batch: 1 sent, 1 applied, 0 late, 0 unknown, 0 invalid"),
+        "{stdout}"
+    );
+    let (status, report) = host.stop();
+    assert!(status.success(), "{report}");
+    assert_eq!(counter(&report, "verdicts_applied"), 1, "{report}");
+    assert_eq!(counter(&report, "async_pended"), 1, "{report}");
+}
+
+#[test]
 fn c_client_without_a_host_gets_port_not_found() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(

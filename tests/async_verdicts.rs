@@ -417,3 +417,42 @@ fn verdicts_racing_deadlines_complete_each_create_once() {
     // Verifier: no pended create completed twice.
     sim.unload_and_check_pool();
 }
+
+#[test]
+fn unsafe_context_and_the_deciders_own_creates_are_never_pended() {
+    let sim = Sim::start();
+    let control = connect(3001, Role::Control);
+    control.set_config(&config_with(|c| c.default_verdict = Decision::Deny));
+    let decider = async_decider(DECIDER);
+    // A top-level IRP: the requestor may hold file-system resources: not held.
+    let started = Instant::now();
+    let unsafe_create = fltsim::create(
+        &CreateRequest::new(r"C:\work\cache.txt")
+            .pid(APP)
+            .top_level_irp(),
+    );
+    assert_eq!(
+        unsafe_create.status, STATUS_ACCESS_DENIED,
+        "default verdict at once"
+    );
+    let guarded = fltsim::create(
+        &CreateRequest::new(r"C:\work\guarded.txt")
+            .pid(APP)
+            .apcs_disabled(),
+    );
+    assert_eq!(guarded.status, STATUS_ACCESS_DENIED);
+    // The decider's own create: never held, allowed.
+    let own = fltsim::create(&CreateRequest::new(r"C:\work\own.txt").pid(DECIDER));
+    assert_eq!(own.status, STATUS_SUCCESS);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "nothing waited"
+    );
+    let stats = control.stats();
+    assert_eq!(stats.async_pended, 0);
+    assert_eq!(stats.unsafe_context, 2);
+    assert!(stats.self_excluded >= 1);
+    decider.close();
+    control.close();
+    sim.unload_and_check_pool();
+}

@@ -35,7 +35,7 @@ const ALLOWED_MODULES: [&str; 3] = ["ntoskrnl.exe", "fltmgr.sys", "hal.dll"];
 
 /// Filter Manager routines the finished driver must import (issue #2, part 4): the
 /// registration and port lifecycle and the pre-create path.
-const REQUIRED_FLT_IMPORTS: [&str; 12] = [
+const REQUIRED_FLT_IMPORTS: [&str; 17] = [
     "FltRegisterFilter",
     "FltStartFiltering",
     "FltUnregisterFilter",
@@ -48,6 +48,12 @@ const REQUIRED_FLT_IMPORTS: [&str; 12] = [
     "FltGetFileNameInformation",
     "FltReleaseFileNameInformation",
     "FltGetRequestorProcessId",
+    // The asynchronous decider (issue #12): pended creates in a cancel-safe queue.
+    "FltCbdqInitialize",
+    "FltCbdqInsertIo",
+    "FltCbdqRemoveNextIo",
+    "FltCbdqDisable",
+    "FltCompletePendedPreOperation",
 ];
 
 /// What the SEH helper `src/glue/usercopy.c` brings in.
@@ -56,8 +62,14 @@ const REQUIRED_SEH_IMPORTS: [&str; 3] = ["ProbeForRead", "ProbeForWrite", "__C_s
 /// Kernel routines the create path and the logging need from ntoskrnl.exe: the checks
 /// for creates that must not be held, and `DbgPrintEx` (whose error level shows under the
 /// default debug-print filter, unlike `DbgPrint`, which the image must not import).
-const REQUIRED_KERNEL_IMPORTS: [&str; 3] =
-    ["IoGetTopLevelIrp", "KeAreAllApcsDisabled", "DbgPrintEx"];
+const REQUIRED_KERNEL_IMPORTS: [&str; 5] = [
+    "IoGetTopLevelIrp",
+    "KeAreAllApcsDisabled",
+    "DbgPrintEx",
+    // The cancel-safe queue's lock (the cancel path runs at DISPATCH_LEVEL).
+    "KeAcquireSpinLockRaiseToDpc",
+    "KeReleaseSpinLock",
+];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

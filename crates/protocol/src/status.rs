@@ -130,7 +130,7 @@ pub const KNOWN_STATUSES: [StatusInfo; 21] = [
         STATUS_ACCESS_DENIED,
         "STATUS_ACCESS_DENIED",
         0x8007_0005,
-        "access denied (not an administrator, or the create was denied)",
+        "access denied (not an administrator, the create was denied, or a VerdictBatch from a connection that is not the asynchronous decider)",
     ),
     info(
         STATUS_BUFFER_TOO_SMALL,

@@ -359,7 +359,7 @@ impl Runner {
             self.notify(&LinkChange::Connected(connected));
             match self.serve(connection, generation, before) {
                 Served::Stopped(stats) => {
-                    driver_stats = stats;
+                    driver_stats = stats.map(|stats| *stats);
                     break SessionEnd::Stopped;
                 }
                 Served::Failed(error) => break SessionEnd::Failed(error),
@@ -434,7 +434,7 @@ impl Runner {
         let (reason, stats) = engine.wait();
         add_stats(&mut self.shared.state.lock().totals, &stats);
         if reason == EndReason::Stopped {
-            return Served::Stopped(connection.stats().ok());
+            return Served::Stopped(connection.stats().ok().map(Box::new));
         }
         // Close our handle before anything else happens (the handler may still hold
         // reply tokens that keep the connection alive; a decider then retries until
@@ -534,7 +534,7 @@ impl Runner {
 /// How one connection ended.
 enum Served {
     /// Stopped, with the driver's counters read just before closing.
-    Stopped(Option<Stats>),
+    Stopped(Option<Box<Stats>>),
     /// The connection closed.
     Disconnected { last_sequence: Option<u64> },
     /// The engine could not start.
@@ -549,13 +549,20 @@ fn log_connected(connected: &Connected) {
             protocol = hello.protocol_version,
             "connected to the driver"
         ),
+        Some(outage) if connected.generation == 1 => tracing::info!(
+            connection = connected.generation,
+            protocol = hello.protocol_version,
+            after_ms = u64::try_from(outage.duration.as_millis()).unwrap_or(u64::MAX),
+            attempts = outage.attempts,
+            "connected to the driver after waiting for it"
+        ),
         Some(outage) => tracing::warn!(
             connection = connected.generation,
             protocol = hello.protocol_version,
             after_ms = u64::try_from(outage.duration.as_millis()).unwrap_or(u64::MAX),
             attempts = outage.attempts,
             last_sequence_before = outage.last_sequence_before,
-            "connected to the driver; events during the outage were not delivered (their number is not known: a reload restarts the driver's sequence numbers)"
+            "connected to the driver again; events during the outage were not delivered (their number is not known: a reload restarts the driver's sequence numbers)"
         ),
     }
 }

@@ -74,7 +74,7 @@ pub fn print_link(output: &Output, change: &LinkChange) {
         }
         LinkChange::Waiting(waiting) => {
             let human = format!(
-                "-- waiting for the driver ({} attempts, {}): {}",
+                "-- waiting for the driver (attempt {}, {}): {}",
                 waiting.attempts,
                 seconds(waiting.elapsed),
                 waiting.error

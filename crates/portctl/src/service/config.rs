@@ -489,6 +489,21 @@ mod tests {
     }
 
     #[test]
+    fn the_default_dependency_is_the_service_driver_inf_installs() {
+        let inf =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../driver.inf"))
+                .expect("driver.inf");
+        let names: Vec<&str> = inf
+            .lines()
+            .filter_map(|line| {
+                let (key, value) = line.split_once('=')?;
+                (key.trim() == "ServiceName").then(|| value.trim().trim_matches('"'))
+            })
+            .collect();
+        assert_eq!(names, [DEFAULT_DRIVER_SERVICE]);
+    }
+
+    #[test]
     fn user_writable_locations_are_flagged() {
         let registration = install(&[
             "portctl",

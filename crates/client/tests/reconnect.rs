@@ -426,33 +426,12 @@ fn a_newer_driver_after_the_reload_ends_the_session_without_retrying() {
 /// `\PortFilterPort` and refuses every connect with `STATUS_REVISION_MISMATCH`, as the
 /// driver does for a connection context of another version.
 mod newer_driver {
-    use portfilter_bindings::*;
+    use crate::common::stand_in;
+    use portfilter_bindings::{NTSTATUS, PFLT_PORT, STATUS_REVISION_MISMATCH};
     use std::ffi::c_void;
-    use std::ptr::null_mut;
-    use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+    use std::sync::atomic::{AtomicU32, Ordering};
 
-    static FILTER: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
-    static PORT: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
     static CONNECTS: AtomicU32 = AtomicU32::new(0);
-
-    static REGISTRATION: FLT_REGISTRATION = FLT_REGISTRATION {
-        Size: size_of::<FLT_REGISTRATION>() as u16,
-        Version: FLT_REGISTRATION_VERSION,
-        Flags: 0,
-        ContextRegistration: std::ptr::null(),
-        OperationRegistration: std::ptr::null(),
-        FilterUnloadCallback: Some(unload),
-        InstanceSetupCallback: None,
-        InstanceQueryTeardownCallback: None,
-        InstanceTeardownStartCallback: None,
-        InstanceTeardownCompleteCallback: None,
-        GenerateFileNameCallback: std::ptr::null(),
-        NormalizeNameComponentCallback: std::ptr::null(),
-        NormalizeContextCleanupCallback: std::ptr::null(),
-        TransactionNotificationCallback: std::ptr::null(),
-        NormalizeNameComponentExCallback: std::ptr::null(),
-        SectionNotificationCallback: std::ptr::null(),
-    };
 
     pub fn connects() -> u32 {
         CONNECTS.load(Ordering::SeqCst)
@@ -460,87 +439,13 @@ mod newer_driver {
 
     pub fn load() {
         CONNECTS.store(0, Ordering::SeqCst);
-        fltsim::load_driver(driver_entry).expect("newer driver loads");
-    }
-
-    unsafe extern "system" fn driver_entry(
-        driver: PDRIVER_OBJECT,
-        _path: *const UNICODE_STRING,
-    ) -> NTSTATUS {
-        let mut filter = null_mut();
-        // SAFETY: the model's driver object and a static registration.
-        let status = unsafe { FltRegisterFilter(driver, &REGISTRATION, &mut filter) };
-        if !nt_success(status) {
-            return status;
-        }
-        FILTER.store(filter, Ordering::SeqCst);
-        let mut sd: PSECURITY_DESCRIPTOR = null_mut();
-        // SAFETY: a valid out pointer.
-        let status = unsafe { FltBuildDefaultSecurityDescriptor(&mut sd, FLT_PORT_ALL_ACCESS) };
-        if !nt_success(status) {
-            // SAFETY: the filter registered above.
-            unsafe { FltUnregisterFilter(filter) };
-            return status;
-        }
-        let mut name: Vec<u16> = "\\PortFilterPort".encode_utf16().collect();
-        let bytes = (name.len() * 2) as u16;
-        let us = UNICODE_STRING {
-            Length: bytes,
-            MaximumLength: bytes,
-            Buffer: name.as_mut_ptr(),
-        };
-        let attributes = OBJECT_ATTRIBUTES {
-            Length: size_of::<OBJECT_ATTRIBUTES>() as u32,
-            RootDirectory: null_mut(),
-            ObjectName: &us,
-            Attributes: OBJ_KERNEL_HANDLE | OBJ_CASE_INSENSITIVE,
-            SecurityDescriptor: sd,
-            SecurityQualityOfService: null_mut(),
-        };
-        let mut port = null_mut();
-        // SAFETY: valid attributes (name and descriptor live across the call), callbacks
-        // with the documented signatures.
-        let status = unsafe {
-            FltCreateCommunicationPort(
-                filter,
-                &mut port,
-                &attributes,
-                null_mut(),
-                on_connect,
-                on_disconnect,
-                None,
-                1,
-            )
-        };
-        // SAFETY: the descriptor built above, no longer needed.
-        unsafe { FltFreeSecurityDescriptor(sd) };
-        if !nt_success(status) {
-            // SAFETY: the filter registered above.
-            unsafe { FltUnregisterFilter(filter) };
-            return status;
-        }
-        PORT.store(port, Ordering::SeqCst);
-        // SAFETY: the registered filter.
-        let status = unsafe { FltStartFiltering(filter) };
-        if !nt_success(status) {
-            // SAFETY: the port and filter created above.
-            unsafe {
-                FltCloseCommunicationPort(port);
-                FltUnregisterFilter(filter);
-            }
-        }
-        status
-    }
-
-    unsafe extern "system" fn unload(_flags: u32) -> NTSTATUS {
-        let port = PORT.swap(null_mut(), Ordering::SeqCst);
-        if !port.is_null() {
-            // SAFETY: the server port created in driver_entry, closed once.
-            unsafe { FltCloseCommunicationPort(port) };
-        }
-        // SAFETY: the filter registered in driver_entry.
-        unsafe { FltUnregisterFilter(FILTER.swap(null_mut(), Ordering::SeqCst)) };
-        STATUS_SUCCESS
+        stand_in::load(stand_in::Ports {
+            name: "\\PortFilterPort",
+            connect: on_connect,
+            disconnect: on_disconnect,
+            notify: None,
+            max_connections: 1,
+        });
     }
 
     unsafe extern "system" fn on_connect(

@@ -269,6 +269,49 @@ fn a_newer_driver_after_the_reload_is_exit_6_after_one_attempt() {
 }
 
 #[test]
+fn watch_can_wait_for_a_driver_that_is_not_loaded_yet() {
+    let mut host = Host::not_serving();
+    // With a limit and no driver ever: "not loaded", as without waiting (exit 3).
+    let started = Instant::now();
+    let mut gives_up = Proc::spawn(host.command(&portctl_bin()).args([
+        "watch",
+        "--wait-for-driver",
+        "--reconnect-limit",
+        "0.5",
+    ]));
+    assert_eq!(
+        gives_up.wait_exit(WAIT).code(),
+        Some(3),
+        "{}",
+        gives_up.stderr()
+    );
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    assert!(
+        gives_up.stderr().contains("0x80070002"),
+        "{}",
+        gives_up.stderr()
+    );
+
+    let mut watch = Proc::spawn(host.command(&portctl_bin()).args([
+        "watch",
+        "--json",
+        "--wait-for-driver",
+        "--count",
+        "1",
+    ]));
+    watch.wait_for_count("\"type\":\"waiting\"", 1);
+    host.serve_again();
+    host.wait_counter("observers", 1);
+    assert_eq!(host.create(r"C:\late\first.txt").code, Some(0));
+    assert_eq!(watch.wait_exit(WAIT).code(), Some(0), "{}", watch.stderr());
+    let connected = &lines_of(&watch, "connected")[0];
+    assert_eq!(connected["connection"], 1);
+    assert!(connected["last_sequence_before"].is_null(), "{connected}");
+    assert_eq!(lines_of(&watch, "event").len(), 1);
+    host.stop();
+}
+
+#[test]
 fn the_service_runs_guard_in_a_console_waits_for_the_driver_and_survives_a_reload() {
     // The driver is not loaded yet: the service waits for it.
     let mut host = Host::not_serving();

@@ -375,8 +375,8 @@ Step -Name 'service uninstall (portctl service uninstall)' -Needs @($GuardServic
         Start-Sleep -Milliseconds 250
     }
     $gone = -not (Get-Service -Name $GuardServiceName -ErrorAction SilentlyContinue)
-    $logged = (Test-Path $GuardServiceLog) -and
-        ((Get-Content -Path $GuardServiceLog -Raw) -match 'state=stopped')
+    $logged = ((Test-Path $GuardServiceLog) -and
+        ((Get-Content -Path $GuardServiceLog -Raw) -match 'state=stopped'))
     Write-Host "      service removed: $gone; log file records the stop: $logged"
     $gone -and $logged
 }

@@ -159,12 +159,17 @@ pub fn run_console(config: &ServiceConfig) -> Result<(), Failure> {
     let log = open_log(config)?;
     init_logging(log.as_ref());
     let stop = crate::run::interrupt_flag();
-    run(config, log.as_ref(), stop, &mut |status: &Status| {
-        tracing::info!(
-            state = %status.phase,
-            checkpoint = status.checkpoint,
-            exit = %status.exit,
-            "service state"
-        );
-    })
+    run(config, log.as_ref(), stop, &mut log_status)
+}
+
+/// Logs a status report (`service state state=running checkpoint=0 exit=success`): the
+/// console run's only report, and the service's record of what it told the service
+/// control manager.
+pub fn log_status(status: &Status) {
+    tracing::info!(
+        state = %status.phase,
+        checkpoint = status.checkpoint,
+        exit = %status.exit,
+        "service state"
+    );
 }

@@ -358,6 +358,7 @@ fn service_main(_arguments: Vec<OsString>) {
         }
     };
     let mut report = |status: &Status| {
+        runner::log_status(status);
         if let Err(error) = status_handle.set_service_status(to_windows(status)) {
             tracing::error!(
                 "cannot report the service state: {}",

@@ -91,8 +91,11 @@ impl Connection {
     ///
     /// # Errors
     /// [`Error::Disconnected`], [`Error::VersionMismatch`], [`Error::Call`],
-    /// [`Error::Protocol`].
+    /// [`Error::Protocol`]; [`Error::SynchronousHandleBusy`] on a synchronous connection
+    /// where another thread is receiving.
     pub fn ping(&self) -> Result<Pong> {
+        const OP: &str = "FilterSendMessage(Hello)";
+        let _turn = self.turn(OP, false)?;
         let start = Instant::now();
         let hello = hello(self.port())?;
         Ok(Pong {
@@ -107,6 +110,7 @@ impl Connection {
     /// As [`ping`](Self::ping).
     pub fn stats(&self) -> Result<Stats> {
         const OP: &str = "FilterSendMessage(GetStats)";
+        let _turn = self.turn(OP, false)?;
         let output = call(
             self.port(),
             OP,
@@ -122,6 +126,7 @@ impl Connection {
     /// As [`ping`](Self::ping).
     pub fn config(&self) -> Result<Config> {
         const OP: &str = "FilterSendMessage(GetConfig)";
+        let _turn = self.turn(OP, false)?;
         let output = call(
             self.port(),
             OP,
@@ -139,6 +144,7 @@ impl Connection {
     /// [`Error::Call`] with `0x80070057`).
     pub fn set_config(&self, config: &Config) -> Result<Config> {
         const OP: &str = "FilterSendMessage(SetConfig)";
+        let _turn = self.turn(OP, false)?;
         let mut input = vec![0u8; CONFIG_MAX_BYTES];
         let len = config
             .encode(Command::SetConfig, &mut input)

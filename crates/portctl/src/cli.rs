@@ -12,6 +12,9 @@ Exit codes:
   4  access denied: run elevated (0x80070005)
   5  port busy: connection limit (0x800704D6) or another decider (0x80070020)
   6  protocol version mismatch between portctl and the driver
+  7  portctl stopped on an internal error (a panic, e.g. in a rule handler); one line
+     `portctl: fatal: …` says what and where. A guard that stops leaves creates to the
+     driver's default verdict (config default-verdict) until a decider connects again
 
 Errors are printed on stderr as one line: `portctl: error: … HRESULT 0x80070002 (meaning)`.
 On Linux, portctl reaches the driver hosted by `portfilter-sim` (socket path in
@@ -115,6 +118,10 @@ pub struct RunArgs {
     /// Worker threads on the completion port.
     #[arg(long, default_value_t = 2, value_name = "M", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub workers: u16,
+    /// Test hook (hidden; docs/portctl.md): the event handler panics on the first event
+    /// whose name contains TEXT, to check how a real build stops (exit code 7).
+    #[arg(long, value_name = "TEXT", hide = true)]
+    pub test_panic_on: Option<String>,
 }
 
 /// `--default`.

@@ -15,6 +15,9 @@ pub const ACCESS_DENIED: u8 = 4;
 pub const BUSY: u8 = 5;
 /// Exit code: protocol version mismatch.
 pub const VERSION: u8 = 6;
+/// Exit code: portctl stopped on an internal error (a panic, e.g. in a rule handler);
+/// see `fatal`.
+pub const PANIC: u8 = 7;
 
 /// Why portctl failed.
 #[derive(Debug)]

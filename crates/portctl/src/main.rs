@@ -10,12 +10,14 @@ use fltlib_shim as _;
 
 mod cli;
 mod exit;
+mod fatal;
 mod run;
 
 use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    fatal::install();
     let cli = cli::Cli::parse();
     init_logging(cli.verbose);
     match run::run(&cli) {

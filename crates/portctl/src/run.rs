@@ -9,6 +9,7 @@ use portfilter_client::settings::{ConfigView, apply_setting, stats_json};
 use portfilter_client::watch::Watch;
 use portfilter_client::{
     ConnectOptions, Connection, EndReason, Engine, EngineOptions, EngineStats, Handler, Role,
+    Verdict,
 };
 use serde::Serialize;
 use std::path::Path;
@@ -275,8 +276,76 @@ fn start(
     handler: Arc<dyn Handler>,
     run: &RunArgs,
 ) -> Result<Engine, Failure> {
+    let handler: Arc<dyn Handler> = match &run.test_panic_on {
+        Some(text) => {
+            eprintln!(
+                "portctl: test hook: the handler panics on an event whose name contains {text:?} \
+                 (panic strategy of this build: {})",
+                if cfg!(panic = "abort") {
+                    "abort"
+                } else {
+                    "unwind"
+                }
+            );
+            Arc::new(PanicOn {
+                inner: handler,
+                text: text.clone(),
+            })
+        }
+        None => handler,
+    };
     let connection = Arc::new(Connection::connect(role, options)?);
+    crate::fatal::set_consequence(if role == Role::Decider {
+        crate::fatal::DECIDER_STOPS
+    } else {
+        crate::fatal::OBSERVER_STOPS
+    });
     Ok(Engine::start(connection, handler, engine_options(run))?)
+}
+
+/// `--test-panic-on`: a handler that panics on the first event whose name contains
+/// `text` (and otherwise is `inner`).
+struct PanicOn {
+    inner: Arc<dyn Handler>,
+    text: String,
+}
+
+impl PanicOn {
+    fn check(&self, event: &portfilter_client::protocol::EventView<'_>) {
+        let name = event.name.to_string();
+        assert!(
+            !name.contains(&self.text),
+            "test hook --test-panic-on: the handler panicked on {name}"
+        );
+    }
+}
+
+impl Handler for PanicOn {
+    fn on_event(&self, event: &portfilter_client::protocol::EventView<'_>) -> Verdict {
+        self.check(event);
+        self.inner.on_event(event)
+    }
+
+    fn on_request(
+        &self,
+        event: &portfilter_client::protocol::EventView<'_>,
+        reply: portfilter_client::PendingReply,
+    ) {
+        self.check(event);
+        self.inner.on_request(event, reply);
+    }
+
+    fn on_drops(&self, dropped: u32) {
+        self.inner.on_drops(dropped);
+    }
+
+    fn on_end(&self, reason: EndReason) {
+        self.inner.on_end(reason);
+    }
+
+    fn on_malformed(&self, error: &portfilter_client::protocol::Error) {
+        self.inner.on_malformed(error);
+    }
 }
 
 fn watch(options: &ConnectOptions, format: Format, run: &RunArgs) -> Result<(), Failure> {

@@ -14,6 +14,9 @@ Exit codes:
   6  protocol version mismatch between portctl and the driver (also after a reload)
   7  watch/guard: the driver went away and portctl stopped (--no-reconnect, or it did
      not come back within --reconnect-limit); by default they reconnect
+  8  portctl stopped on an internal error (a panic, e.g. in a rule handler); one line
+     `portctl: fatal: …` says what and where. A guard that stops leaves creates to the
+     driver's default verdict (config default-verdict) until a decider connects again
 
 Errors are printed on stderr as one line: `portctl: error: … HRESULT 0x80070002 (meaning)`.
 On Linux, portctl reaches the driver hosted by `portfilter-sim` (socket path in
@@ -139,6 +142,10 @@ pub struct RunArgs {
     /// If the driver is not loaded at start, wait for it (default: exit status 3).
     #[arg(long)]
     pub wait_for_driver: bool,
+    /// Test hook (hidden; docs/portctl.md): the event handler panics on the first event
+    /// whose name contains TEXT, to check how a real build stops (exit code 8).
+    #[arg(long, value_name = "TEXT", hide = true)]
+    pub test_panic_on: Option<String>,
 }
 
 /// `--default`.

@@ -18,6 +18,9 @@ pub const VERSION: u8 = 6;
 /// Exit code: the driver went away and portctl stopped (`--no-reconnect`, or the driver
 /// did not come back within `--reconnect-limit`).
 pub const DRIVER_GONE: u8 = 7;
+/// Exit code: portctl stopped on an internal error (a panic, e.g. in a rule handler);
+/// see `fatal`.
+pub const PANIC: u8 = 8;
 
 /// Why portctl failed.
 #[derive(Debug)]

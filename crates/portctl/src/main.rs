@@ -11,6 +11,7 @@ use fltlib_shim as _;
 mod cli;
 mod drive;
 mod exit;
+mod fatal;
 mod run;
 mod service;
 
@@ -18,6 +19,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    fatal::install();
     let cli = cli::Cli::parse();
     if !service::logs_for_itself(&cli.command) {
         init_logging(cli.verbose);

@@ -9,7 +9,7 @@ use portfilter_client::rules::{Action, FlagRules, RuleSet};
 use portfilter_client::session::{Session, SessionHandler};
 use portfilter_client::settings::{ConfigView, apply_setting, stats_json};
 use portfilter_client::watch::Watch;
-use portfilter_client::{ConnectOptions, Connection, Role};
+use portfilter_client::{ConnectOptions, Connection, EndReason, Handler, Role, Verdict};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -211,9 +211,83 @@ fn run_session(
     output: &Output,
     latencies: &portfilter_client::latency::Latencies,
 ) -> Result<(), Failure> {
+    let handler: Arc<dyn SessionHandler> = match &run.test_panic_on {
+        Some(text) => {
+            eprintln!(
+                "portctl: test hook: the handler panics on an event whose name contains {text:?} \
+                 (panic strategy of this build: {})",
+                if cfg!(panic = "abort") {
+                    "abort"
+                } else {
+                    "unwind"
+                }
+            );
+            Arc::new(PanicOn {
+                inner: handler,
+                text: text.clone(),
+            })
+        }
+        None => handler,
+    };
+    crate::fatal::set_consequence(if role == Role::Decider {
+        crate::fatal::DECIDER_STOPS
+    } else {
+        crate::fatal::OBSERVER_STOPS
+    });
     let session = Session::start(drive::session_options(options, role, run), handler)?;
     let outcome = drive::drive(session, stop_when(run));
     drive::finish(output, outcome, latencies.summary())
+}
+
+/// `--test-panic-on`: a handler that panics on the first event whose name contains
+/// `text` (and otherwise is `inner`).
+struct PanicOn {
+    inner: Arc<dyn SessionHandler>,
+    text: String,
+}
+
+impl PanicOn {
+    fn check(&self, event: &portfilter_client::protocol::EventView<'_>) {
+        let name = event.name.to_string();
+        assert!(
+            !name.contains(&self.text),
+            "test hook --test-panic-on: the handler panicked on {name}"
+        );
+    }
+}
+
+impl Handler for PanicOn {
+    fn on_event(&self, event: &portfilter_client::protocol::EventView<'_>) -> Verdict {
+        self.check(event);
+        self.inner.on_event(event)
+    }
+
+    fn on_request(
+        &self,
+        event: &portfilter_client::protocol::EventView<'_>,
+        reply: portfilter_client::PendingReply,
+    ) {
+        self.check(event);
+        self.inner.on_request(event, reply);
+    }
+
+    fn on_drops(&self, dropped: u32) {
+        self.inner.on_drops(dropped);
+    }
+
+    fn on_end(&self, reason: EndReason) {
+        self.inner.on_end(reason);
+    }
+
+    fn on_malformed(&self, error: &portfilter_client::protocol::Error) {
+        self.inner.on_malformed(error);
+    }
+}
+
+impl SessionHandler for PanicOn {
+    fn on_link(&self, change: &portfilter_client::session::LinkChange) {
+        self.inner.on_link(change);
+    }
 }
 
 fn watch(options: &ConnectOptions, format: Format, run: &RunArgs) -> Result<(), Failure> {

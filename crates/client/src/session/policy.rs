@@ -97,7 +97,8 @@ impl ReconnectPolicy {
 /// failure (an unknown code is not proof that the driver will never come back; a decider
 /// that gives up leaves the machine to the driver's default verdict). Not retried: a
 /// version mismatch (a newer driver will not change its protocol on the next attempt),
-/// access denied, a malformed answer, or an invalid option — these stop the session.
+/// access denied, a malformed answer, an invalid option, or a call refused on a busy
+/// synchronous handle (a usage error) — these stop the session.
 #[must_use]
 pub fn is_transient(error: &Error) -> bool {
     match error {
@@ -110,7 +111,8 @@ pub fn is_transient(error: &Error) -> bool {
         | Error::AccessDenied { .. }
         | Error::Protocol { .. }
         | Error::InvalidConfig(_)
-        | Error::InvalidOption(_) => false,
+        | Error::InvalidOption(_)
+        | Error::SynchronousHandleBusy { .. } => false,
     }
 }
 

@@ -289,4 +289,14 @@ impl Host {
     pub fn stop(mut self) -> String {
         self.shutdown()
     }
+
+    /// `portfilter-sim stop`, then the host's exit status (not required to be a success:
+    /// a host whose verifier found something exits non-zero) and its report.
+    pub fn stop_with_status(mut self) -> (ExitStatus, String) {
+        let ran = self.run(&self.sim.clone(), &["stop"]);
+        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+        let mut proc = self.proc.take().expect("a host serves");
+        let status = proc.wait_exit(WAIT);
+        (status, proc.stdout())
+    }
 }

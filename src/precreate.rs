@@ -234,6 +234,10 @@ fn deliver(
     context: ThreadContext,
 ) -> Outcome {
     let stats = &state.stats;
+    // It passed the skip rules and filters: reported, whether or not the event could be
+    // built (so that events_seen = events_reported + events_skipped always holds; a
+    // create whose event had no pool is counted as reported and dropped).
+    stats.bump(Counter::EventsReported);
     let Some(mut event) = event else {
         // No pool for the event: nobody can be told; decide as if no decider answered.
         stats.bump(Counter::QueueDropped);
@@ -247,7 +251,6 @@ fn deliver(
             Outcome::Allow
         };
     };
-    stats.bump(Counter::EventsReported);
     let filter = state.filter();
     let unsafe_to_wait = context.unsafe_to_wait();
 

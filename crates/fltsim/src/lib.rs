@@ -28,6 +28,7 @@
 
 pub mod create;
 pub mod driver;
+pub mod faults;
 mod filter;
 pub mod kernel;
 pub mod log;

@@ -127,6 +127,9 @@ pub unsafe extern "system" fn FltGetFileNameInformation(
     if let Some(status) = failure {
         return status;
     }
+    if let Some(status) = crate::faults::enter(crate::faults::Routine::FltGetFileNameInformation) {
+        return status;
+    }
     if crate::kernel::context::top_level_irp() != 0 {
         // [doc] "cannot get file name information if the TopLevelIrp field of the current
         // thread is not NULL, because the resulting file system recursion could cause
@@ -182,6 +185,10 @@ pub extern "system" fn FltParseFileNameInformation(
             format!("FltParseFileNameInformation({file_name_information:p})"),
         );
         return STATUS_INVALID_PARAMETER;
+    }
+    if let Some(status) = crate::faults::enter(crate::faults::Routine::FltParseFileNameInformation)
+    {
+        return status;
     }
     // SAFETY: a live block created by FltGetFileNameInformation (checked above).
     let block = unsafe { &mut *file_name_information.cast::<NameBlock>() };

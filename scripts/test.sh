@@ -45,3 +45,8 @@ else
     echo "cargo-nextest is not installed: running the same tests with cargo test" >&2
     cargo test --workspace --locked --no-fail-fast
 fi
+
+step "fuzz smoke (every fuzz target from its committed corpus, a minute in all)"
+# Builds the fuzz targets instrumented (cargo-fuzz, installed when missing) and runs each
+# from fuzz/corpus, so a crash found once stays fixed. Campaigns: scripts/fuzz.sh campaign.
+bash scripts/fuzz.sh smoke 60

@@ -25,6 +25,11 @@
 //! Link the rlib (portctl) or the cdylib (C programs: `-lfltlib`), never together with
 //! fltsim, which exports the same symbols in-process.
 
+// Linux only: the shim stands in for FltLib.dll on Linux, over a Unix socket. On Windows
+// this crate compiles to nothing, so that a workspace-wide Windows build (cargo-wdk builds
+// every member) succeeds.
+#![cfg(not(windows))]
+
 mod link;
 mod remote;
 pub mod usermem;

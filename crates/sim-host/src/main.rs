@@ -5,10 +5,11 @@
 //!
 //! See docs/sim-host.md.
 
-mod control;
-mod create_spec;
+// `pub(super)`: src/entry.rs, the binary's root, re-exports these as `crate::…`.
+pub(super) mod control;
+pub(super) mod create_spec;
 mod serve;
-mod status;
+pub(super) mod status;
 mod workload;
 
 use clap::{Args, Parser, Subcommand};
@@ -184,7 +185,7 @@ fn create(args: CreateArgs) -> ExitCode {
     }
 }
 
-fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve {

@@ -1,6 +1,9 @@
 //! The C example (examples/c-client) compiled with `cc` against `libfltlib.so`, run as
 //! a separate process against a running `portfilter-sim`: "any fltlib client" works.
 
+// Linux only: fltsim and the sim host do not exist on Windows (compiles to nothing there).
+#![cfg(not(windows))]
+
 mod common;
 
 use common::{Host, Proc, WAIT, build, counter, run};

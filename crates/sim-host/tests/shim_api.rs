@@ -6,6 +6,9 @@
 //!
 //! One test function: the shim's socket is process-wide, like a real client's.
 
+// Linux only: fltsim and the sim host do not exist on Windows (compiles to nothing there).
+#![cfg(not(windows))]
+
 mod common;
 
 use common::{Host, build};

@@ -1,4 +1,4 @@
-//! `libfltlib.so`: the fltlib and kernel32 functions a Filter Manager client calls —
+//! `libfltlib_shim.so`: the fltlib and kernel32 functions a Filter Manager client calls —
 //! `FilterConnectCommunicationPort`, `FilterGetMessage`, `FilterReplyMessage`,
 //! `FilterSendMessage`, `CloseHandle`, `CreateIoCompletionPort`,
 //! `GetQueuedCompletionStatus(Ex)`, `PostQueuedCompletionStatus`, `CancelIoEx`,
@@ -22,7 +22,7 @@
 //! * `PORTFILTER_SIM_NON_ADMIN=1` makes the process a non-administrator for the port's
 //!   security check (a test knob).
 //!
-//! Link the rlib (portctl) or the cdylib (C programs: `-lfltlib`), never together with
+//! Link the rlib (portctl) or the cdylib (C programs: `-lfltlib_shim`), never together with
 //! fltsim, which exports the same symbols in-process.
 
 // Linux only: the shim stands in for FltLib.dll on Linux, over a Unix socket. On Windows

@@ -1,4 +1,4 @@
-//! The C example (examples/c-client) compiled with `cc` against `libfltlib.so`, run as
+//! The C example (examples/c-client) compiled with `cc` against `libfltlib_shim.so`, run as
 //! a separate process against a running `portfilter-sim`: "any fltlib client" works.
 
 // Linux only: fltsim and the sim host do not exist on Windows (compiles to nothing there).
@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 fn c_client() -> &'static Path {
     static BIN: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     &BIN.get_or_init(|| {
-        let lib = build("fltlib-shim", "libfltlib.so");
+        let lib = build("fltlib-shim", "libfltlib_shim.so");
         let libdir = lib.parent().unwrap();
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let dir = tempfile::tempdir().unwrap();
@@ -34,7 +34,7 @@ fn c_client() -> &'static Path {
                 .arg(root.join("examples/c-client/client.c"))
                 .arg("-L")
                 .arg(libdir)
-                .arg("-lfltlib")
+                .arg("-lfltlib_shim")
                 .arg(format!("-Wl,-rpath,{}", libdir.display()))
                 .arg("-o")
                 .arg(&bin),

@@ -1,5 +1,5 @@
 //! The protocol between `portfilter-sim` (the driver hosted under fltsim) and its
-//! clients over a Unix stream socket: the fltlib shim (`libfltlib.so`) and the host's
+//! clients over a Unix stream socket: the fltlib shim (`libfltlib_shim.so`) and the host's
 //! own control commands (`portfilter-sim create|workload|stop`).
 //!
 //! * [`frame`]: length-prefixed frames with a size limit and a deadline for a started

@@ -7,7 +7,9 @@
 #![cfg(not(windows))]
 #![allow(clippy::cast_sign_loss, clippy::cast_possible_wrap)]
 
-use fltlib::{CloseHandle, FilterConnectCommunicationPort, FilterGetMessage, FilterSendMessage};
+use fltlib_shim::{
+    CloseHandle, FilterConnectCommunicationPort, FilterGetMessage, FilterSendMessage,
+};
 use portfilter_sim_wire::{
     Envelope, FRAME_DEADLINE, FromHost, Incoming, Segment, ToHost, UserBuf, WIRE_VERSION, decode,
     encode, read_frame, write_frame,

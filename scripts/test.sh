@@ -12,6 +12,8 @@
 #   5. the workspace type-checked for x86_64-pc-windows-msvc (scripts/check-windows.sh)
 #   6. the C and C++ example clients cross-compiled and linked for Windows with mingw-w64
 #      (scripts/build-examples-windows.sh)
+#   7. the PowerShell scripts parsed and their calls bound as PowerShell would
+#      (scripts/check-powershell.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,6 +56,9 @@ bash scripts/check-windows.sh --no-deps
 
 step "C and C++ example clients cross-built for Windows (mingw-w64)"
 bash scripts/build-examples-windows.sh --no-deps
+
+step "static check of the Windows PowerShell scripts"
+bash scripts/check-powershell.sh
 
 step "tests"
 export PORTFILTER_REQUIRE_SYS=1

@@ -7,7 +7,7 @@
 #   examples/cpp-asio/asio_client.cpp  -> asio_client.exe  (x86_64-w64-mingw32-g++-posix,
 #                                                           standalone asio from libasio-dev)
 #
-#   scripts/build-examples-windows.sh [--no-deps]
+#   scripts/build-examples-windows.sh          (no arguments; installs missing Debian packages first)
 #
 # Output: target/windows-examples/ (or $PORTFILTER_EXAMPLES_OUT). Then checks each image's
 # import table: PE32+ for x86-64; the fltlib functions come from FLTLIB.DLL; asio_client
@@ -19,21 +19,12 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=${PORTFILTER_EXAMPLES_OUT:-$root/target/windows-examples}
 
-deps=1
-for arg in "$@"; do
-    case "$arg" in
-        --no-deps) deps=0 ;;
-        -h|--help) sed -n '2,/^set -euo pipefail/{/^set -euo/!p}' "$0"; exit 0 ;;
-        *) echo "build-examples-windows: unknown argument: $arg" >&2; exit 2 ;;
-    esac
-done
+[ "$#" -eq 0 ] || { sed -n '2,/^set -euo pipefail/{/^set -euo/!p}' "$0"; exit 2; }
 
 log() { echo "build-examples-windows: $*" >&2; }
 die() { echo "build-examples-windows: error: $*" >&2; exit 1; }
 
-if [ "$deps" = 1 ]; then
-    "$root/scripts/install-deps.sh"
-fi
+"$root/scripts/install-deps.sh" >/dev/null   # a no-op when everything is installed
 
 mingw=/usr/x86_64-w64-mingw32
 for f in "$mingw/include/fltuser.h" "$mingw/lib/libfltlib.a"; do

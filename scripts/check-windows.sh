@@ -4,7 +4,7 @@
 # driver's Windows glue, the platform gating of the simulator crates) is compiled on every
 # CI run. A type check needs no linker and no Windows SDK.
 #
-#   scripts/check-windows.sh [--no-deps]
+#   scripts/check-windows.sh          (no arguments; installs missing Debian packages first)
 #
 # Two cargo invocations, with Debian's rustc-web/cargo-web 1.96 and rust-web-src building
 # std for the Windows target (-Zbuild-std; RUSTC_BOOTSTRAP=1), warnings denied:
@@ -34,21 +34,12 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 target=x86_64-pc-windows-msvc
 
-deps=1
-for arg in "$@"; do
-    case "$arg" in
-        --no-deps) deps=0 ;;
-        -h|--help) sed -n '2,/^set -euo pipefail/{/^set -euo/!p}' "$0"; exit 0 ;;
-        *) echo "check-windows: unknown argument: $arg" >&2; exit 2 ;;
-    esac
-done
+[ "$#" -eq 0 ] || { sed -n '2,/^set -euo pipefail/{/^set -euo/!p}' "$0"; exit 2; }
 
 log() { echo "check-windows: $*" >&2; }
 die() { echo "check-windows: error: $*" >&2; exit 1; }
 
-if [ "$deps" = 1 ]; then
-    "$root/scripts/install-deps.sh"
-fi
+"$root/scripts/install-deps.sh" >/dev/null   # a no-op when everything is installed
 
 cargo_bin=/usr/bin/cargo
 rustc_bin=/usr/bin/rustc

@@ -52,10 +52,10 @@ PORTFILTER_OUT="$PWD/out/dev" PORTFILTER_REQUIRE_SYS=1 \
     cargo test -p portfilter --locked --test pe_image --test inf -q
 
 step "type check of the workspace for x86_64-pc-windows-msvc"
-bash scripts/check-windows.sh --no-deps
+bash scripts/check-windows.sh
 
 step "C and C++ example clients cross-built for Windows (mingw-w64)"
-bash scripts/build-examples-windows.sh --no-deps
+bash scripts/build-examples-windows.sh
 
 step "static check of the Windows PowerShell scripts"
 bash scripts/check-powershell.sh

@@ -225,24 +225,51 @@ def bind_call(fn, command, errors, path):
     return bound
 
 
-def string_values(node):
-    """The string literals of `'a'` or `@('a', 'b')`, unquoted."""
-    return [text(n)[1:-1] for n in walk(node) if n.type == "string_literal"]
+def string_values(node, constants=None):
+    """The strings of `'a'`, `@('a', 'b')` or `@($x)` (a variable assigned a string literal
+    at the top of the script, from `constants`), in order, unquoted."""
+    values = []
+    for n in walk(node):
+        if n.type == "string_literal":
+            values.append(text(n)[1:-1])
+        elif n.type == "variable" and constants and text(n).lower() in constants:
+            values.append(constants[text(n).lower()])
+    return values
+
+
+def string_constants(tree):
+    """`$name = 'literal'` assignments at the script's top level: {'$name': 'literal'}."""
+    constants = {}
+    statements = first(tree.root_node, "statement_list")
+    for statement in (statements.children if statements else []):
+        node = first(statement, "assignment_expression")
+        if node is None or node.start_point != statement.start_point:
+            continue
+        target = node.children[0]
+        value = unwrap(node.children[-1])
+        if target.type == "left_assignment_expression":
+            target = unwrap(target)
+        if target.type == "variable" and value.type == "string_literal" and \
+                first(value, "variable") is None:
+            constants[text(target).lower()] = text(value)[1:-1]
+    return constants
 
 
 def check_steps(calls, tree, errors, path):
+    constants = string_constants(tree)
     names = []
     for command, bound in calls:
         line = command.start_point[0] + 1
         name_node = bound.get("Name")
-        if name_node is None or arg_kind(name_node) != "string":
-            errors.append(f"{path}:{line}: Step without a literal name")
+        values = string_values(name_node, constants) if name_node is not None else []
+        if len(values) != 1:
+            errors.append(f"{path}:{line}: Step without a literal name (or a variable set to one)")
             continue
-        name = string_values(name_node)[0]
+        name = values[0]
         if name in names:
             errors.append(f"{path}:{line}: step {name!r} declared twice")
         needs = bound.get("Needs")
-        for need in (string_values(needs) if needs is not None else []):
+        for need in (string_values(needs, constants) if needs is not None else []):
             if need not in names:
                 errors.append(f"{path}:{line}: step {name!r} needs {need!r}, which is not an earlier step")
         names.append(name)

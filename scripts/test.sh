@@ -14,6 +14,7 @@
 #      (scripts/build-examples-windows.sh)
 #   7. the PowerShell scripts parsed and their calls bound as PowerShell would
 #      (scripts/check-powershell.sh)
+#   (as root the tests run with target/ private, as in a checkout under /root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +32,14 @@ step() {
     step_start=$SECONDS
     printf '\n==== %s\n' "$*"
 }
-trap step_done EXIT
+target_mode=""
+on_exit() {
+    step_done
+    if [ -n "$target_mode" ]; then
+        chmod "$target_mode" target
+    fi
+}
+trap on_exit EXIT
 
 step "Debian prerequisites"
 bash scripts/install-deps.sh
@@ -62,6 +70,16 @@ bash scripts/check-powershell.sh
 
 step "tests"
 export PORTFILTER_REQUIRE_SYS=1
+# Run the tests as they run from a checkout that other users cannot enter (one under
+# /root, or in a `mktemp -d` directory): as root, target/ is made private (0700) for the
+# run and its mode restored afterwards (on_exit), so a test that lets another uid load or
+# run something from the build tree fails here, not only on such a machine.
+# (scripts/check-private-clone.sh does the full thing: a clone inside a 0700 directory.)
+if [ "$(id -u)" -eq 0 ] && [ -d target ]; then
+    target_mode=$(stat -c %a target)
+    chmod 0700 target
+    echo "target/ is private (0700) for the tests (was $target_mode)"
+fi
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --no-fail-fast
 else

@@ -12,7 +12,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 pub(crate) enum Counter {
     /// Pre-create callbacks that ran.
     EventsSeen,
-    /// Events built and handed to at least one delivery path.
+    /// Creates that passed the skip rules and filters (their event is then delivered, or
+    /// counted as dropped when it could not be built).
     EventsReported,
     /// Creates not reported: skip rules, filters, no connection, unloading.
     EventsSkipped,
@@ -41,10 +42,13 @@ pub(crate) enum Counter {
     QueueDropped,
     /// Batch messages delivered to observers.
     BatchesSent,
+    /// Reported creates whose requestor may hold file-system resources (top-level IRP,
+    /// all APCs disabled): never held, default verdict at once.
+    UnsafeContext,
 }
 
 /// Number of [`Counter`]s.
-pub(crate) const COUNTERS: usize = Counter::BatchesSent as usize + 1;
+pub(crate) const COUNTERS: usize = Counter::UnsafeContext as usize + 1;
 
 /// The counters.
 pub(crate) struct Stats {

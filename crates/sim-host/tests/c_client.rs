@@ -13,18 +13,24 @@ use std::sync::OnceLock;
 
 /// Compiles the example once per test process (into a temporary directory that lives
 /// as long as the process).
+///
+/// The credential test runs this client as another user (uid 65534), so everything that
+/// process loads must be readable by that user wherever the checkout lives: the checkout
+/// (and its `target/`) may sit below a directory only its owner can enter (`/root`, any
+/// `mktemp -d`). The client and a copy of `libfltlib_shim.so` therefore live together in a
+/// world-readable directory under `/tmp`, and the client finds the library through
+/// `$ORIGIN`, never through a path into the checkout.
 fn c_client() -> &'static Path {
     static BIN: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     &BIN.get_or_init(|| {
-        let lib = build("fltlib-shim", "libfltlib_shim.so");
-        let libdir = lib.parent().unwrap();
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let dir = tempfile::tempdir().unwrap();
-        {
-            // Other users run it too (credential tests).
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
+        let dir = common::world_readable_dir();
+        let lib = common::copy_into(
+            dir.path(),
+            &build("fltlib-shim", "libfltlib_shim.so"),
+            0o644,
+        );
+        let libdir = lib.parent().unwrap();
         let bin = dir.path().join("client");
         let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
         let out = run(
@@ -35,7 +41,8 @@ fn c_client() -> &'static Path {
                 .arg("-L")
                 .arg(libdir)
                 .arg("-lfltlib_shim")
-                .arg(format!("-Wl,-rpath,{}", libdir.display()))
+                // Literal `$ORIGIN` (no shell here): the directory of the client itself.
+                .arg("-Wl,-rpath,$ORIGIN")
                 .arg("-o")
                 .arg(&bin),
             WAIT,
@@ -66,7 +73,7 @@ fn c_observer_receives_injected_creates() {
         out.contains("connected to \\PortFilterPort as observer"),
         "{out}"
     );
-    assert!(out.contains("hello: driver 0.1.0 protocol 1"), "{out}");
+    assert!(out.contains("hello: driver 0.1.0 protocol 2"), "{out}");
     assert!(out.contains("stats: events_seen=0"), "{out}");
     for name in ["one.txt", "two.docx", "three.exe"] {
         let line = out
@@ -212,7 +219,9 @@ fn peer_uid_decides_administrator_or_standard_user() {
             .arg("-n")
             .arg("0")
             .uid(NOBODY)
-            .gid(NOBODY),
+            .gid(NOBODY)
+            // A working directory that user can enter (the test's own is in the checkout).
+            .current_dir(c_client().parent().unwrap()),
         WAIT,
     );
     assert_eq!(out.status.code(), Some(3), "{}{}", out.stdout, out.stderr);
@@ -230,7 +239,9 @@ fn peer_uid_decides_administrator_or_standard_user() {
             .arg("-n")
             .arg("0")
             .uid(NOBODY)
-            .gid(NOBODY),
+            .gid(NOBODY)
+            // A working directory that user can enter (the test's own is in the checkout).
+            .current_dir(c_client().parent().unwrap()),
         WAIT,
     );
     assert_eq!(out.status.code(), Some(0), "{}{}", out.stdout, out.stderr);

@@ -208,6 +208,44 @@ impl Drop for Proc {
     }
 }
 
+/// A temporary directory that every user can enter and read: for what a process running
+/// as another uid must reach (the socket of a `--shared` host, the programs it runs and
+/// the libraries they load).
+///
+/// It is made under `/tmp` (mode 1777 on Debian), never under `TMPDIR` or the checkout:
+/// either may lie below a directory that only its owner can enter (`/root` is 0700, and so
+/// is every `mktemp -d` directory), and then another user cannot reach anything inside,
+/// whatever the file's own mode. Panics, naming the directory, if some ancestor is still
+/// closed to other users, rather than letting a test fail later with an obscure
+/// "cannot open shared object file".
+pub fn world_readable_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::Builder::new()
+        .prefix("portfilter-test-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for a in dir.path().ancestors() {
+        let mode = std::fs::metadata(a).unwrap().mode();
+        assert!(
+            mode & 0o001 != 0,
+            "{} (mode {mode:o}) cannot be entered by other users",
+            a.display()
+        );
+    }
+    dir
+}
+
+/// Copies `file` into `dir` with mode `mode` and returns the copy's path.
+pub fn copy_into(dir: &Path, file: &Path, mode: u32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let to = dir.join(file.file_name().expect("a file name"));
+    std::fs::copy(file, &to)
+        .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", file.display(), to.display()));
+    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode)).unwrap();
+    to
+}
+
 /// A running `portfilter-sim serve` on a socket in its own temporary directory.
 pub struct Host {
     pub proc: Proc,
@@ -224,11 +262,11 @@ impl Host {
     /// Like [`start`](Self::start); with `open_dir` the socket's directory is
     /// traversable by other users (for `--shared` tests).
     pub fn start_with(extra: &[&str], open_dir: bool) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        if open_dir {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
+        let dir = if open_dir {
+            world_readable_dir()
+        } else {
+            tempfile::tempdir().unwrap()
+        };
         let socket = dir.path().join("sim.sock");
         let mut cmd = Command::new(sim_bin());
         cmd.arg("serve").arg("--socket").arg(&socket).args(extra);

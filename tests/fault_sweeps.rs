@@ -33,14 +33,16 @@ fn cases(counts: &[(Routine, u64)]) -> Vec<(Routine, u64, NTSTATUS)> {
     out
 }
 
-/// The calls made while `f` runs.
-fn counted(f: impl FnOnce()) -> Vec<(Routine, u64)> {
+/// The calls made while `f` runs: on this thread only (`here`), or on every thread.
+fn counted(here: bool, f: impl FnOnce()) -> Vec<(Routine, u64)> {
     faults::reset_counts();
     f();
-    faults::all_calls()
-        .into_iter()
-        .filter(|&(_, n)| n > 0)
-        .collect()
+    let calls = if here {
+        faults::calls_here()
+    } else {
+        faults::all_calls()
+    };
+    calls.into_iter().filter(|&(_, n)| n > 0).collect()
 }
 
 /// After a failure was injected: the counters are consistent, the driver unloads,
@@ -74,7 +76,9 @@ fn check_counters(s: &Stats, what: &str) {
 fn driver_entry_returns_each_injected_failure_and_leaves_nothing_behind() {
     let counts = {
         let machine = fltsim::Machine::boot();
-        let counts = counted(|| fltsim::load_driver(portfilter::DriverEntry).unwrap());
+        let counts = counted(true, || {
+            fltsim::load_driver(portfilter::DriverEntry).unwrap()
+        });
         fltsim::unload_driver().unwrap();
         assert!(machine.shutdown().is_empty());
         counts
@@ -95,7 +99,7 @@ fn driver_entry_returns_each_injected_failure_and_leaves_nothing_behind() {
     for &(routine, n, status) in &cases {
         let what = format!("DriverEntry, call {n} of {routine:?} fails with {status:#x}");
         let machine = fltsim::Machine::boot();
-        faults::arm(routine, n, status);
+        faults::arm_here(routine, n, status);
         let result = fltsim::load_driver(portfilter::DriverEntry);
         assert_eq!(result, Err(status), "{what}");
         assert_eq!(faults::disarm(), 0, "{what}: did not fire");
@@ -160,7 +164,9 @@ fn a_create_survives_each_injected_failure_in_every_delivery_mode() {
     for mode in [Mode::RequestReply, Mode::Notify, Mode::Queued] {
         let counts = {
             let (sim, client) = start(mode);
-            let counts = counted(|| {
+            // Queued delivery sends from the driver's worker thread: count (and fail)
+            // calls on every thread there; elsewhere a create runs on this thread.
+            let counts = counted(!matches!(mode, Mode::Queued), || {
                 let _ = create_as(1000, r"C:\sweep\probe.exe");
                 assert!(received(&client, 1), "{mode:?}: the probe was delivered");
             });
@@ -176,7 +182,12 @@ fn a_create_survives_each_injected_failure_in_every_delivery_mode() {
         for &(routine, n, status) in &cases {
             let what = format!("{mode:?}, call {n} of {routine:?} fails with {status:#x}");
             let (sim, client) = start(mode);
-            faults::arm(routine, n, status);
+            if let Mode::Queued = mode {
+                // Nothing else runs now: the observer waits, the worker is idle.
+                faults::arm(routine, n, status);
+            } else {
+                faults::arm_here(routine, n, status);
+            }
             let out = create_as(1000, r"C:\sweep\probe.exe");
             // Never anything but the decider's verdict or the default one.
             assert!(
@@ -185,10 +196,25 @@ fn a_create_survives_each_injected_failure_in_every_delivery_mode() {
                 out.status
             );
             if let Mode::Queued = mode {
-                // Let the worker's send (and its failure) happen before counting.
-                let _ = received(&client, 1);
+                // The worker's send (or its failure) happens before anything is counted:
+                // the event arrives, or the injected failure fired and the batch was lost.
+                assert!(
+                    common::wait_until(Duration::from_secs(10), || {
+                        client.received.count() >= 1
+                            || (faults::armed() == 0 && fltsim::port::waiting_senders() == 0)
+                    }),
+                    "{what}: the worker sent its batch or failed to"
+                );
             }
-            // Business as usual afterwards: the next create is delivered.
+            // Business as usual afterwards: the next create is delivered. After a failed
+            // send the driver stops waiting for that client until it takes a message
+            // again (the stall back-off), so the client's request must be pending first.
+            assert!(
+                common::wait_until(Duration::from_secs(10), || {
+                    fltsim::port::queued_requests() >= 1
+                }),
+                "{what}: the client has a request pending"
+            );
             let before = client.received.count();
             let next = create_as(1000, r"C:\sweep\after.exe");
             assert!(
@@ -225,7 +251,7 @@ fn each_command_fails_cleanly_for_each_injected_failure_and_changes_nothing() {
         let counts = {
             let sim = Sim::start();
             let port = connect(2001, Role::Control);
-            let counts = counted(|| assert_eq!(run(&port), hr::S_OK, "{command:?}"));
+            let counts = counted(true, || assert_eq!(run(&port), hr::S_OK, "{command:?}"));
             port.close();
             sim.unload_and_check_pool();
             counts
@@ -236,7 +262,7 @@ fn each_command_fails_cleanly_for_each_injected_failure_and_changes_nothing() {
             let sim = Sim::start();
             let port = connect(2001, Role::Control);
             let before = port.config();
-            faults::arm(routine, n, status);
+            faults::arm_here(routine, n, status);
             let result = run(&port);
             assert_eq!(
                 result, HR_INSUFFICIENT,
@@ -255,7 +281,7 @@ fn a_connect_fails_cleanly_for_each_injected_failure_and_frees_its_slot() {
     for role in [Role::Decider, Role::Observer, Role::Control] {
         let counts = {
             let sim = Sim::start();
-            let counts = counted(|| connect(2001, role).close());
+            let counts = counted(true, || connect(2001, role).close());
             sim.unload_and_check_pool();
             counts
         };
@@ -263,7 +289,7 @@ fn a_connect_fails_cleanly_for_each_injected_failure_and_frees_its_slot() {
         for &(routine, n, status) in &cases {
             let what = format!("connect {role:?}, call {n} of {routine:?} fails with {status:#x}");
             let sim = Sim::start();
-            faults::arm(routine, n, status);
+            faults::arm_here(routine, n, status);
             match common::try_connect(2001, Some(role)) {
                 Err(hr) => assert_eq!(hr, HR_INSUFFICIENT, "{what}"),
                 Ok(port) => panic!("{what}: connected ({:?})", port.handle),

@@ -114,6 +114,8 @@ pub const fn documented(routine: Routine) -> &'static [NTSTATUS] {
 
 struct Armed {
     routine: Routine,
+    /// Only calls made on this thread count (None: calls on any thread).
+    thread: Option<std::thread::ThreadId>,
     /// Calls left before the failing one (1: the next call fails).
     countdown: u64,
     status: NTSTATUS,
@@ -129,10 +131,26 @@ static STATE: Mutex<State> = Mutex::new(State {
     armed: Vec::new(),
 });
 
+thread_local! {
+    /// Calls made on this thread, since its first call or the last [`reset_counts`].
+    static HERE: std::cell::Cell<[u64; Routine::ALL.len()]> =
+        const { std::cell::Cell::new([0; Routine::ALL.len()]) };
+}
+
 /// Calls of `routine` since boot or the last [`reset_counts`].
 #[must_use]
 pub fn calls(routine: Routine) -> u64 {
     STATE.lock().calls[routine.index()]
+}
+
+/// Calls of every routine made on the calling thread since the last [`reset_counts`]
+/// on it, in [`Routine::ALL`] order. Other threads of the model (a driver's worker,
+/// other clients) do not change these counts, so a sweep of a scenario that runs on one
+/// thread is deterministic.
+#[must_use]
+pub fn calls_here() -> [(Routine, u64); Routine::ALL.len()] {
+    let here = HERE.with(std::cell::Cell::get);
+    Routine::ALL.map(|r| (r, here[r.index()]))
 }
 
 /// Calls of every routine since boot or the last [`reset_counts`], in [`Routine::ALL`]
@@ -143,21 +161,38 @@ pub fn all_calls() -> [(Routine, u64); Routine::ALL.len()] {
     Routine::ALL.map(|r| (r, state.calls[r.index()]))
 }
 
-/// Sets every call count to 0.
+/// Sets every call count to 0 (the global ones and the calling thread's).
 pub fn reset_counts() {
     STATE.lock().calls = [0; Routine::ALL.len()];
+    HERE.with(|h| h.set([0; Routine::ALL.len()]));
 }
 
-/// The `n`-th call of `routine` from now (1: the next) fails with `status`, once.
-/// `n == 0` arms nothing.
+/// The `n`-th call of `routine` from now (1: the next), made on any thread, fails with
+/// `status`, once. `n == 0` arms nothing.
 pub fn arm(routine: Routine, n: u64, status: NTSTATUS) {
+    push(routine, n, status, None);
+}
+
+/// Like [`arm`], counting only the calls made on the calling thread.
+pub fn arm_here(routine: Routine, n: u64, status: NTSTATUS) {
+    push(routine, n, status, Some(std::thread::current().id()));
+}
+
+fn push(routine: Routine, n: u64, status: NTSTATUS, thread: Option<std::thread::ThreadId>) {
     if n > 0 {
         STATE.lock().armed.push(Armed {
             routine,
+            thread,
             countdown: n,
             status,
         });
     }
+}
+
+/// How many armed failures have not fired yet.
+#[must_use]
+pub fn armed() -> usize {
+    STATE.lock().armed.len()
 }
 
 /// Removes every armed failure; returns how many had not fired.
@@ -167,11 +202,17 @@ pub fn disarm() -> usize {
 
 /// Counts a call of `routine`; `Some(status)` when this call must fail.
 pub(crate) fn enter(routine: Routine) -> Option<NTSTATUS> {
+    HERE.with(|h| {
+        let mut here = h.get();
+        here[routine.index()] += 1;
+        h.set(here);
+    });
+    let me = std::thread::current().id();
     let mut state = STATE.lock();
     state.calls[routine.index()] += 1;
     let mut fired = None;
     state.armed.retain_mut(|a| {
-        if a.routine != routine || fired.is_some() {
+        if a.routine != routine || fired.is_some() || a.thread.is_some_and(|t| t != me) {
             return true;
         }
         a.countdown -= 1;

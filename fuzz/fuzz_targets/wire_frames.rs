@@ -1,4 +1,4 @@
-//! The Unix-socket protocol between `portfilter-sim` and `libfltlib.so`: a byte stream
+//! The Unix-socket protocol between `portfilter-sim` and `libfltlib_shim.so`: a byte stream
 //! read as frames (never allocating past the limit), each frame decoded both as a
 //! request to the host and as an answer to the shim. Whatever decodes re-encodes to the
 //! same bytes.

@@ -47,10 +47,12 @@ for san in "${sanitizers[@]}"; do
     export RUSTFLAGS="-Zsanitizer=$san -Cdebuginfo=1"
     export RUSTDOCFLAGS="$RUSTFLAGS"
     export ASAN_OPTIONS="detect_leaks=1:detect_stack_use_after_return=1"
+    # Leaks made on purpose by tests, each explained in scripts/lsan.supp.
+    export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp:print_suppressions=1"
     export TSAN_OPTIONS="halt_on_error=0:report_signal_unsafe=0"
     for suite in "-p portfilter --tests" "-p fltsim --tests" "-p portfilter-client --tests"; do
         # shellcheck disable=SC2086 # the suite is a word list on purpose
-        if CARGO_PROFILE_DEV_PANIC=unwind cargo "$toolchain" test --target "$host" \
+        if cargo "$toolchain" test --no-fail-fast --target "$host" \
             --target-dir "target/sanitizers/$san" $suite -- --test-threads=2 >>"$log" 2>&1; then
             result=passed
         else

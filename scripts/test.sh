@@ -14,6 +14,7 @@
 #      (scripts/build-examples-windows.sh)
 #   7. the PowerShell scripts parsed and their calls bound as PowerShell would
 #      (scripts/check-powershell.sh)
+#   8. a fuzz smoke: every fuzz target from its committed corpus (scripts/fuzz.sh smoke)
 #   (as root the tests run with target/ private, as in a checkout under /root)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -40,8 +40,14 @@ struct Record {
 static NAMES: Mutex<BTreeMap<usize, Record>> = Mutex::new(BTreeMap::new());
 
 pub(crate) fn reset() {
-    // Blocks a previous machine leaked are forgotten (their memory stays allocated).
-    NAMES.lock().clear();
+    // Blocks a previous machine's driver never released (the verifier reported them when
+    // their operation ended): that driver is gone, so the model frees them now.
+    let leaked: Vec<usize> = std::mem::take(&mut *NAMES.lock()).into_keys().collect();
+    for p in leaked {
+        // SAFETY: every key is a `Box<NameBlock>` from FltGetFileNameInformation that was
+        // never released (release removes the key); no driver of this machine can hold it.
+        drop(unsafe { Box::from_raw(p as *mut NameBlock) });
+    }
 }
 
 /// Name blocks handed out and not released.

@@ -284,6 +284,10 @@ unsafe fn deliver(
 ) -> Outcome {
     let (sequence, requestor, context) = (create.sequence, create.requestor, create.context);
     let stats = &state.stats;
+    // It passed the skip rules and filters: reported, whether or not the event could be
+    // built (so that events_seen = events_reported + events_skipped always holds; a
+    // create whose event had no pool is counted as reported and dropped).
+    stats.bump(Counter::EventsReported);
     let Some(mut event) = event else {
         // No pool for the event: nobody can be told; decide as if no decider answered.
         stats.bump(Counter::QueueDropped);
@@ -297,7 +301,6 @@ unsafe fn deliver(
             Outcome::Allow
         };
     };
-    stats.bump(Counter::EventsReported);
     let filter = state.filter();
     let unsafe_to_wait = context.unsafe_to_wait();
 

@@ -31,8 +31,8 @@ pub(crate) unsafe extern "system" fn requests_main(context: *mut c_void) {
     // (unload waits for it).
     let state: &DriverState = unsafe { &*context.cast::<DriverState>() };
     let worker = &state.async_worker;
-    let Some(mut batch) = Batch::new() else {
-        crate::log_error!("async worker: no memory for a batch; pended creates get their deadline");
+    let Some((mut batch, _spare)) = worker.take_buffers() else {
+        crate::log_error!("async worker: no batch buffers; pended creates get their deadline");
         while !worker.stopping() {
             let lost = state.requests.clear();
             state.stats.add(Counter::QueueDropped, lost);

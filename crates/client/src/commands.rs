@@ -88,8 +88,11 @@ impl Connection {
     ///
     /// # Errors
     /// [`Error::Disconnected`], [`Error::VersionMismatch`], [`Error::Call`],
-    /// [`Error::Protocol`].
+    /// [`Error::Protocol`]; [`Error::SynchronousHandleBusy`] on a synchronous connection
+    /// where another thread is receiving.
     pub fn ping(&self) -> Result<Pong> {
+        const OP: &str = "FilterSendMessage(Hello)";
+        let _turn = self.turn(OP, false)?;
         let start = Instant::now();
         let hello = hello(self.port())?;
         Ok(Pong {
@@ -104,6 +107,7 @@ impl Connection {
     /// As [`ping`](Self::ping).
     pub fn stats(&self) -> Result<Stats> {
         const OP: &str = "FilterSendMessage(GetStats)";
+        let _turn = self.turn(OP, false)?;
         let output = call(
             self.port(),
             OP,
@@ -119,6 +123,7 @@ impl Connection {
     /// As [`ping`](Self::ping).
     pub fn config(&self) -> Result<Config> {
         const OP: &str = "FilterSendMessage(GetConfig)";
+        let _turn = self.turn(OP, false)?;
         let output = call(
             self.port(),
             OP,
@@ -136,6 +141,7 @@ impl Connection {
     /// [`Error::Call`] with `0x80070057`).
     pub fn set_config(&self, config: &Config) -> Result<Config> {
         const OP: &str = "FilterSendMessage(SetConfig)";
+        let _turn = self.turn(OP, false)?;
         let mut input = vec![0u8; CONFIG_MAX_BYTES];
         let len = config
             .encode(Command::SetConfig, &mut input)

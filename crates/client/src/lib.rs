@@ -9,6 +9,7 @@
 //! * [`async_decider`]: the asynchronous decider (pended creates, batched verdicts).
 //! * [`engine`]: the I/O completion port engine (N overlapped requests, M workers) with a
 //!   [`Handler`].
+//! * [`session`]: a connection + engine that reconnects across driver reloads.
 //! * [`stream`] (feature `async`): a tokio-friendly `Stream` of events with reply tokens.
 //! * [`rules`], [`guard`], [`watch`], [`output`]: what `portctl` is made of.
 //! * [`Hresult`], [`Error`]: every failure with its code and what to do.
@@ -25,6 +26,7 @@ pub mod latency;
 pub mod message;
 pub mod output;
 pub mod rules;
+pub mod session;
 pub mod settings;
 #[cfg(feature = "async")]
 pub mod stream;

@@ -8,6 +8,9 @@ use parking_lot::Mutex;
 
 /// Names of the rules the verifier checks.
 pub mod rule {
+    // Rules of the user-mode layer (handle kinds), checked by fltsim-user.
+    pub use fltsim_user::rule::{NULL_EVENT_RESULT_WOKEN_EARLY, NULL_OVERLAPPED_GET_WOKEN_EARLY};
+
     /// `FltSendMessage` called above `APC_LEVEL`.
     pub const SEND_ABOVE_APC_LEVEL: &str = "FltSendMessage called above APC_LEVEL";
     /// `FltSendMessage` with `*Timeout == 0`: documented as "wait indefinitely", seen as

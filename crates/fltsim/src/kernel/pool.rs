@@ -142,6 +142,9 @@ pub(crate) fn allocate(flags: u64, size: usize, tag: u32) -> *mut c_void {
         );
         return std::ptr::null_mut();
     }
+    if crate::faults::enter(crate::faults::Routine::ExAllocatePool2).is_some() {
+        return std::ptr::null_mut();
+    }
     {
         let mut pool = POOL.lock();
         if pool.fail_next > 0 {

@@ -66,6 +66,9 @@ pub unsafe extern "system" fn FltSendMessage(
     {
         return STATUS_INVALID_PARAMETER;
     }
+    if let Some(status) = crate::faults::enter(crate::faults::Routine::FltSendMessage) {
+        return status;
+    }
     if !reply_buffer.is_null() && reply_length.is_null() {
         return STATUS_INVALID_PARAMETER;
     }

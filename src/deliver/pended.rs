@@ -90,7 +90,9 @@ impl Peek {
 struct Inner {
     entries: Option<PoolArray<Entry>>,
     len: usize,
-    recent: [u64; RECENT],
+    /// In pool, not inline: the state is built on the stack before it moves to pool, and
+    /// a frame over 4 KiB asks for `__chkstk` (DESIGN.md).
+    recent: Option<PoolArray<u64>>,
     recent_next: usize,
 }
 
@@ -123,7 +125,7 @@ impl PendedQueue {
             inner: UnsafeCell::new(Inner {
                 entries: None,
                 len: 0,
-                recent: [0; RECENT],
+                recent: None,
                 recent_next: 0,
             }),
             ready: AtomicU8::new(NOT_READY),
@@ -134,16 +136,22 @@ impl PendedQueue {
     pub(crate) fn init(&self) -> bool {
         // SAFETY: an Entry of zeros is a null pointer and zero numbers: a valid value.
         let entries = unsafe { PoolArray::<Entry>::new_zeroed(MAX_PENDED) };
-        let ok = entries.is_some();
+        // SAFETY: zeros are valid u64s.
+        let recent = unsafe { PoolArray::<u64>::new_zeroed(RECENT) };
+        let ok = entries.is_some() && recent.is_some();
         // SAFETY: not yet shared: no callback can run before the state is published.
-        unsafe { (*self.inner.get()).entries = entries };
+        let inner = unsafe { &mut *self.inner.get() };
+        inner.entries = entries;
+        inner.recent = recent;
         ok
     }
 
     /// Frees the storage. Call when nothing can use the queue (after unregistering).
     pub(crate) fn destroy(&self) {
         // SAFETY: as the caller guarantees, no other thread uses the queue.
-        unsafe { (*self.inner.get()).entries = None };
+        let inner = unsafe { &mut *self.inner.get() };
+        inner.entries = None;
+        inner.recent = None;
     }
 
     fn cbdq(&self) -> *mut FLT_CALLBACK_DATA_QUEUE {
@@ -233,7 +241,8 @@ impl PendedQueue {
 
     /// Whether `sequence` was completed recently.
     pub(crate) fn recently_completed(&self, sequence: u64) -> bool {
-        sequence != 0 && self.locked(|inner| inner.recent.contains(&sequence))
+        sequence != 0
+            && self.locked(|inner| inner.recent.as_ref().is_some_and(|r| r.contains(&sequence)))
     }
 }
 
@@ -293,7 +302,7 @@ unsafe extern "system" fn cbdq_remove(
     entries.swap(index, len - 1);
     inner.len = len - 1;
     let at = inner.recent_next % RECENT;
-    if let Some(slot) = inner.recent.get_mut(at) {
+    if let Some(slot) = inner.recent.as_mut().and_then(|r| r.get_mut(at)) {
         *slot = sequence;
     }
     inner.recent_next = (at + 1) % RECENT;

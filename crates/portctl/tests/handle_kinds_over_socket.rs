@@ -33,8 +33,8 @@ const E_OPERATION_ABORTED: i32 = 0x8007_03E3_u32.cast_signed();
 fn connect(options: u32) -> usize {
     let mut context = [0u8; CONNECT_CONTEXT_BYTES];
     ConnectContext::new(Role::Control)
-    .encode(&mut context)
-    .unwrap();
+        .encode(&mut context)
+        .unwrap();
     let name: Vec<u16> = "\\PortFilterPort".encode_utf16().chain([0]).collect();
     let mut port: HANDLE = INVALID_HANDLE_VALUE;
     // SAFETY: a NUL-terminated name, a context of its size, a valid out pointer.

@@ -43,11 +43,7 @@ fuzz_target!(|data: &[u8]| {
                 HELLO_REPLY_BYTES,
                 BufferKind::Valid,
             );
-            assert_eq!(
-                (hr, n as usize),
-                (0, HELLO_REPLY_BYTES),
-                "a connection answers Hello"
-            );
+            assert_eq!((hr, n as usize), (0, HELLO_REPLY_BYTES), "a connection answers Hello");
             // SAFETY: our handle, closed once.
             unsafe { CloseHandle(handle) };
         }

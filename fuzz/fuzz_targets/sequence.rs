@@ -13,8 +13,8 @@ use fltsim::{CreateRequest, Machine};
 use libfuzzer_sys::fuzz_target;
 use portfilter_fuzz::{BufferKind, CLIENT_PID, connect_raw, send};
 use portfilter_protocol::{
-    CONFIG_MAX_BYTES, CONNECT_CONTEXT_BYTES, Command, Config, ConnectContext, Decision, Delivery,
-    Role, STATS_BYTES, Stats, VERDICT_REPLY_BYTES, Verdict, encode_request,
+    CONFIG_MAX_BYTES, CONNECT_CONTEXT_BYTES, Command, Config, ConnectContext, Decision,
+    Delivery, Role, STATS_BYTES, Stats, VERDICT_REPLY_BYTES, Verdict, encode_request,
 };
 use std::ffi::c_void;
 use std::thread::JoinHandle;
@@ -130,10 +130,7 @@ impl World {
             let key = self.conns.len();
             // SAFETY: binds our connection handle to our completion port.
             let bound = unsafe { CreateIoCompletionPort(handle, self.iocp, key, 0) };
-            assert_eq!(
-                bound, self.iocp,
-                "binding a connection to the completion port"
-            );
+            assert_eq!(bound, self.iocp, "binding a connection to the completion port");
             self.conns.push(Some(Conn { handle, pid }));
         }
     }
@@ -285,13 +282,7 @@ impl World {
         let input = script.bytes(len);
         if let Some(conn) = self.conn(index) {
             let _p = fltsim::process::enter(conn.pid);
-            let _ = send(
-                conn.handle,
-                &input,
-                BufferKind::Valid,
-                out_len,
-                BufferKind::Valid,
-            );
+            let _ = send(conn.handle, &input, BufferKind::Valid, out_len, BufferKind::Valid);
         }
     }
 
@@ -361,11 +352,8 @@ fn stats() -> Stats {
     ConnectContext::new(Role::Control)
         .encode(&mut context)
         .expect("a context encodes");
-    let handle = connect_raw(
-        context.as_ptr().cast::<c_void>(),
-        CONNECT_CONTEXT_BYTES as u16,
-    )
-    .expect("a control connection is always possible at the end");
+    let handle = connect_raw(context.as_ptr().cast::<c_void>(), CONNECT_CONTEXT_BYTES as u16)
+        .expect("a control connection is always possible at the end");
     let mut request = [0u8; 8];
     encode_request(Command::GetStats, &mut request).expect("request encodes");
     let mut out = vec![0u64; STATS_BYTES.div_ceil(8)];

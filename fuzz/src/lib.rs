@@ -32,14 +32,7 @@ pub fn connect_raw(context: *const c_void, len: u16) -> Result<HANDLE, i32> {
     // SAFETY: a NUL-terminated name, a context valid for `len` bytes (or NULL with 0 — or
     // deliberately not, which fltlib must reject), and an out pointer to a local.
     let hr = unsafe {
-        FilterConnectCommunicationPort(
-            name.as_ptr(),
-            0,
-            context,
-            len,
-            std::ptr::null(),
-            &mut handle,
-        )
+        FilterConnectCommunicationPort(name.as_ptr(), 0, context, len, std::ptr::null(), &mut handle)
     };
     if hr == 0 { Ok(handle) } else { Err(hr) }
 }
@@ -222,10 +215,7 @@ impl Driver {
                 portfilter_protocol::HELLO_REPLY_BYTES,
                 BufferKind::Valid,
             );
-            assert_eq!(
-                (hr, n as usize),
-                (0, portfilter_protocol::HELLO_REPLY_BYTES)
-            );
+            assert_eq!((hr, n as usize), (0, portfilter_protocol::HELLO_REPLY_BYTES));
             // SAFETY: our handle, closed once.
             unsafe { CloseHandle(port) };
         }

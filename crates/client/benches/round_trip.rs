@@ -11,14 +11,25 @@
 //! "added" subtracts the same percentile measured with no client connected (the driver
 //! then lets creates through without building an event). Round trips/s = completed
 //! creates / duration.
+//!
+//! Beside it, in the same run:
+//! * **the floor**: a bare request-reply hand-off between the same number of requesting
+//!   threads and one answering thread (a mutex + condition variable queue, a mutex +
+//!   condition variable per requester for the reply) — what any request-reply between
+//!   threads costs on this machine, with no driver, no fltsim and no client library; each
+//!   decider row prints its round trips as a share of it;
+//! * **an I/O-bound decider**: a handler that waits 1 ms per decision (as a scanner reading
+//!   the file does), the IOCP engine with M = 1, 2, 4, 8 workers, 2·M requests outstanding
+//!   and 2·M creating threads; target ≥ 0.9 × M × 1,000 decisions/s.
 
 use fltsim::CreateRequest;
 use portfilter_client::protocol::EventView;
 use portfilter_client::{
     ConnectOptions, Connection, Engine, EngineOptions, MessageBuffer, Role, Verdict,
 };
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -29,7 +40,14 @@ const CLIENT_PID: u32 = 2000;
 enum Mode {
     NoClient,
     Blocking,
-    Engine { workers: usize, requests: usize },
+    Engine {
+        workers: usize,
+        requests: usize,
+    },
+    /// The engine with a handler that waits 1 ms per decision.
+    IoBound {
+        workers: usize,
+    },
 }
 
 impl Mode {
@@ -40,6 +58,10 @@ impl Mode {
             Self::Engine { workers, requests } => {
                 format!("IOCP engine, {workers} worker(s), {requests} requests")
             }
+            Self::IoBound { workers } => format!(
+                "IOCP engine, {workers} worker(s), {} requests, handler waits 1 ms",
+                2 * workers
+            ),
         }
     }
 }
@@ -96,6 +118,17 @@ fn run(mode: Mode, seconds: f64, creators: usize) -> Measured {
                         .expect("engine"),
                 );
             }
+            Mode::IoBound { workers } => {
+                let handler = Arc::new(|_: &EventView<'_>| {
+                    thread::sleep(Duration::from_millis(1));
+                    Verdict::Allow
+                });
+                let options = EngineOptions {
+                    requests: 2 * workers,
+                    workers,
+                };
+                engine = Some(Engine::start(decider, handler, options).expect("engine"));
+            }
             Mode::NoClient => {}
         }
     }
@@ -147,6 +180,83 @@ fn run(mode: Mode, seconds: f64, creators: usize) -> Measured {
     }
 }
 
+/// The floor: `requesters` threads each hand a request to one answering thread and wait
+/// for its reply, for `seconds`; returns round trips per second.
+fn bare_hand_off(requesters: usize, seconds: f64) -> f64 {
+    struct Slot {
+        reply: Mutex<Option<u64>>,
+        ready: Condvar,
+    }
+    struct Shared {
+        queue: Mutex<VecDeque<(usize, u64)>>,
+        waiting: Condvar,
+        slots: Vec<Slot>,
+        stop: AtomicBool,
+    }
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(VecDeque::new()),
+        waiting: Condvar::new(),
+        slots: (0..requesters)
+            .map(|_| Slot {
+                reply: Mutex::new(None),
+                ready: Condvar::new(),
+            })
+            .collect(),
+        stop: AtomicBool::new(false),
+    });
+    let server = {
+        let shared = Arc::clone(&shared);
+        thread::spawn(move || {
+            let mut queue = shared.queue.lock().unwrap();
+            loop {
+                if let Some((who, value)) = queue.pop_front() {
+                    drop(queue);
+                    let slot = &shared.slots[who];
+                    *slot.reply.lock().unwrap() = Some(value + 1);
+                    slot.ready.notify_one();
+                    queue = shared.queue.lock().unwrap();
+                } else if shared.stop.load(Ordering::Acquire) {
+                    return;
+                } else {
+                    queue = shared.waiting.wait(queue).unwrap();
+                }
+            }
+        })
+    };
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(seconds);
+    let threads: Vec<_> = (0..requesters)
+        .map(|who| {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || {
+                let mut done = 0u64;
+                while Instant::now() < deadline {
+                    shared.queue.lock().unwrap().push_back((who, done));
+                    shared.waiting.notify_one();
+                    let slot = &shared.slots[who];
+                    let mut reply = slot.reply.lock().unwrap();
+                    while reply.is_none() {
+                        reply = slot.ready.wait(reply).unwrap();
+                    }
+                    assert_eq!(reply.take(), Some(done + 1));
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    let total: u64 = threads
+        .into_iter()
+        .map(|t| t.join().expect("requester"))
+        .sum();
+    let elapsed = start.elapsed().as_secs_f64();
+    shared.stop.store(true, Ordering::Release);
+    drop(shared.queue.lock().unwrap());
+    shared.waiting.notify_all();
+    server.join().expect("server");
+    total as f64 / elapsed
+}
+
 fn main() {
     // `cargo test --benches` runs bench binaries with `--bench`-less arguments; keep that
     // quick.
@@ -179,33 +289,63 @@ fn main() {
     println!(
         "{creators} creating threads, {seconds} s per mode, real driver under fltsim in-process\n"
     );
+    let floor = bare_hand_off(creators, seconds);
+    let floor_one = bare_hand_off(1, seconds);
     println!(
-        "| decider | round trips/s | create p50 µs | create p99 µs | added p50 µs | added p99 µs |"
+        "floor: bare mutex+condvar request-reply, 1 answering thread: {floor:.0} round trips/s \
+         with {creators} requesters, {floor_one:.0} with 1\n"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| decider | round trips/s | of the floor | create p50 µs | create p99 µs | added p50 µs | added p99 µs |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     let mut baseline = None;
     for mode in modes {
         let result = run(mode, seconds, creators);
         let rate = result.creates as f64 / result.seconds;
         let (base50, base99) = *baseline.get_or_insert((result.p50_us, result.p99_us));
-        let (rate_text, added50, added99) = if matches!(mode, Mode::NoClient) {
+        let (rate_text, share, added50, added99) = if matches!(mode, Mode::NoClient) {
             (
                 format!("({rate:.0} creates/s)"),
+                "—".to_owned(),
                 "—".to_owned(),
                 "—".to_owned(),
             )
         } else {
             (
                 format!("{rate:.0}"),
+                format!("{:.0} %", 100.0 * rate / floor),
                 format!("{:.1}", result.p50_us - base50),
                 format!("{:.1}", result.p99_us - base99),
             )
         };
         println!(
-            "| {} | {rate_text} | {:.1} | {:.1} | {added50} | {added99} |",
+            "| {} | {rate_text} | {share} | {:.1} | {:.1} | {added50} | {added99} |",
             mode.label(),
             result.p50_us,
             result.p99_us
+        );
+    }
+    let blocking_one = run(Mode::Blocking, seconds, 1);
+    let rate_one = blocking_one.creates as f64 / blocking_one.seconds;
+    println!(
+        "| blocking API, 1 thread, 1 creating thread | {rate_one:.0} | {:.0} % (of {floor_one:.0}) | {:.1} | {:.1} | | |",
+        100.0 * rate_one / floor_one,
+        blocking_one.p50_us,
+        blocking_one.p99_us
+    );
+    println!();
+    println!("I/O-bound decider (handler waits 1 ms), 2·M creating threads:\n");
+    println!("| decider | decisions/s | target 0.9 × M × 1,000 | |");
+    println!("|---|---:|---:|---|");
+    for workers in [1usize, 2, 4, 8] {
+        let result = run(Mode::IoBound { workers }, seconds, 2 * workers);
+        let rate = result.creates as f64 / result.seconds;
+        let target = 0.9 * workers as f64 * 1_000.0;
+        println!(
+            "| {} | {rate:.0} | {target:.0} | {} |",
+            Mode::IoBound { workers }.label(),
+            if rate >= target { "met" } else { "NOT met" }
         );
     }
 }

@@ -48,6 +48,6 @@ driver = (total - kernel) / creates
 targets = {'skipped-no-client': 300, 'skipped-skip-rule': 300, 'skipped-filtered-out': 300, 'reported-queued': 1500}
 t = targets.get(scenario)
 verdict = '—' if t is None else f'≤ {t}: ' + ('met' if driver <= t else 'NOT met')
-print(f'{scenario:<24} {driver:>14.0} {total / creates:>12.0}   {verdict}')
+print(f'{scenario:<24} {driver:>14.0f} {total / creates:>12.0f}   {verdict}')
 PY
 done

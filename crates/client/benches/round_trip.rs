@@ -335,7 +335,18 @@ fn main() {
         blocking_one.p99_us
     );
     println!();
-    println!("I/O-bound decider (handler waits 1 ms), 2·M creating threads:\n");
+    let sleeps = 200;
+    let t0 = Instant::now();
+    for _ in 0..sleeps {
+        thread::sleep(Duration::from_millis(1));
+    }
+    let one_sleep = t0.elapsed().as_secs_f64() / f64::from(sleeps);
+    println!(
+        "I/O-bound decider (handler waits 1 ms), 2·M creating threads; one `sleep(1 ms)` \
+         takes {:.3} ms here, so M workers cannot exceed M × {:.0} decisions/s:\n",
+        one_sleep * 1e3,
+        1.0 / one_sleep
+    );
     println!("| decider | decisions/s | target 0.9 × M × 1,000 | |");
     println!("|---|---:|---:|---|");
     for workers in [1usize, 2, 4, 8] {

@@ -174,20 +174,11 @@ fn create_path_costs(quick: bool) {
     }
 }
 
-/// Two creating threads for `duration`; one fast observer. Returns (events delivered per
-/// second, creates per second, events per message, events dropped).
-fn throughput(delivery: Delivery, duration: Duration) -> (f64, f64, f64, u64) {
-    let sim = Sim::start();
-    let observer = spawn_observer(OBSERVER, None);
-    with_config(&observer.port, |c| {
-        c.observer_delivery = delivery;
-        c.queue_capacity = 16_384;
-        c.notify_timeout_ms = 1_000;
-    });
+/// Two threads create files from the workload for `duration`; returns how many.
+fn create_for(duration: Duration) -> u64 {
     let requests = Arc::new(workload());
     let stop = Arc::new(AtomicBool::new(false));
     let created = Arc::new(AtomicU64::new(0));
-    let t0 = Instant::now();
     let creators: Vec<_> = (0..2)
         .map(|k| {
             let (requests, stop, created) = (
@@ -210,6 +201,21 @@ fn throughput(delivery: Delivery, duration: Duration) -> (f64, f64, f64, u64) {
     for c in creators {
         c.join().unwrap();
     }
+    created.load(Ordering::Relaxed)
+}
+
+/// Two creating threads for `duration`; one fast observer. Returns (events delivered per
+/// second, creates per second, events per message, events dropped).
+fn throughput(delivery: Delivery, duration: Duration) -> (f64, f64, f64, u64) {
+    let sim = Sim::start();
+    let observer = spawn_observer(OBSERVER, None);
+    with_config(&observer.port, |c| {
+        c.observer_delivery = delivery;
+        c.queue_capacity = 16_384;
+        c.notify_timeout_ms = 1_000;
+    });
+    let t0 = Instant::now();
+    let created = Arc::new(AtomicU64::new(create_for(duration)));
     // Let the queue drain before counting.
     common::wait_until(Duration::from_secs(10), || {
         observer.port.stats().queue_depth == 0
@@ -410,32 +416,8 @@ fn slow_observer_throughput(
             }
         })
     };
-    let requests = Arc::new(workload());
-    let stop = Arc::new(AtomicBool::new(false));
-    let created = Arc::new(AtomicU64::new(0));
     let t0 = Instant::now();
-    let creators: Vec<_> = (0..2)
-        .map(|k| {
-            let (requests, stop, created) = (
-                Arc::clone(&requests),
-                Arc::clone(&stop),
-                Arc::clone(&created),
-            );
-            std::thread::spawn(move || {
-                let mut i = k;
-                while !stop.load(Ordering::Relaxed) {
-                    let _ = fltsim::create(&requests[i % requests.len()]);
-                    created.fetch_add(1, Ordering::Relaxed);
-                    i += 2;
-                }
-            })
-        })
-        .collect();
-    std::thread::sleep(duration);
-    stop.store(true, Ordering::Relaxed);
-    for c in creators {
-        c.join().unwrap();
-    }
+    let created = Arc::new(AtomicU64::new(create_for(duration)));
     let creates = created.load(Ordering::Relaxed);
     common::wait_until(Duration::from_secs(20), || {
         port.stats().queue_depth == 0

@@ -45,6 +45,7 @@ pub unsafe extern "system" fn FltSendMessage(
     reply_length: *mut u32,
     timeout: *mut LARGE_INTEGER,
 ) -> NTSTATUS {
+    crate::kernel::counts::bump(crate::kernel::counts::Routine::FltSendMessage);
     if irql::current() > APC_LEVEL {
         verifier::report(
             rule::SEND_ABOVE_APC_LEVEL,

@@ -313,3 +313,29 @@ fn the_deciders_own_creates_are_never_held() {
     decider.stop();
     sim.unload_and_check_pool();
 }
+
+#[test]
+fn the_deciders_own_creates_are_allowed_when_the_default_verdict_is_deny() {
+    let sim = Sim::start();
+    // A decider that allows everything, under a fail-closed configuration: its own creates
+    // must pass without asking it, not fall to the default (deny) verdict.
+    let decider = spawn_decider(
+        DECIDER,
+        Arc::new(|e: &Seen| Some(Verdict::allow(e.sequence))),
+    );
+    decider
+        .port
+        .set_config(&config_with(|c| c.default_verdict = Decision::Deny));
+    let own = create_as(DECIDER, r"C:\ProgramData\decider\state.db");
+    assert_eq!(own.status, STATUS_SUCCESS, "the decider's own create");
+    let stats = decider.port.stats();
+    assert_eq!(stats.self_excluded, 1);
+    assert_eq!(stats.default_verdicts, 0);
+    assert_eq!(stats.requests_sent, 0);
+    // Another process's create is asked and allowed.
+    assert_eq!(create_as(APP, r"C:\x.txt").status, STATUS_SUCCESS);
+    assert_eq!(decider.port.stats().requests_sent, 1);
+    decider.port.set_config(&config_with(|_| {}));
+    decider.stop();
+    sim.unload_and_check_pool();
+}

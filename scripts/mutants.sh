@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# Mutation testing of the driver (`src/`), the protocol and the client with cargo-mutants.
+# Not part of CI: a full campaign takes hours. It is sharded so that each shard fits a few
+# minutes, and the per-file summary of every shard run so far goes into
+# docs/mutation-testing.md (between the generated-summary markers).
+#
+#   scripts/mutants.sh list    [PACKAGE]            how many mutants, how many shards
+#   scripts/mutants.sh run     PACKAGE K [N]        run shard K of N (0-based; N: default)
+#   scripts/mutants.sh run     PACKAGE all          run every shard of PACKAGE in turn
+#   scripts/mutants.sh summary                      rewrite the summary in the docs
+#
+# PACKAGE is `driver` (portfilter), `protocol` (portfilter-protocol) or `client`
+# (portfilter-client). Exclusions, each with a reason: .cargo/mutants.toml.
+#
+# Environment:
+#   MUTANTS_PER_SHARD  mutants per shard when N is not given (default 8: a few minutes
+#                      on two busy cores, most of it the incremental build)
+#   MUTANTS_TIMEOUT    seconds a mutant's tests may run before it counts as a timeout
+#                      (default 90; the driver's whole suite takes ~15 s on two cores, so a
+#                      mutant that hangs a bounded wait fails fast instead of stalling)
+#   MUTANTS_JOBS       parallel mutants (default 1: the machine's cores are shared)
+#
+# Shard results stay in target/mutants/<package>/<K>of<N>/ (cargo-mutants' mutants.out
+# plus run.txt: date, commit, figures); `summary` aggregates the newest result of every
+# shard, so shards can be run at different times and re-run after a fix.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+# The dev profile is panic=abort and the root crate is cdylib+rlib: tests need unwinding
+# (harmless once the profiles are split). No debug info: the mutant builds are link-bound.
+export CARGO_PROFILE_DEV_PANIC=unwind
+export CARGO_PROFILE_DEV_DEBUG=0
+# One target directory for every shard (cargo-mutants copies the tree for each run): the
+# dependencies are built once, not once per shard.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/mutants-build}"
+
+per_shard=${MUTANTS_PER_SHARD:-8}
+timeout=${MUTANTS_TIMEOUT:-90}
+jobs=${MUTANTS_JOBS:-1}
+out_root="$root/target/mutants"
+doc="$root/docs/mutation-testing.md"
+
+die() {
+    echo "mutants.sh: $*" >&2
+    exit 2
+}
+
+crate_of() {
+    case "$1" in
+    driver) echo portfilter ;;
+    protocol) echo portfilter-protocol ;;
+    client) echo portfilter-client ;;
+    *) die "unknown package '$1' (driver, protocol, client)" ;;
+    esac
+}
+
+need_tools() {
+    cargo mutants --version >/dev/null 2>&1 ||
+        die "cargo-mutants is missing: cargo install --locked cargo-mutants"
+    cargo nextest --version >/dev/null 2>&1 ||
+        die "cargo-nextest is missing: cargo install --locked cargo-nextest"
+}
+
+count_mutants() {
+    cargo mutants --package "$(crate_of "$1")" --list 2>/dev/null | wc -l
+}
+
+default_shards() {
+    local n
+    n=$(count_mutants "$1")
+    echo $(((n + per_shard - 1) / per_shard))
+}
+
+run_shard() {
+    local pkg=$1 k=$2 n=$3 crate dir start end
+    crate=$(crate_of "$pkg")
+    dir="$out_root/$pkg/${k}of$n"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    start=$(date -u +%s)
+    echo "== $pkg ($crate): shard $k of $n, timeout ${timeout}s, started $(date -u '+%F %T') UTC"
+    # Exit status: 0 all caught, 2 some missed, 3 some timed out, 4 baseline failed.
+    set +e
+    cargo mutants --package "$crate" --test-tool nextest \
+        --shard "$k/$n" --timeout "$timeout" --jobs "$jobs" \
+        --output "$dir" --no-shuffle --colors never
+    local rc=$?
+    set -e
+    end=$(date -u +%s)
+    {
+        echo "package=$pkg"
+        echo "shard=$k/$n"
+        echo "date=$(date -u '+%F %T') UTC"
+        echo "commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src crates tests || echo +dirty)"
+        echo "seconds=$((end - start))"
+        echo "exit=$rc"
+    } >"$dir/run.txt"
+    [ "$rc" -eq 4 ] && die "baseline failed: the unmutated tree does not pass its tests"
+    [ "$rc" -eq 0 ] || [ "$rc" -eq 2 ] || [ "$rc" -eq 3 ] ||
+        die "cargo mutants exited with $rc"
+    return 0
+}
+
+# Per-file table of every shard result under target/mutants, in markdown.
+summarize() {
+    local files
+    files=$(find "$out_root" -name run.txt 2>/dev/null | sort)
+    [ -n "$files" ] || die "no shard results under $out_root"
+    python3 - "$out_root" <<'PY'
+import collections, os, re, sys
+root = sys.argv[1]
+outcomes = ("caught", "missed", "timeout", "unviable")
+per_file = collections.defaultdict(lambda: collections.Counter())
+missed = collections.defaultdict(list)
+runs = collections.defaultdict(list)
+for pkg in sorted(os.listdir(root)):
+    for shard in sorted(os.listdir(os.path.join(root, pkg))):
+        d = os.path.join(root, pkg, shard)
+        info = os.path.join(d, "run.txt")
+        if not os.path.exists(info):
+            continue
+        meta = dict(l.strip().split("=", 1) for l in open(info) if "=" in l)
+        runs[pkg].append(meta)
+        out = os.path.join(d, "mutants.out")
+        prefix = {"driver": "", "protocol": "crates/protocol/", "client": "crates/client/"}[pkg]
+        for o in outcomes:
+            p = os.path.join(out, o + ".txt")
+            if not os.path.exists(p):
+                continue
+            for line in open(p):
+                line = line.strip()
+                if not line:
+                    continue
+                f = line.split(":", 1)[0]
+                if not f.startswith(prefix):
+                    f = prefix + f
+                per_file[f][o] += 1
+                if o in ("missed", "timeout"):
+                    missed[f].append(f"{o}: {line}")
+print("| file | caught | missed | timeout | unviable | caught / viable |")
+print("|---|---:|---:|---:|---:|---:|")
+tot = collections.Counter()
+for f in sorted(per_file):
+    c = per_file[f]
+    tot.update(c)
+    viable = c["caught"] + c["missed"] + c["timeout"]
+    pct = f"{100 * (c['caught'] + c['timeout']) / viable:.0f} %" if viable else "–"
+    print(f"| `{f}` | {c['caught']} | {c['missed']} | {c['timeout']} | {c['unviable']} | {pct} |")
+viable = tot["caught"] + tot["missed"] + tot["timeout"]
+pct = f"{100 * (tot['caught'] + tot['timeout']) / viable:.1f} %" if viable else "–"
+print(f"| **total** | {tot['caught']} | {tot['missed']} | {tot['timeout']} | {tot['unviable']} | {pct} |")
+print()
+print("Shards run (newest result of each):")
+print()
+for pkg, metas in runs.items():
+    metas.sort(key=lambda m: [int(x) for x in m["shard"].split("/")])
+    n = metas[0]["shard"].split("/")[1]
+    ks = ",".join(m["shard"].split("/")[0] for m in metas)
+    dates = sorted(m["date"] for m in metas)
+    commits = sorted({m["commit"] for m in metas})
+    secs = sum(int(m["seconds"]) for m in metas)
+    print(f"- {pkg}: shards {ks} of {n} ({len(metas)} of {n}), {dates[0]} – {dates[-1]}, "
+          f"commit {', '.join(commits)}, {secs // 60} min")
+print()
+if missed:
+    print("Not caught (missed, or timed out — a timeout counts as caught above):")
+    print()
+    for f in sorted(missed):
+        for m in missed[f]:
+            print(f"- `{m}`")
+PY
+}
+
+write_summary() {
+    [ -f "$doc" ] || die "$doc is missing"
+    local table
+    table=$(summarize)
+    python3 - "$doc" "$table" <<'PY'
+import sys
+doc, table = sys.argv[1], sys.argv[2]
+text = open(doc).read()
+begin, end = "<!-- BEGIN generated summary -->", "<!-- END generated summary -->"
+head, rest = text.split(begin, 1)
+_, tail = rest.split(end, 1)
+open(doc, "w").write(f"{head}{begin}\n{table}\n{end}{tail}")
+PY
+    echo "summary written to docs/mutation-testing.md"
+}
+
+cmd=${1:-}
+case "$cmd" in
+list)
+    need_tools
+    for pkg in ${2:-driver protocol client}; do
+        n=$(count_mutants "$pkg")
+        echo "$pkg: $n mutants, $(((n + per_shard - 1) / per_shard)) shards of $per_shard"
+    done
+    ;;
+run)
+    need_tools
+    pkg=${2:?package}
+    k=${3:?shard number or all}
+    n=${4:-$(default_shards "$pkg")}
+    if [ "$k" = all ]; then
+        for ((i = 0; i < n; i++)); do run_shard "$pkg" "$i" "$n"; done
+    else
+        [ "$k" -lt "$n" ] || die "shard $k is not below $n"
+        run_shard "$pkg" "$k" "$n"
+    fi
+    write_summary
+    ;;
+summary)
+    write_summary
+    ;;
+*)
+    sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac

@@ -7,6 +7,7 @@
 #   scripts/mutants.sh list    [PACKAGE]            how many mutants, how many shards
 #   scripts/mutants.sh run     PACKAGE K [N]        run shard K of N (0-based; N: default)
 #   scripts/mutants.sh run     PACKAGE all          run every shard of PACKAGE in turn
+#   scripts/mutants.sh file    PACKAGE PATH...      every mutant of these files (after a fix)
 #   scripts/mutants.sh summary                      rewrite the summary in the docs
 #
 # PACKAGE is `driver` (portfilter), `protocol` (portfilter-protocol) or `client`
@@ -20,9 +21,9 @@
 #                      mutant that hangs a bounded wait fails fast instead of stalling)
 #   MUTANTS_JOBS       parallel mutants (default 1: the machine's cores are shared)
 #
-# Shard results stay in target/mutants/<package>/<K>of<N>/ (cargo-mutants' mutants.out
-# plus run.txt: date, commit, figures); `summary` aggregates the newest result of every
-# shard, so shards can be run at different times and re-run after a fix.
+# Results stay in target/mutants/<package>/<K>of<N>/ or .../file-<path>/ (cargo-mutants'
+# mutants.out plus run.txt: date, commit, figures); `summary` takes each mutant's newest
+# result, so shards can be run at different times and files re-run after a fix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -72,25 +73,28 @@ default_shards() {
     echo $(((n + per_shard - 1) / per_shard))
 }
 
-run_shard() {
-    local pkg=$1 k=$2 n=$3 crate dir start end
+# run_one PACKAGE LABEL DESCRIPTION CARGO-MUTANTS-ARGS...
+run_one() {
+    local pkg=$1 label=$2 what=$3 crate dir start end
+    shift 3
     crate=$(crate_of "$pkg")
-    dir="$out_root/$pkg/${k}of$n"
+    dir="$out_root/$pkg/$label"
     rm -rf "$dir"
     mkdir -p "$dir"
     start=$(date -u +%s)
-    echo "== $pkg ($crate): shard $k of $n, timeout ${timeout}s, started $(date -u '+%F %T') UTC"
+    echo "== $pkg ($crate): $what, timeout ${timeout}s, started $(date -u '+%F %T') UTC"
     # Exit status: 0 all caught, 2 some missed, 3 some timed out, 4 baseline failed.
     set +e
     cargo mutants --package "$crate" --test-tool nextest \
-        --shard "$k/$n" --timeout "$timeout" --jobs "$jobs" \
-        --output "$dir" --no-shuffle --colors never
+        --timeout "$timeout" --jobs "$jobs" \
+        --output "$dir" --no-shuffle --colors never "$@"
     local rc=$?
     set -e
     end=$(date -u +%s)
     {
         echo "package=$pkg"
-        echo "shard=$k/$n"
+        echo "what=$what"
+        echo "start=$start"
         echo "date=$(date -u '+%F %T') UTC"
         echo "commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src crates tests || echo +dirty)"
         echo "seconds=$((end - start))"
@@ -108,36 +112,40 @@ summarize() {
     files=$(find "$out_root" -name run.txt 2>/dev/null | sort)
     [ -n "$files" ] || die "no shard results under $out_root"
     python3 - "$out_root" <<'PY'
-import collections, os, re, sys
+import collections, os, sys
 root = sys.argv[1]
 outcomes = ("caught", "missed", "timeout", "unviable")
-per_file = collections.defaultdict(lambda: collections.Counter())
-missed = collections.defaultdict(list)
-runs = collections.defaultdict(list)
+prefix = {"driver": "", "protocol": "crates/protocol/", "client": "crates/client/"}
+runs = []
 for pkg in sorted(os.listdir(root)):
-    for shard in sorted(os.listdir(os.path.join(root, pkg))):
-        d = os.path.join(root, pkg, shard)
+    for label in sorted(os.listdir(os.path.join(root, pkg))):
+        d = os.path.join(root, pkg, label)
         info = os.path.join(d, "run.txt")
         if not os.path.exists(info):
             continue
         meta = dict(l.strip().split("=", 1) for l in open(info) if "=" in l)
-        runs[pkg].append(meta)
-        out = os.path.join(d, "mutants.out")
-        prefix = {"driver": "", "protocol": "crates/protocol/", "client": "crates/client/"}[pkg]
-        for o in outcomes:
-            p = os.path.join(out, o + ".txt")
-            if not os.path.exists(p):
-                continue
-            for line in open(p):
-                line = line.strip()
-                if not line:
-                    continue
-                f = line.split(":", 1)[0]
-                if not f.startswith(prefix):
-                    f = prefix + f
-                per_file[f][o] += 1
-                if o in ("missed", "timeout"):
-                    missed[f].append(f"{o}: {line}")
+        meta["dir"] = d
+        meta["pkg"] = pkg
+        runs.append(meta)
+runs.sort(key=lambda m: int(m.get("start", "0")))
+result = {}  # mutant name -> outcome, the newest run wins
+for m in runs:
+    for o in outcomes:
+        p = os.path.join(m["dir"], "mutants.out", o + ".txt")
+        if not os.path.exists(p):
+            continue
+        for line in open(p):
+            line = line.strip()
+            if line:
+                name = line if line.startswith(prefix[m["pkg"]]) else prefix[m["pkg"]] + line
+                result[name] = o
+per_file = collections.defaultdict(collections.Counter)
+missed = collections.defaultdict(list)
+for name, o in result.items():
+    f = name.split(":", 1)[0]
+    per_file[f][o] += 1
+    if o in ("missed", "timeout"):
+        missed[f].append(f"{o}: {name}")
 print("| file | caught | missed | timeout | unviable | caught / viable |")
 print("|---|---:|---:|---:|---:|---:|")
 tot = collections.Counter()
@@ -151,24 +159,18 @@ viable = tot["caught"] + tot["missed"] + tot["timeout"]
 pct = f"{100 * (tot['caught'] + tot['timeout']) / viable:.1f} %" if viable else "–"
 print(f"| **total** | {tot['caught']} | {tot['missed']} | {tot['timeout']} | {tot['unviable']} | {pct} |")
 print()
-print("Shards run (newest result of each):")
+print("Runs (each mutant counts once, with its newest result):")
 print()
-for pkg, metas in runs.items():
-    metas.sort(key=lambda m: [int(x) for x in m["shard"].split("/")])
-    n = metas[0]["shard"].split("/")[1]
-    ks = ",".join(m["shard"].split("/")[0] for m in metas)
-    dates = sorted(m["date"] for m in metas)
-    commits = sorted({m["commit"] for m in metas})
-    secs = sum(int(m["seconds"]) for m in metas)
-    print(f"- {pkg}: shards {ks} of {n} ({len(metas)} of {n}), {dates[0]} – {dates[-1]}, "
-          f"commit {', '.join(commits)}, {secs // 60} min")
+for m in runs:
+    print(f"- {m['pkg']}: {m['what']} — {m['date']}, commit {m['commit']}, "
+          f"{int(m['seconds']) // 60} min {int(m['seconds']) % 60} s")
 print()
 if missed:
-    print("Not caught (missed, or timed out — a timeout counts as caught above):")
+    print("Not caught (a timeout counts as caught above, but its test should be bounded):")
     print()
     for f in sorted(missed):
-        for m in missed[f]:
-            print(f"- `{m}`")
+        for line in sorted(missed[f]):
+            print(f"- `{line}`")
 PY
 }
 
@@ -203,11 +205,23 @@ run)
     k=${3:?shard number or all}
     n=${4:-$(default_shards "$pkg")}
     if [ "$k" = all ]; then
-        for ((i = 0; i < n; i++)); do run_shard "$pkg" "$i" "$n"; done
+        for ((i = 0; i < n; i++)); do
+            run_one "$pkg" "${i}of$n" "shard $i of $n" --shard "$i/$n"
+        done
     else
         [ "$k" -lt "$n" ] || die "shard $k is not below $n"
-        run_shard "$pkg" "$k" "$n"
+        run_one "$pkg" "${k}of$n" "shard $k of $n" --shard "$k/$n"
     fi
+    write_summary
+    ;;
+file)
+    need_tools
+    pkg=${2:?package}
+    shift 2
+    [ $# -gt 0 ] || die "file: which files?"
+    args=()
+    for f in "$@"; do args+=(--file "$f"); done
+    run_one "$pkg" "file-$(echo "$*" | tr '/ ' '_+')" "files $*" "${args[@]}"
     write_summary
     ;;
 summary)

@@ -20,6 +20,8 @@
 #                      (default 90; the driver's whole suite takes ~15 s on two cores, so a
 #                      mutant that hangs a bounded wait fails fast instead of stalling)
 #   MUTANTS_JOBS       parallel mutants (default 1: the machine's cores are shared)
+#   MUTANTS_BASELINE   `run` (default: the unmutated tree must pass first) or `skip` (when
+#                      it was just checked: saves a build and a test run per shard)
 #
 # Results stay in target/mutants/<package>/<K>of<N>/ or .../file-<path>/ (cargo-mutants'
 # mutants.out plus run.txt: date, commit, figures); `summary` takes each mutant's newest
@@ -39,6 +41,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/mutants-build}"
 per_shard=${MUTANTS_PER_SHARD:-8}
 timeout=${MUTANTS_TIMEOUT:-90}
 jobs=${MUTANTS_JOBS:-1}
+baseline=${MUTANTS_BASELINE:-run}
 out_root="$root/target/mutants"
 doc="$root/docs/mutation-testing.md"
 
@@ -73,6 +76,21 @@ default_shards() {
     echo $(((n + per_shard - 1) / per_shard))
 }
 
+# write_run_info DIR PACKAGE WHAT START EXIT
+write_run_info() {
+    local end
+    end=$(date -u +%s)
+    {
+        echo "package=$2"
+        echo "what=$3"
+        echo "start=$4"
+        echo "date=$(date -u -d "@$4" '+%F %T') UTC"
+        echo "commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src crates tests || echo +dirty)"
+        echo "seconds=$((end - $4))"
+        echo "exit=$5"
+    } >"$1/run.txt"
+}
+
 # run_one PACKAGE LABEL DESCRIPTION CARGO-MUTANTS-ARGS...
 run_one() {
     local pkg=$1 label=$2 what=$3 crate dir start end
@@ -83,23 +101,17 @@ run_one() {
     mkdir -p "$dir"
     start=$(date -u +%s)
     echo "== $pkg ($crate): $what, timeout ${timeout}s, started $(date -u '+%F %T') UTC"
+    # Written before the run too: an interrupted run's results (cargo-mutants appends each
+    # outcome as it goes) still count in the summary.
+    write_run_info "$dir" "$pkg" "$what" "$start" running
     # Exit status: 0 all caught, 2 some missed, 3 some timed out, 4 baseline failed.
     set +e
     cargo mutants --package "$crate" --test-tool nextest \
-        --timeout "$timeout" --jobs "$jobs" \
+        --timeout "$timeout" --jobs "$jobs" --baseline "$baseline" \
         --output "$dir" --no-shuffle --colors never "$@"
     local rc=$?
     set -e
-    end=$(date -u +%s)
-    {
-        echo "package=$pkg"
-        echo "what=$what"
-        echo "start=$start"
-        echo "date=$(date -u '+%F %T') UTC"
-        echo "commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src crates tests || echo +dirty)"
-        echo "seconds=$((end - start))"
-        echo "exit=$rc"
-    } >"$dir/run.txt"
+    write_run_info "$dir" "$pkg" "$what" "$start" "$rc"
     [ "$rc" -eq 4 ] && die "baseline failed: the unmutated tree does not pass its tests"
     [ "$rc" -eq 0 ] || [ "$rc" -eq 2 ] || [ "$rc" -eq 3 ] ||
         die "cargo mutants exited with $rc"
@@ -162,7 +174,8 @@ print()
 print("Runs (each mutant counts once, with its newest result):")
 print()
 for m in runs:
-    print(f"- {m['pkg']}: {m['what']} — {m['date']}, commit {m['commit']}, "
+    state = " (interrupted)" if m["exit"] == "running" else ""
+    print(f"- {m['pkg']}: {m['what']}{state} — {m['date']}, commit {m['commit']}, "
           f"{int(m['seconds']) // 60} min {int(m['seconds']) % 60} s")
 print()
 if missed:

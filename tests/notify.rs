@@ -497,6 +497,12 @@ fn unload_frees_the_events_still_queued_and_says_how_many() {
         "{:?}",
         fltsim::log::lines()
     );
+    // Counted once: the state's teardown finds the queue already empty.
+    assert!(
+        !fltsim::log::contains("queued events dropped at unload"),
+        "{:?}",
+        fltsim::log::lines()
+    );
     assert_eq!(fltsim::kernel::pool::live_bytes(portfilter::POOL_TAG), 0);
     gate.store(true, Ordering::Release);
     observer.join();

@@ -120,6 +120,7 @@ fn a_create_without_pool_for_its_event_gets_the_default_verdict_while_clients_ar
     let control = connect(2001, Role::Control);
     let s = control.stats();
     assert_eq!(s.default_verdicts, 2, "{s:?}");
+    assert_eq!(s.queue_enqueued, 0, "no observer: nothing is queued");
     control.set_config(&Config::new());
     control.close();
     sim.unload_and_check_pool();

@@ -508,3 +508,38 @@ fn a_command_of_exactly_the_largest_input_size_is_accepted_and_one_byte_more_is_
     port.close();
     sim.unload_and_check_pool();
 }
+
+#[test]
+fn an_output_of_exactly_the_answers_size_is_enough_and_one_word_less_is_not() {
+    let sim = Sim::start();
+    let port = connect(CLIENT, Role::Observer);
+    let command = |command: Command| {
+        let mut b = Buf::new(8);
+        encode_request(command, b.bytes_mut()).unwrap();
+        b
+    };
+    let config = config_with(|c| {
+        c.filters
+            .push_str(FilterKind::IncludePrefix, r"\Users\")
+            .unwrap();
+    });
+    let mut bytes = vec![0u8; CONFIG_MAX_BYTES];
+    let config_len = config.encode(Command::SetConfig, &mut bytes).unwrap();
+    let mut set = Buf::from_bytes(&bytes[..config_len]);
+    // SetConfig first, so that GetConfig answers with this (non-default) size.
+    for (what, input, size) in [
+        ("SetConfig", &mut set, config_len),
+        ("Hello", &mut command(Command::Hello), HELLO_REPLY_BYTES),
+        ("GetStats", &mut command(Command::GetStats), STATS_BYTES),
+        ("GetConfig", &mut command(Command::GetConfig), config_len),
+    ] {
+        let (status, _, returned) = port.send_raw(input, size);
+        assert_eq!((status, returned as usize), (hr::S_OK, size), "{what}");
+        let (status, _, _) = port.send_raw(input, size - 8);
+        assert_eq!(status, hr::BUFFER_TOO_SMALL, "{what}, 8 bytes short");
+    }
+    assert_eq!(port.config(), config);
+    port.set_config(&Config::new());
+    port.close();
+    sim.unload_and_check_pool();
+}

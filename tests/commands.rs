@@ -443,15 +443,12 @@ fn null_or_empty_buffers_get_their_documented_statuses() {
 
     // No output: a null pointer or a length of 0 is "no output buffer" — Hello needs one,
     // so the answer is the size it needs, not a bad-pointer or misalignment failure.
+    // SAFETY: offset 3 inside the buffer; misaligned, but of length 0: not a buffer.
+    let misaligned = unsafe { out.ptr().cast::<u8>().add(3) }.cast();
     for (output, len, what) in [
         (std::ptr::null_mut(), 64, "null output"),
         (out.ptr(), 0, "empty output"),
-        // SAFETY: offset 3 inside the buffer; misaligned, but of length 0: not a buffer.
-        (
-            unsafe { out.ptr().cast::<u8>().add(3) }.cast(),
-            0,
-            "empty misaligned output",
-        ),
+        (misaligned, 0, "empty misaligned output"),
     ] {
         let (status, _) = send_ptr(&port, hello.ptr(), 8, output, len);
         assert_eq!(status, hr::BUFFER_TOO_SMALL, "{what}");

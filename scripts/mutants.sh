@@ -123,13 +123,26 @@ summarize() {
     local files
     files=$(find "$out_root" -name run.txt 2>/dev/null | sort)
     [ -n "$files" ] || die "no shard results under $out_root"
+    # The mutants as of now (exclusions applied): results of mutants no longer listed do
+    # not count, and listed mutants without a result are what remains to run.
+    local pkg
+    for pkg in driver protocol client; do
+        cargo mutants --package "$(crate_of "$pkg")" --list >"$out_root/$pkg.list" 2>/dev/null ||
+            die "cargo mutants --list failed for $pkg"
+    done
     python3 - "$out_root" <<'PY'
 import collections, os, sys
 root = sys.argv[1]
 outcomes = ("caught", "missed", "timeout", "unviable")
 prefix = {"driver": "", "protocol": "crates/protocol/", "client": "crates/client/"}
+listed = {}
+for pkg in prefix:
+    for line in open(os.path.join(root, pkg + ".list")):
+        if line.strip():
+            name = line.strip()
+            listed[name if name.startswith(prefix[pkg]) else prefix[pkg] + name] = pkg
 runs = []
-for pkg in sorted(os.listdir(root)):
+for pkg in sorted(p for p in os.listdir(root) if p in prefix):
     for label in sorted(os.listdir(os.path.join(root, pkg))):
         d = os.path.join(root, pkg, label)
         info = os.path.join(d, "run.txt")
@@ -153,23 +166,27 @@ for m in runs:
                 result[name] = o
 per_file = collections.defaultdict(collections.Counter)
 missed = collections.defaultdict(list)
-for name, o in result.items():
+for name in listed:
     f = name.split(":", 1)[0]
+    o = result.get(name, "not run")
     per_file[f][o] += 1
+    per_file[f]["listed"] += 1
     if o in ("missed", "timeout"):
         missed[f].append(f"{o}: {name}")
-print("| file | caught | missed | timeout | unviable | caught / viable |")
-print("|---|---:|---:|---:|---:|---:|")
+print("| file | mutants | caught | missed | timeout | unviable | not run yet | caught / viable |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
 tot = collections.Counter()
 for f in sorted(per_file):
     c = per_file[f]
     tot.update(c)
     viable = c["caught"] + c["missed"] + c["timeout"]
     pct = f"{100 * (c['caught'] + c['timeout']) / viable:.0f} %" if viable else "–"
-    print(f"| `{f}` | {c['caught']} | {c['missed']} | {c['timeout']} | {c['unviable']} | {pct} |")
+    print(f"| `{f}` | {c['listed']} | {c['caught']} | {c['missed']} | {c['timeout']} | "
+          f"{c['unviable']} | {c['not run']} | {pct} |")
 viable = tot["caught"] + tot["missed"] + tot["timeout"]
 pct = f"{100 * (tot['caught'] + tot['timeout']) / viable:.1f} %" if viable else "–"
-print(f"| **total** | {tot['caught']} | {tot['missed']} | {tot['timeout']} | {tot['unviable']} | {pct} |")
+print(f"| **total** | {tot['listed']} | {tot['caught']} | {tot['missed']} | {tot['timeout']} | "
+      f"{tot['unviable']} | {tot['not run']} | {pct} |")
 print()
 print("Runs (each mutant counts once, with its newest result):")
 print()

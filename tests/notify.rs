@@ -425,7 +425,7 @@ fn a_stalled_notify_observer_makes_creates_wait_once_per_stall_not_on_every_crea
 }
 
 /// A queued observer that does not read, a 4-event queue, and the worker held in its
-/// (3 s) send of the first event to that observer; then 6 more creates: 4 wait in the
+/// (5 s) send of the first event to that observer; then 6 more creates: 4 wait in the
 /// queue, 2 are lost. Returns the gate that lets the observer read.
 fn queue_held_up_by_a_stalled_observer() -> (Arc<AtomicBool>, common::ClientThread) {
     let gate = Arc::new(AtomicBool::new(false));
@@ -433,7 +433,8 @@ fn queue_held_up_by_a_stalled_observer() -> (Arc<AtomicBool>, common::ClientThre
     observer.port.set_config(&config_with(|c| {
         c.observer_delivery = Delivery::Queued;
         c.queue_capacity = 4;
-        c.notify_timeout_ms = 3_000;
+        // The longest budget: the test's creates must all happen within it.
+        c.notify_timeout_ms = 5_000;
     }));
     assert_eq!(create_as(APP, r"C:\q\0.txt").status, STATUS_SUCCESS);
     assert!(wait_until(Duration::from_secs(5), || {

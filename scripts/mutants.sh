@@ -131,7 +131,7 @@ summarize() {
             die "cargo mutants --list failed for $pkg"
     done
     python3 - "$out_root" <<'PY'
-import collections, os, sys
+import collections, os, sys, time
 root = sys.argv[1]
 outcomes = ("caught", "missed", "timeout", "unviable")
 prefix = {"driver": "", "protocol": "crates/protocol/", "client": "crates/client/"}
@@ -165,6 +165,7 @@ for m in runs:
                 name = line if line.startswith(prefix[m["pkg"]]) else prefix[m["pkg"]] + line
                 result[name] = o
 per_file = collections.defaultdict(collections.Counter)
+listed_pkg = {name.split(":", 1)[0]: pkg for name, pkg in listed.items()}
 missed = collections.defaultdict(list)
 for name in listed:
     f = name.split(":", 1)[0]
@@ -175,23 +176,29 @@ for name in listed:
         missed[f].append(f"{o}: {name}")
 print("| file | mutants | caught | missed | timeout | unviable | not run yet | caught / viable |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|")
-tot = collections.Counter()
-for f in sorted(per_file):
-    c = per_file[f]
-    tot.update(c)
+def row(label, c, digits):
     viable = c["caught"] + c["missed"] + c["timeout"]
-    pct = f"{100 * (c['caught'] + c['timeout']) / viable:.0f} %" if viable else "–"
-    print(f"| `{f}` | {c['listed']} | {c['caught']} | {c['missed']} | {c['timeout']} | "
+    pct = f"{100 * (c['caught'] + c['timeout']) / viable:.{digits}f} %" if viable else "–"
+    print(f"| {label} | {c['listed']} | {c['caught']} | {c['missed']} | {c['timeout']} | "
           f"{c['unviable']} | {c['not run']} | {pct} |")
-viable = tot["caught"] + tot["missed"] + tot["timeout"]
-pct = f"{100 * (tot['caught'] + tot['timeout']) / viable:.1f} %" if viable else "–"
-print(f"| **total** | {tot['listed']} | {tot['caught']} | {tot['missed']} | {tot['timeout']} | "
-      f"{tot['unviable']} | {tot['not run']} | {pct} |")
+tot = collections.Counter()
+for pkg in ("driver", "protocol", "client"):
+    sub = collections.Counter()
+    for f in sorted(per_file):
+        if listed_pkg.get(f) == pkg:
+            sub.update(per_file[f])
+            row(f"`{f}`", per_file[f], 0)
+    row(f"**{pkg}**", sub, 1)
+    tot.update(sub)
+row("**total**", tot, 1)
 print()
 print("Runs (each mutant counts once, with its newest result):")
 print()
 for m in runs:
-    state = " (interrupted)" if m["exit"] == "running" else ""
+    state = ""
+    if m["exit"] == "running":
+        state = " (running, or interrupted)"
+        m["seconds"] = str(int(time.time()) - int(m["start"]))
     print(f"- {m['pkg']}: {m['what']}{state} — {m['date']}, commit {m['commit']}, "
           f"{int(m['seconds']) // 60} min {int(m['seconds']) % 60} s")
 print()

@@ -263,7 +263,10 @@ fn closing_one_observer(wake: DisconnectWake) {
     reading.stop();
     let took = t0.elapsed();
     assert!(took < Duration::from_millis(1_500), "close waited {took:?}");
-    assert_eq!(creator.join().unwrap(), STATUS_SUCCESS);
+    assert_eq!(
+        common::join_within(creator, Duration::from_secs(20)),
+        STATUS_SUCCESS
+    );
     gate.store(true, Ordering::Release);
     stalled.stop();
     sim.unload_and_check_pool();

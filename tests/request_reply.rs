@@ -136,7 +136,7 @@ fn late_reply_gets_no_waiter_and_does_not_change_the_outcome() {
     };
     let out = create_as(APP, r"C:\late.txt");
     assert_eq!(out.status, STATUS_SUCCESS);
-    let late = reader.join().unwrap();
+    let late = common::join_within(reader, Duration::from_secs(20));
     assert_eq!(late, common::hr::NO_WAITER);
     assert_eq!(port.stats().reply_timeouts, 1);
     Arc::try_unwrap(port).ok().unwrap().close();
@@ -176,7 +176,7 @@ fn decider_killed_mid_request(wake: DisconnectWake) {
     let killed = Instant::now();
     fltsim::process::exit(DECIDER);
     for c in creators {
-        let (status, took) = c.join().unwrap();
+        let (status, took) = common::join_within(c, Duration::from_secs(20));
         assert_eq!(
             status, STATUS_ACCESS_DENIED,
             "{wake:?}: the default verdict"
@@ -255,7 +255,7 @@ fn malformed_replies_apply_the_default_verdict_and_are_counted() {
             "case {i}: default verdict allow"
         );
     }
-    answering.join().unwrap();
+    common::join_within(answering, Duration::from_secs(20));
     let stats = port.stats();
     assert_eq!(stats.reply_bad, expected);
     assert_eq!(stats.default_verdicts, expected);

@@ -355,6 +355,12 @@ mod tests {
         let msg = w.finish();
         let view = BatchView::decode(msg).unwrap();
         assert_eq!(view.count(), 5);
+        // An exact-size iterator: its length goes down with each event taken.
+        let mut events = view.events();
+        assert_eq!(events.len(), 5);
+        events.next();
+        assert_eq!(events.len(), 4);
+        assert_eq!(events.count(), 4);
         assert_eq!(view.dropped_before(), 9);
         assert_eq!(view.byte_len(), msg.len());
         assert_eq!(view.events().len(), 5);

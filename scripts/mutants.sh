@@ -76,7 +76,7 @@ default_shards() {
     echo $(((n + per_shard - 1) / per_shard))
 }
 
-# write_run_info DIR PACKAGE WHAT START EXIT
+# write_run_info DIR PACKAGE WHAT START COMMIT EXIT
 write_run_info() {
     local end
     end=$(date -u +%s)
@@ -85,9 +85,9 @@ write_run_info() {
         echo "what=$3"
         echo "start=$4"
         echo "date=$(date -u -d "@$4" '+%F %T') UTC"
-        echo "commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src crates tests || echo +dirty)"
+        echo "commit=$5"
         echo "seconds=$((end - $4))"
-        echo "exit=$5"
+        echo "exit=$6"
     } >"$1/run.txt"
 }
 
@@ -103,7 +103,10 @@ run_one() {
     echo "== $pkg ($crate): $what, timeout ${timeout}s, started $(date -u '+%F %T') UTC"
     # Written before the run too: an interrupted run's results (cargo-mutants appends each
     # outcome as it goes) still count in the summary.
-    write_run_info "$dir" "$pkg" "$what" "$start" running
+    # The tree cargo-mutants copies now: the commit, and whether it had local changes.
+    local commit
+    commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src crates tests .cargo || echo +changes)"
+    write_run_info "$dir" "$pkg" "$what" "$start" "$commit" running
     # Exit status: 0 all caught, 2 some missed, 3 some timed out, 4 baseline failed.
     set +e
     cargo mutants --package "$crate" --test-tool nextest \
@@ -111,7 +114,7 @@ run_one() {
         --output "$dir" --no-shuffle --colors never "$@"
     local rc=$?
     set -e
-    write_run_info "$dir" "$pkg" "$what" "$start" "$rc"
+    write_run_info "$dir" "$pkg" "$what" "$start" "$commit" "$rc"
     [ "$rc" -eq 4 ] && die "baseline failed: the unmutated tree does not pass its tests"
     [ "$rc" -eq 0 ] || [ "$rc" -eq 2 ] || [ "$rc" -eq 3 ] ||
         die "cargo mutants exited with $rc"
@@ -195,7 +198,7 @@ print()
 print("Runs (each mutant counts once, with its newest result):")
 print()
 for m in runs:
-    state = ""
+    state = "" if m["exit"] in ("0", "2", "3") else " (interrupted)"
     if m["exit"] == "running":
         state = " (running, or interrupted)"
         m["seconds"] = str(int(time.time()) - int(m["start"]))

@@ -8,6 +8,7 @@
 #   scripts/mutants.sh run     PACKAGE K [N]        run shard K of N (0-based; N: default)
 #   scripts/mutants.sh run     PACKAGE all          run every shard of PACKAGE in turn
 #   scripts/mutants.sh file    PACKAGE PATH...      every mutant of these files (after a fix)
+#   scripts/mutants.sh again   PACKAGE              the mutants missed or timed out so far
 #   scripts/mutants.sh summary                      rewrite the summary in the docs
 #
 # PACKAGE is `driver` (portfilter), `protocol` (portfilter-protocol) or `client`
@@ -262,6 +263,18 @@ file)
     args=()
     for f in "$@"; do args+=(--file "$f"); done
     run_one "$pkg" "file-$(echo "$*" | tr '/ ' '_+')" "files $*" "${args[@]}"
+    write_summary
+    ;;
+again)
+    need_tools
+    pkg=${2:?package}
+    crate_of "$pkg" >/dev/null
+    # Every mutant some run of PACKAGE missed or timed out (names as cargo-mutants lists
+    # them, escaped into one regular expression).
+    re=$(cat "$out_root/$pkg"/*/mutants.out/{missed,timeout}.txt 2>/dev/null | sort -u |
+        python3 -c 'import re, sys; print("|".join("^" + re.escape(l.strip()) + "$" for l in sys.stdin if l.strip()))')
+    [ -n "$re" ] || die "nothing missed or timed out in $pkg"
+    run_one "$pkg" "again-$(date -u +%Y%m%dT%H%M%S)" "again: what was missed or timed out" --re "$re"
     write_summary
     ;;
 summary)

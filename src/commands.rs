@@ -318,3 +318,16 @@ fn set_config(state: &DriverState, input: &[u8], output: UserPtr) -> Answer {
     );
     reply(output, answer)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_components_of_several_digits_parse() {
+        assert_eq!(parse_u8("0"), 0);
+        assert_eq!(parse_u8("7"), 7);
+        assert_eq!(parse_u8("10"), 10);
+        assert_eq!(parse_u8("255"), 255);
+    }
+}

@@ -105,3 +105,49 @@ macro_rules! log_warning {
 macro_rules! log_info {
     ($($arg:tt)*) => { $crate::log::print($crate::log::Level::Info, format_args!($($arg)*)) };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn printed(level: Level, text: &str) -> std::vec::Vec<fltsim::log::Entry> {
+        fltsim::log::clear();
+        print(level, format_args!("{text}"));
+        fltsim::log::entries()
+    }
+
+    #[test]
+    fn a_line_is_printed_whole_with_its_prefix_and_level() {
+        let _machine = fltsim::Machine::boot();
+        let entries = printed(Level::Warning, "queue full");
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].text, "portfilter: queue full");
+        assert_eq!(entries[0].component, DPFLTR_IHVDRIVER_ID);
+        assert_eq!(entries[0].level, DPFLTR_WARNING_LEVEL);
+        assert_eq!(printed(Level::Error, "x")[0].level, DPFLTR_ERROR_LEVEL);
+        assert_eq!(printed(Level::Info, "x")[0].level, DPFLTR_INFO_LEVEL);
+    }
+
+    #[test]
+    fn a_long_line_is_cut_to_the_buffer_keeping_its_beginning() {
+        let _machine = fltsim::Machine::boot();
+        // Exactly as long as fits (the buffer less the terminator and the newline).
+        let fits = "a".repeat(LINE_BYTES - 2 - "portfilter: ".len());
+        let entries = printed(Level::Info, &fits);
+        assert_eq!(entries[0].text, std::format!("portfilter: {fits}"));
+        // Longer, written in two pieces: cut at LINE_BYTES - 1 bytes, the newline lost.
+        fltsim::log::clear();
+        let first = "b".repeat(200);
+        let second = "c".repeat(200);
+        print(Level::Info, format_args!("{first}{second}"));
+        let entries = fltsim::log::entries();
+        assert_eq!(entries.len(), 1);
+        let text = &entries[0].text;
+        assert_eq!(text.len(), LINE_BYTES - 1);
+        let expected_c = LINE_BYTES - 1 - "portfilter: ".len() - first.len();
+        assert_eq!(
+            *text,
+            std::format!("portfilter: {first}{}", "c".repeat(expected_c))
+        );
+    }
+}

@@ -157,4 +157,36 @@ mod tests {
         assert_eq!(volume_prefix_units(&w(r"\Device\HarddiskVolume3")), 23);
         assert_eq!(volume_prefix_units(&w("relative.txt")), 0);
     }
+
+    #[test]
+    fn names_of_other_shapes_have_no_volume_prefix() {
+        // Fewer than two components, or not rooted: no volume to cut off.
+        assert_eq!(volume_prefix_units(&w(r"\Device")), 0);
+        assert_eq!(volume_prefix_units(&w(r"Device\Vol\x")), 0, "not rooted");
+        assert_eq!(volume_prefix_units(&w(r"Device\Vol")), 0, "not rooted");
+        assert_eq!(volume_prefix_units(&w("")), 0);
+        // Exactly `\Device\<volume>`: the whole name is the volume.
+        assert_eq!(volume_prefix_units(&w(r"\D\V")), 4);
+        assert_eq!(volume_prefix_units(&w(r"\D\V\")), 4);
+    }
+
+    #[test]
+    fn a_kernel_string_shorter_than_one_unit_is_empty() {
+        let mut buf = w("ab");
+        let s = |len: u16, buffer: *mut u16| UNICODE_STRING {
+            Length: len,
+            MaximumLength: 4,
+            Buffer: buffer,
+        };
+        assert_eq!(units(&s(4, buf.as_mut_ptr())), &w("ab")[..]);
+        assert_eq!(units(&s(2, buf.as_mut_ptr())), &w("a")[..], "one unit");
+        assert_eq!(
+            units(&s(3, buf.as_mut_ptr())),
+            &w("a")[..],
+            "an odd byte is dropped"
+        );
+        assert!(units(&s(1, buf.as_mut_ptr())).is_empty(), "half a unit");
+        assert!(units(&s(0, buf.as_mut_ptr())).is_empty());
+        assert!(units(&s(4, core::ptr::null_mut())).is_empty(), "no buffer");
+    }
 }

@@ -185,3 +185,46 @@ impl Event {
 pub(crate) fn relative_timeout(ms: u32) -> LARGE_INTEGER {
     -(i64::from(ms) * 10_000)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_reports_whether_the_event_was_signalled_or_the_timeout_expired() {
+        let _machine = fltsim::Machine::boot();
+        let event = std::boxed::Box::new(Event::new());
+        event.init(true);
+        assert_eq!(event.wait(Some(10)), Wait::TimedOut, "not signalled yet");
+        event.set();
+        assert_eq!(event.wait(Some(10)), Wait::Signalled);
+        // A synchronization event: the wait consumed the signal.
+        assert_eq!(event.wait(Some(10)), Wait::TimedOut);
+        event.set();
+        assert_eq!(
+            event.wait(None),
+            Wait::Signalled,
+            "an unbounded wait on a set event"
+        );
+    }
+
+    #[test]
+    fn a_cleared_notification_event_is_no_longer_signalled() {
+        let _machine = fltsim::Machine::boot();
+        let event = std::boxed::Box::new(Event::new());
+        event.init(false);
+        event.set();
+        // A notification event stays signalled for every waiter until cleared.
+        assert_eq!(event.wait(Some(10)), Wait::Signalled);
+        assert_eq!(event.wait(Some(10)), Wait::Signalled);
+        event.clear();
+        assert_eq!(event.wait(Some(10)), Wait::TimedOut);
+    }
+
+    #[test]
+    fn a_relative_timeout_is_negative_in_100_ns_units() {
+        assert_eq!(relative_timeout(0), 0);
+        assert_eq!(relative_timeout(1), -10_000);
+        assert_eq!(relative_timeout(u32::MAX), -(i64::from(u32::MAX) * 10_000));
+    }
+}

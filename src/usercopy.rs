@@ -93,3 +93,43 @@ impl UserPtr {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_null_user_buffer_is_refused_even_for_an_empty_copy() {
+        let machine = fltsim::Machine::boot();
+        let null = UserPtr::new(core::ptr::null_mut(), 0);
+        assert!(null.is_null());
+        assert_eq!(null.read_into(&mut []), Err(STATUS_ACCESS_VIOLATION));
+        assert_eq!(null.write_from(&[]), Err(STATUS_ACCESS_VIOLATION));
+        let null_with_length = UserPtr::new(core::ptr::null_mut(), 16);
+        assert_eq!(
+            null_with_length.read_into(&mut [0; 8]),
+            Err(STATUS_ACCESS_VIOLATION)
+        );
+        assert_eq!(
+            null_with_length.write_from(&[0; 8]),
+            Err(STATUS_ACCESS_VIOLATION)
+        );
+        assert!(machine.shutdown().is_empty());
+    }
+
+    #[test]
+    fn a_copy_longer_than_the_user_buffer_is_refused_without_touching_it() {
+        let machine = fltsim::Machine::boot();
+        // A non-null user address of 4 bytes: copying 8 must fail before any access (the
+        // fault-tolerant copy is never asked to probe past the buffer).
+        let short = UserPtr::new(0x1_0000 as *mut c_void, 4);
+        assert!(!short.is_null());
+        assert_eq!(short.read_into(&mut [0; 8]), Err(STATUS_ACCESS_VIOLATION));
+        assert_eq!(short.write_from(&[0; 8]), Err(STATUS_ACCESS_VIOLATION));
+        let violations = machine.shutdown();
+        assert!(
+            violations.is_empty(),
+            "the user address was touched: {violations:?}"
+        );
+    }
+}

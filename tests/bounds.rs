@@ -41,7 +41,11 @@ fn finish_or_release<T>(t: JoinHandle<T>, what: &str, release: impl FnOnce()) ->
     }
     if !t.is_finished() {
         release();
-        let _ = t.join();
+        // Give it the chance to end once released, but never wait without a bound.
+        let released = Instant::now() + STUCK;
+        while !t.is_finished() && Instant::now() < released {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         panic!("{what}: still blocked after {STUCK:?} (released by closing the frozen client)");
     }
     t.join().expect("thread panicked")
@@ -122,10 +126,13 @@ fn a_frozen_queued_observer_never_stops_the_worker_under_either_zero_timeout_rea
                     create_as(APP, &format!(r"C:\q\{i}.txt")).status,
                     STATUS_SUCCESS
                 );
-                // One batch per create: wait for the fast observer to have it.
-                while fast_received.count() < i + 1 {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
+                // One batch per create: wait for the fast observer to have it (bounded,
+                // so that a driver that never delivers fails the test instead of hanging
+                // it).
+                assert!(
+                    common::wait_until(STUCK, || fast_received.count() > i),
+                    "batch {i} never reached the reading observer"
+                );
             }
             t0.elapsed()
         });
@@ -300,7 +307,7 @@ fn unload_with_a_frozen_client(frozen: Frozen, readings: Readings) {
     println!("{frozen:?} ({readings:?}): unload took {took:?} (bound {UNLOAD_BOUND:?})");
     assert!(took < UNLOAD_BOUND, "{frozen:?}: unload took {took:?}");
     for c in creators {
-        let (status, held) = c.join().unwrap();
+        let (status, held) = join_within(c, Duration::from_secs(20));
         assert_eq!(status, STATUS_SUCCESS, "{frozen:?}: fail-open");
         assert!(held < STUCK, "{frozen:?}: a create held {held:?}");
     }

@@ -402,3 +402,141 @@ fn random_command_input_under(error_length: ErrorLength) {
     port.close();
     sim.unload_and_check_pool();
 }
+
+#[test]
+fn hello_reports_the_driver_package_version() {
+    let sim = Sim::start();
+    let port = connect(CLIENT, Role::Observer);
+    let version = port.hello().driver_version;
+    let package: Vec<u32> = env!("CARGO_PKG_VERSION")
+        .split(['.', '-'])
+        .take(3)
+        .map(|c| c.parse().unwrap())
+        .collect();
+    assert_eq!(
+        [
+            u32::from(version.major),
+            u32::from(version.minor),
+            u32::from(version.patch)
+        ],
+        package[..],
+        "Hello's driver_version is the package version"
+    );
+    port.close();
+    sim.unload_and_check_pool();
+}
+
+#[test]
+fn null_or_empty_buffers_get_their_documented_statuses() {
+    let sim = Sim::start();
+    let port = connect(CLIENT, Role::Observer);
+    let mut hello = Buf::new(8);
+    encode_request(Command::Hello, hello.bytes_mut()).unwrap();
+    let mut out = Buf::new(HELLO_REPLY_BYTES + 8);
+
+    // No input: a null pointer (whatever length it claims), or a length of 0 (the Filter
+    // Manager refuses both before MessageNotify; the driver checks again).
+    let (status, returned) = send_ptr(&port, std::ptr::null_mut(), 8, out.ptr(), 64);
+    assert_eq!((status, returned), (hr::E_INVALIDARG, 0), "null input");
+    let (status, returned) = send_ptr(&port, hello.ptr(), 0, out.ptr(), 64);
+    assert_eq!((status, returned), (hr::E_INVALIDARG, 0), "empty input");
+
+    // No output: a null pointer or a length of 0 is "no output buffer" — Hello needs one,
+    // so the answer is the size it needs, not a bad-pointer or misalignment failure.
+    // SAFETY: offset 3 inside the buffer; misaligned, but of length 0: not a buffer.
+    let misaligned = unsafe { out.ptr().cast::<u8>().add(3) }.cast();
+    for (output, len, what) in [
+        (std::ptr::null_mut(), 64, "null output"),
+        (out.ptr(), 0, "empty output"),
+        (misaligned, 0, "empty misaligned output"),
+    ] {
+        let (status, _) = send_ptr(&port, hello.ptr(), 8, output, len);
+        assert_eq!(status, hr::BUFFER_TOO_SMALL, "{what}");
+        assert!(
+            last_failure_logged().unwrap().contains("0xc0000023"),
+            "{what}: {:?}",
+            last_failure_logged()
+        );
+    }
+    // With both, it works.
+    let (status, returned) = send_ptr(&port, hello.ptr(), 8, out.ptr(), 64);
+    assert_eq!((status, returned as usize), (hr::S_OK, HELLO_REPLY_BYTES));
+    port.close();
+    sim.unload_and_check_pool();
+}
+
+/// A configuration of exactly `CONFIG_MAX_BYTES` (16 filters whose entries need the
+/// most padding, 2048 pattern bytes in all): the largest input any command takes.
+fn largest_config() -> Config {
+    config_with(|c| {
+        for i in 0..16 {
+            // 63 units (126 bytes) each, the last 79 (158 bytes): 15 × 126 + 158 = 2048.
+            let units = if i == 15 { 79 } else { 63 };
+            let pattern: String = std::iter::once('\\')
+                .chain(std::iter::repeat_n(char::from(b'a' + i), units - 1))
+                .collect();
+            c.filters
+                .push_str(FilterKind::IncludePrefix, &pattern)
+                .unwrap();
+        }
+    })
+}
+
+#[test]
+fn a_command_of_exactly_the_largest_input_size_is_accepted_and_one_byte_more_is_not() {
+    let sim = Sim::start();
+    let port = connect(CLIENT, Role::Observer);
+    let wanted = largest_config();
+    let mut bytes = vec![0u8; CONFIG_MAX_BYTES + 8];
+    let n = wanted.encode(Command::SetConfig, &mut bytes).unwrap();
+    assert_eq!(
+        n, CONFIG_MAX_BYTES,
+        "the test's configuration is the largest"
+    );
+    assert_eq!(port.set_config(&wanted), wanted);
+    assert_eq!(port.config(), wanted);
+
+    // The same, 8 bytes longer (still aligned): not a SetConfig of any size.
+    let mut longer = Buf::from_bytes(&bytes[..n + 8]);
+    let (status, _, _) = port.send_raw(&mut longer, CONFIG_MAX_BYTES);
+    assert_eq!(status, hr::INFO_LENGTH_MISMATCH);
+    assert_eq!(port.config(), wanted, "unchanged");
+    port.set_config(&Config::new());
+    port.close();
+    sim.unload_and_check_pool();
+}
+
+#[test]
+fn an_output_of_exactly_the_answers_size_is_enough_and_one_word_less_is_not() {
+    let sim = Sim::start();
+    let port = connect(CLIENT, Role::Observer);
+    let command = |command: Command| {
+        let mut b = Buf::new(8);
+        encode_request(command, b.bytes_mut()).unwrap();
+        b
+    };
+    let config = config_with(|c| {
+        c.filters
+            .push_str(FilterKind::IncludePrefix, r"\Users\")
+            .unwrap();
+    });
+    let mut bytes = vec![0u8; CONFIG_MAX_BYTES];
+    let config_len = config.encode(Command::SetConfig, &mut bytes).unwrap();
+    let mut set = Buf::from_bytes(&bytes[..config_len]);
+    // SetConfig first, so that GetConfig answers with this (non-default) size.
+    for (what, input, size) in [
+        ("SetConfig", &mut set, config_len),
+        ("Hello", &mut command(Command::Hello), HELLO_REPLY_BYTES),
+        ("GetStats", &mut command(Command::GetStats), STATS_BYTES),
+        ("GetConfig", &mut command(Command::GetConfig), config_len),
+    ] {
+        let (status, _, returned) = port.send_raw(input, size);
+        assert_eq!((status, returned as usize), (hr::S_OK, size), "{what}");
+        let (status, _, _) = port.send_raw(input, size - 8);
+        assert_eq!(status, hr::BUFFER_TOO_SMALL, "{what}, 8 bytes short");
+    }
+    assert_eq!(port.config(), config);
+    port.set_config(&Config::new());
+    port.close();
+    sim.unload_and_check_pool();
+}

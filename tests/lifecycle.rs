@@ -100,6 +100,12 @@ fn unload_with_clients_connected_disconnects_them_and_frees_everything() {
     fltsim::unload_driver().expect("unload");
     assert_eq!(fltsim::port::open_connections(), 0);
     assert!(fltsim::log::contains("client disconnected"));
+    // It says how many it disconnected (the two clients, not the free slots).
+    assert!(
+        fltsim::log::contains("unload: 2 clients disconnected"),
+        "{:?}",
+        fltsim::log::lines()
+    );
     // The clients' handles are dead now.
     let mut input = common::Buf::new(8);
     portfilter_protocol::encode_request(portfilter_protocol::Command::Hello, input.bytes_mut())

@@ -263,7 +263,10 @@ fn closing_one_observer(wake: DisconnectWake) {
     reading.stop();
     let took = t0.elapsed();
     assert!(took < Duration::from_millis(1_500), "close waited {took:?}");
-    assert_eq!(creator.join().unwrap(), STATUS_SUCCESS);
+    assert_eq!(
+        common::join_within(creator, Duration::from_secs(20)),
+        STATUS_SUCCESS
+    );
     gate.store(true, Ordering::Release);
     stalled.stop();
     sim.unload_and_check_pool();
@@ -421,5 +424,152 @@ fn a_stalled_notify_observer_makes_creates_wait_once_per_stall_not_on_every_crea
         "every missed create is counted"
     );
     scene.stop();
+    sim.unload_and_check_pool();
+}
+
+/// A queued observer that does not read, a 4-event queue, and the worker held in its
+/// (5 s) send of the first event to that observer; then 6 more creates: 4 wait in the
+/// queue, 2 are lost. Returns the gate that lets the observer read.
+fn queue_held_up_by_a_stalled_observer() -> (Arc<AtomicBool>, common::ClientThread) {
+    let gate = Arc::new(AtomicBool::new(false));
+    let observer = spawn_observer(OBSERVER, Some(Arc::clone(&gate)));
+    observer.port.set_config(&config_with(|c| {
+        c.observer_delivery = Delivery::Queued;
+        c.queue_capacity = 4;
+        // The longest budget: the test's creates must all happen within it.
+        c.notify_timeout_ms = 5_000;
+    }));
+    assert_eq!(create_as(APP, r"C:\q\0.txt").status, STATUS_SUCCESS);
+    assert!(wait_until(Duration::from_secs(5), || {
+        fltsim::port::waiting_senders() == 1
+    }));
+    for i in 1..=6 {
+        assert_eq!(
+            create_as(APP, &format!(r"C:\q\{i}.txt")).status,
+            STATUS_SUCCESS
+        );
+    }
+    (gate, observer)
+}
+
+#[test]
+fn queue_statistics_show_what_waits_and_what_was_lost() {
+    let sim = Sim::start();
+    let (gate, observer) = queue_held_up_by_a_stalled_observer();
+    let s = observer.port.stats();
+    assert_eq!(s.queue_depth, 4, "waiting in the queue: {s:?}");
+    assert_eq!(s.queue_high_water, 4);
+    assert_eq!(s.queue_dropped, 2, "lost: the queue was full");
+    assert_eq!(s.queue_enqueued, 5);
+    // The observer reads again: the first event, then the 4 queued ones with the 2 lost
+    // reported as dropped before them; nothing is left in the queue.
+    gate.store(true, Ordering::Release);
+    assert!(wait_until(Duration::from_secs(10), || observer
+        .received
+        .count()
+        == 5));
+    assert_eq!(
+        names(&observer.received.snapshot()),
+        [
+            r"\q\0.txt",
+            r"\q\1.txt",
+            r"\q\2.txt",
+            r"\q\3.txt",
+            r"\q\4.txt"
+        ]
+    );
+    assert!(wait_until(Duration::from_secs(5), || observer
+        .received
+        .dropped_reported
+        .load(Ordering::Relaxed)
+        == 2));
+    assert_eq!(observer.port.stats().queue_depth, 0);
+    observer.stop();
+    sim.unload_and_check_pool();
+}
+
+#[test]
+fn unload_frees_the_events_still_queued_and_says_how_many() {
+    let sim = Sim::start();
+    let (gate, observer) = queue_held_up_by_a_stalled_observer();
+    assert_eq!(observer.port.stats().queue_depth, 4);
+    fltsim::unload_driver().expect("unload");
+    assert!(
+        fltsim::log::lines()
+            .iter()
+            .any(|l| l.contains("unload: 4 queued events dropped")),
+        "{:?}",
+        fltsim::log::lines()
+    );
+    // Counted once: the state's teardown finds the queue already empty.
+    assert!(
+        !fltsim::log::contains("queued events dropped at unload"),
+        "{:?}",
+        fltsim::log::lines()
+    );
+    assert_eq!(fltsim::kernel::pool::live_bytes(portfilter::POOL_TAG), 0);
+    gate.store(true, Ordering::Release);
+    observer.join();
+    assert!(sim.machine.shutdown().is_empty());
+}
+
+#[test]
+fn a_create_whose_event_had_no_pool_is_reported_lost_to_queued_observers() {
+    use fltsim::faults::{self, Routine};
+    let sim = Sim::start();
+    let observer = spawn_observer(OBSERVER, None);
+    observer.port.set_config(&config_with(|c| {
+        c.observer_delivery = Delivery::Queued;
+    }));
+    // The create's first pool allocation (its event) fails.
+    faults::arm_here(
+        Routine::ExAllocatePool2,
+        1,
+        portfilter_bindings::STATUS_INSUFFICIENT_RESOURCES,
+    );
+    assert_eq!(create_as(APP, r"C:\n\lost.txt").status, STATUS_SUCCESS);
+    assert_eq!(faults::disarm(), 0, "the allocation failure fired");
+    let s = observer.port.stats();
+    assert_eq!((s.events_reported, s.queue_dropped), (1, 1), "{s:?}");
+    // The next batch tells the observer it missed one.
+    assert_eq!(create_as(APP, r"C:\n\next.txt").status, STATUS_SUCCESS);
+    assert!(wait_until(Duration::from_secs(10), || observer
+        .received
+        .count()
+        == 1));
+    assert_eq!(names(&observer.received.snapshot()), [r"\n\next.txt"]);
+    assert_eq!(
+        observer.received.dropped_reported.load(Ordering::Relaxed),
+        1
+    );
+    observer.stop();
+    sim.unload_and_check_pool();
+}
+
+#[test]
+fn shrinking_the_queue_keeps_the_oldest_events_and_reports_the_rest_lost() {
+    let sim = Sim::start();
+    let (gate, observer) = queue_held_up_by_a_stalled_observer();
+    let mut config = observer.port.config();
+    config.queue_capacity = 1;
+    observer.port.set_config(&config);
+    assert_eq!(observer.port.stats().queue_depth, 1);
+    gate.store(true, Ordering::Release);
+    // The first event, then the oldest queued one; 2 lost to the full queue and 3 to the
+    // resize, all reported.
+    assert!(wait_until(Duration::from_secs(10), || observer
+        .received
+        .count()
+        == 2));
+    assert_eq!(
+        names(&observer.received.snapshot()),
+        [r"\q\0.txt", r"\q\1.txt"]
+    );
+    assert!(wait_until(Duration::from_secs(5), || observer
+        .received
+        .dropped_reported
+        .load(Ordering::Relaxed)
+        == 5));
+    observer.stop();
     sim.unload_and_check_pool();
 }

@@ -78,3 +78,50 @@ fn commands_fail_with_insufficient_resources_and_change_nothing() {
     port.close();
     sim.unload_and_check_pool();
 }
+
+/// A create whose event cannot be allocated: reported (and counted dropped), and decided as
+/// if no decider answered — the default verdict while a client is connected; allowed when
+/// nobody is connected (nobody could be told or asked).
+#[test]
+fn a_create_without_pool_for_its_event_gets_the_default_verdict_while_clients_are_connected() {
+    use fltsim::faults::{self, Routine};
+    use portfilter_bindings::STATUS_ACCESS_DENIED;
+    let sim = Sim::start();
+    let control = connect(2001, Role::Control);
+    control.set_config(&config_with(|c| {
+        c.default_verdict = portfilter_protocol::Decision::Deny;
+    }));
+    faults::arm_here(Routine::ExAllocatePool2, 1, STATUS_INSUFFICIENT_RESOURCES);
+    assert_eq!(
+        create_as(1000, r"C:\oom\connected.txt").status,
+        STATUS_ACCESS_DENIED
+    );
+    assert_eq!(faults::disarm(), 0, "the allocation failure fired");
+    let s = control.stats();
+    assert_eq!(
+        (s.events_reported, s.queue_dropped, s.default_verdicts),
+        (1, 1, 1),
+        "{s:?}"
+    );
+    control.close();
+
+    faults::arm_here(Routine::ExAllocatePool2, 1, STATUS_INSUFFICIENT_RESOURCES);
+    assert_eq!(
+        create_as(1000, r"C:\oom\alone.txt").status,
+        STATUS_SUCCESS,
+        "nobody connected"
+    );
+    assert_eq!(faults::disarm(), 0, "the allocation failure fired");
+    // With pool, the same create falls to the default verdict (deny).
+    assert_eq!(
+        create_as(1000, r"C:\oom\alone.txt").status,
+        STATUS_ACCESS_DENIED
+    );
+    let control = connect(2001, Role::Control);
+    let s = control.stats();
+    assert_eq!(s.default_verdicts, 2, "{s:?}");
+    assert_eq!(s.queue_enqueued, 0, "no observer: nothing is queued");
+    control.set_config(&Config::new());
+    control.close();
+    sim.unload_and_check_pool();
+}

@@ -136,7 +136,7 @@ fn late_reply_gets_no_waiter_and_does_not_change_the_outcome() {
     };
     let out = create_as(APP, r"C:\late.txt");
     assert_eq!(out.status, STATUS_SUCCESS);
-    let late = reader.join().unwrap();
+    let late = common::join_within(reader, Duration::from_secs(20));
     assert_eq!(late, common::hr::NO_WAITER);
     assert_eq!(port.stats().reply_timeouts, 1);
     Arc::try_unwrap(port).ok().unwrap().close();
@@ -176,7 +176,7 @@ fn decider_killed_mid_request(wake: DisconnectWake) {
     let killed = Instant::now();
     fltsim::process::exit(DECIDER);
     for c in creators {
-        let (status, took) = c.join().unwrap();
+        let (status, took) = common::join_within(c, Duration::from_secs(20));
         assert_eq!(
             status, STATUS_ACCESS_DENIED,
             "{wake:?}: the default verdict"
@@ -255,7 +255,7 @@ fn malformed_replies_apply_the_default_verdict_and_are_counted() {
             "case {i}: default verdict allow"
         );
     }
-    answering.join().unwrap();
+    common::join_within(answering, Duration::from_secs(20));
     let stats = port.stats();
     assert_eq!(stats.reply_bad, expected);
     assert_eq!(stats.default_verdicts, expected);
@@ -310,6 +310,32 @@ fn the_deciders_own_creates_are_never_held() {
     assert_eq!(stats.requests_sent, 0);
     // Another process's create is held and denied.
     assert_eq!(create_as(APP, r"C:\x.txt").status, STATUS_ACCESS_DENIED);
+    decider.stop();
+    sim.unload_and_check_pool();
+}
+
+#[test]
+fn the_deciders_own_creates_are_allowed_when_the_default_verdict_is_deny() {
+    let sim = Sim::start();
+    // A decider that allows everything, under a fail-closed configuration: its own creates
+    // must pass without asking it, not fall to the default (deny) verdict.
+    let decider = spawn_decider(
+        DECIDER,
+        Arc::new(|e: &Seen| Some(Verdict::allow(e.sequence))),
+    );
+    decider
+        .port
+        .set_config(&config_with(|c| c.default_verdict = Decision::Deny));
+    let own = create_as(DECIDER, r"C:\ProgramData\decider\state.db");
+    assert_eq!(own.status, STATUS_SUCCESS, "the decider's own create");
+    let stats = decider.port.stats();
+    assert_eq!(stats.self_excluded, 1);
+    assert_eq!(stats.default_verdicts, 0);
+    assert_eq!(stats.requests_sent, 0);
+    // Another process's create is asked and allowed.
+    assert_eq!(create_as(APP, r"C:\x.txt").status, STATUS_SUCCESS);
+    assert_eq!(decider.port.stats().requests_sent, 1);
+    decider.port.set_config(&config_with(|_| {}));
     decider.stop();
     sim.unload_and_check_pool();
 }

@@ -134,3 +134,66 @@ impl<'a> Iterator for Records<'a> {
         Some(record)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventMessage;
+    use portfilter_protocol::{EventFields, KernelMessage, decode_kernel_message};
+    use std::vec::Vec;
+
+    fn event(pid: u32, name: &str) -> EventMessage {
+        let name: Vec<u16> = name.encode_utf16().collect();
+        let fields = EventFields {
+            sequence: 1,
+            process_id: pid,
+            ..EventFields::default()
+        };
+        EventMessage::build(&fields, &name).expect("pool")
+    }
+
+    #[test]
+    fn a_batch_knows_which_processes_its_records_came_from() {
+        let _machine = fltsim::Machine::boot();
+        let mut batch = Batch::new().expect("pool");
+        batch.reset(8);
+        assert!(!batch.has_process(10), "an empty batch");
+        assert!(batch.try_push(event(10, r"\a.txt").record()));
+        assert!(batch.try_push(event(20, r"\b.txt").record()));
+        assert!(batch.try_push(event(10, r"\c.txt").record()));
+        assert!(batch.has_process(10));
+        assert!(batch.has_process(20));
+        assert!(!batch.has_process(30));
+
+        // Without process 10's records: one left, and the batch decodes as such.
+        let mut filtered = Batch::new().expect("pool");
+        assert_eq!(batch.copy_excluding(10, &mut filtered), 2);
+        assert_eq!(filtered.count(), 1);
+        assert!(!filtered.has_process(10));
+        let Ok(KernelMessage::Batch(view)) = decode_kernel_message(filtered.message()) else {
+            panic!("not a batch");
+        };
+        let pids: Vec<u32> = view.events().map(|e| e.fields.process_id).collect();
+        assert_eq!(pids, [20]);
+        assert_eq!(batch.copy_excluding(30, &mut filtered), 0);
+        assert_eq!(filtered.count(), 3);
+    }
+
+    #[test]
+    fn a_batch_takes_at_most_its_maximum_of_events() {
+        let _machine = fltsim::Machine::boot();
+        let mut batch = Batch::new().expect("pool");
+        batch.reset(2);
+        let e = event(1, r"\x");
+        assert!(batch.try_push(e.record()));
+        assert!(batch.try_push(e.record()));
+        assert!(!batch.try_push(e.record()), "full at 2 events");
+        assert_eq!(batch.count(), 2);
+        batch.set_dropped_before(u64::MAX);
+        let Ok(KernelMessage::Batch(view)) = decode_kernel_message(batch.message()) else {
+            panic!("not a batch");
+        };
+        assert_eq!(view.events().count(), 2);
+        assert_eq!(view.dropped_before(), u32::MAX, "saturated");
+    }
+}

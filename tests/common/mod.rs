@@ -405,7 +405,8 @@ impl ClientThread {
 }
 
 /// Joins `t`, failing the test if it does not finish within `limit`.
-pub fn join_within(t: JoinHandle<()>, limit: Duration) {
+/// Returns what the thread returned.
+pub fn join_within<T>(t: JoinHandle<T>, limit: Duration) -> T {
     let deadline = Instant::now() + limit;
     while !t.is_finished() {
         assert!(
@@ -414,7 +415,7 @@ pub fn join_within(t: JoinHandle<()>, limit: Duration) {
         );
         std::thread::sleep(Duration::from_millis(2));
     }
-    t.join().expect("client thread panicked");
+    t.join().expect("thread panicked")
 }
 
 /// What a decider does with an event.

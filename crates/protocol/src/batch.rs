@@ -297,6 +297,47 @@ mod tests {
         }
     }
 
+    /// A batch of exactly [`MAX_BATCH_BYTES`]: 15 records with the longest name and one
+    /// of 1592 units (15 × 4152 + 3240 = 65520 bytes after the 16-byte header).
+    fn largest_batch(buf: &mut [u8]) -> &[u8] {
+        let mut w = BatchWriter::new(buf, MAX_BATCH_EVENTS as u32, 0).unwrap();
+        for (i, units) in [MAX_NAME_UNITS; 15].into_iter().chain([1592]).enumerate() {
+            let name: Vec<u16> = "\\"
+                .encode_utf16()
+                .chain(core::iter::repeat_n(u16::from(b'x'), units - 1))
+                .collect();
+            w.push(&fields(i as u64), &name).unwrap();
+        }
+        assert_eq!(w.bytes_used(), MAX_BATCH_BYTES);
+        w.finish()
+    }
+
+    #[test]
+    fn a_batch_of_exactly_the_largest_size_decodes() {
+        let mut buf = vec![0u8; MAX_BATCH_BYTES];
+        let msg = largest_batch(&mut buf);
+        assert_eq!(msg.len(), MAX_BATCH_BYTES);
+        let view = BatchView::decode(msg).unwrap();
+        assert_eq!(view.count(), 16);
+        assert_eq!(view.events().count(), 16);
+    }
+
+    #[test]
+    fn only_a_count_above_the_maximum_is_out_of_range() {
+        let mut buf = vec![0u8; MAX_BATCH_BYTES];
+        let mut msg = largest_batch(&mut buf).to_vec();
+        // A count of exactly the maximum is allowed: this batch then fails on its records
+        // (there are only 16), not on the count.
+        put_u32(&mut msg, offset::COUNT, MAX_BATCH_EVENTS as u32).unwrap();
+        let at_max = BatchView::decode(&msg).unwrap_err();
+        assert_ne!(at_max, Error::FieldOutOfRange { field: "count" });
+        put_u32(&mut msg, offset::COUNT, MAX_BATCH_EVENTS as u32 + 1).unwrap();
+        assert_eq!(
+            BatchView::decode(&msg).unwrap_err(),
+            Error::FieldOutOfRange { field: "count" }
+        );
+    }
+
     #[test]
     fn writer_and_view_agree() {
         let mut buf = vec![0u8; MAX_BATCH_BYTES];
@@ -310,9 +351,16 @@ mod tests {
         }
         w.set_dropped_before(9);
         assert_eq!(w.len(), 5);
+        assert!(!w.is_empty());
         let msg = w.finish();
         let view = BatchView::decode(msg).unwrap();
         assert_eq!(view.count(), 5);
+        // An exact-size iterator: its length goes down with each event taken.
+        let mut events = view.events();
+        assert_eq!(events.len(), 5);
+        events.next();
+        assert_eq!(events.len(), 4);
+        assert_eq!(events.count(), 4);
         assert_eq!(view.dropped_before(), 9);
         assert_eq!(view.byte_len(), msg.len());
         assert_eq!(view.events().len(), 5);

@@ -315,6 +315,41 @@ mod tests {
     };
 
     #[test]
+    fn an_output_of_max_output_bytes_holds_every_answer() {
+        let hello = HelloReply {
+            driver_version: DriverVersion {
+                major: 1,
+                minor: 2,
+                patch: 3,
+            },
+            protocol_version: crate::PROTOCOL_VERSION,
+            role: Role::Decider,
+            connection_id: 7,
+            observer_delivery: Delivery::Queued,
+        };
+        let mut out = std::vec![0u8; Command::Hello.max_output_bytes()];
+        assert_eq!(hello.encode(&mut out), Ok(HELLO_REPLY_BYTES));
+        let mut out = std::vec![0u8; Command::GetStats.max_output_bytes()];
+        assert_eq!(crate::Stats::default().encode(&mut out), Ok(STATS_BYTES));
+        // The largest configuration: 16 filters, 2048 pattern bytes, each entry padded most.
+        let mut config = Config::default();
+        for i in 0..16u8 {
+            let units = if i == 15 { 79 } else { 63 };
+            let pattern: std::string::String = core::iter::once('\\')
+                .chain(core::iter::repeat_n(char::from(b'a' + i), units - 1))
+                .collect();
+            config
+                .filters
+                .push_str(crate::FilterKind::IncludePrefix, &pattern)
+                .unwrap();
+        }
+        for command in [Command::GetConfig, Command::SetConfig] {
+            let mut out = std::vec![0u8; command.max_output_bytes()];
+            assert_eq!(config.encode(command, &mut out), Ok(CONFIG_MAX_BYTES));
+        }
+    }
+
+    #[test]
     fn requests_decode_with_exact_sizes() {
         for command in [Command::Hello, Command::GetStats, Command::GetConfig] {
             let mut buf = [0u8; 16];

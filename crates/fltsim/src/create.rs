@@ -5,6 +5,7 @@
 //! pre-create (in the requestor's process and thread context, at PASSIVE_LEVEL) and,
 //! when asked for, its post-create, and returns the status the caller would see.
 
+use crate::image::win64::driver_call;
 use crate::kernel::irql::{self, PASSIVE_LEVEL};
 use crate::kernel::thread;
 use crate::registration::{instance_on, related_objects};
@@ -419,7 +420,12 @@ pub fn create(req: &CreateRequest) -> CreateOutcome {
         let mut completion_context: *mut c_void = std::ptr::null_mut();
         let pre_status = op.pre.map(|pre| {
             // SAFETY: the driver's pre-create with objects valid for the call.
-            unsafe { pre(data_ptr, &raw const objects, &raw mut completion_context) }
+            unsafe {
+                driver_call(
+                    pre,
+                    (data_ptr, &raw const objects, &raw mut completion_context),
+                )
+            }
         });
         let mut post_called = false;
         let pass = |data: &mut FLT_CALLBACK_DATA| data.IoStatus = io_status(fs.0, fs.1);
@@ -438,7 +444,9 @@ pub fn create(req: &CreateRequest) -> CreateOutcome {
                         o.opened = true;
                     }
                     // SAFETY: the driver's post-create with objects valid for the call.
-                    let s = unsafe { post(data_ptr, &raw const objects, completion_context, 0) };
+                    let s = unsafe {
+                        driver_call(post, (data_ptr, &raw const objects, completion_context, 0))
+                    };
                     post_called = true;
                     if s != FLT_POSTOP_FINISHED_PROCESSING {
                         verifier::report(

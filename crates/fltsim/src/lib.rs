@@ -26,6 +26,7 @@
 pub mod create;
 pub mod driver;
 mod filter;
+pub mod image;
 pub mod kernel;
 pub mod log;
 mod machine;

@@ -32,6 +32,7 @@ fn reset_all() {
     port::reset();
     filter::set(None);
     driver::reset();
+    crate::image::reset();
     create::reset();
     names::reset();
     kernel::reset();

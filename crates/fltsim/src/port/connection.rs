@@ -8,6 +8,7 @@
 
 use super::REGISTRY;
 use super::server::ServerPort;
+use crate::image::win64::driver_call;
 use crate::kernel::time::Deadline;
 use crate::verifier::{self, rule};
 use crate::{filter, usercopy};
@@ -230,7 +231,7 @@ impl ClientConn {
             filter::from_ptr(self.server.filter as PFLT_FILTER).and_then(|f| f.enter_callback())
         };
         // SAFETY: the driver's Disconnect callback with the cookie its Connect returned.
-        unsafe { (self.server.disconnect)(self.cookie()) };
+        unsafe { driver_call(self.server.disconnect, (self.cookie(),)) };
         drop(running);
         let mut st = self.st.lock();
         st.disconnect_finished = true;
@@ -530,13 +531,16 @@ impl Connection for ClientConn {
         // SAFETY: the driver's MessageNotify, on the caller's thread, with translated
         // user addresses (touching them directly faults; PfCopy* translate them back).
         let status = unsafe {
-            notify(
-                self.cookie(),
-                mapping.input(),
-                input_len,
-                mapping.output(),
-                output_len,
-                &raw mut ret,
+            driver_call(
+                notify,
+                (
+                    self.cookie(),
+                    mapping.input(),
+                    input_len,
+                    mapping.output(),
+                    output_len,
+                    &raw mut ret,
+                ),
             )
         };
         drop(mapping);

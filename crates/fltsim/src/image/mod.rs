@@ -24,6 +24,7 @@ pub(crate) mod shadow;
 pub(crate) mod win64;
 
 pub use map::{LoadError, Mapped};
+pub use seh::{ExceptionCounts, exception_counts};
 
 use crate::driver::{self, DriverEntry};
 use goblin::pe::PE;

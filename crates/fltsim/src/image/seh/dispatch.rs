@@ -29,12 +29,39 @@ use crate::image::kernel_only::{RAISE_PAGE, STATUS_ACCESS_VIOLATION};
 use crate::image::{self, Loaded};
 use crate::verifier;
 use std::arch::naked_asm;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Frames searched before giving up.
 const MAX_FRAMES: usize = 256;
 /// Bytes left untouched below the faulting RSP before the dispatcher's stack.
 const STACK_GAP: usize = 256;
+
+/// Exceptions dispatched in images since the process started: (hardware faults,
+/// raised by `ProbeFor*`, ended in an `__except` block).
+static FAULTS: AtomicU64 = AtomicU64::new(0);
+static RAISED: AtomicU64 = AtomicU64::new(0);
+static HANDLED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts of exceptions in loaded images since the process started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExceptionCounts {
+    /// Hardware faults (SIGSEGV/SIGBUS) at a PC inside the image.
+    pub faults: u64,
+    /// Exceptions raised by `ProbeForRead`/`ProbeForWrite`.
+    pub raised: u64,
+    /// Exceptions that ended in one of the image's `__except` blocks.
+    pub handled: u64,
+}
+
+/// The counts so far.
+#[must_use]
+pub fn exception_counts() -> ExceptionCounts {
+    ExceptionCounts {
+        faults: FAULTS.load(Ordering::Relaxed),
+        raised: RAISED.load(Ordering::Relaxed),
+        handled: HANDLED.load(Ordering::Relaxed),
+    }
+}
 
 /// What the signal handler hands to [`dispatch_entry`].
 #[repr(C)]
@@ -117,6 +144,7 @@ pub(crate) fn on_fault(
         context.rip = ret;
         context.gpr[RSP] = rsp + 8;
         record.address = ret;
+        RAISED.fetch_add(1, Ordering::Relaxed);
     } else if image::code_contains(pc as usize) {
         // A hardware fault: an access violation with (read/write/execute, address).
         let err = greg(uc, libc::REG_ERR);
@@ -129,6 +157,7 @@ pub(crate) fn on_fault(
             0
         };
         record.information[1] = address;
+        FAULTS.fetch_add(1, Ordering::Relaxed);
     } else {
         return false;
     }
@@ -307,6 +336,7 @@ fn unwind(
             }
         }
         if is_target {
+            HANDLED.fetch_add(1, Ordering::Relaxed);
             let mut target = here;
             target.rip = request.target_ip;
             target.gpr[RAX] = request.return_value;

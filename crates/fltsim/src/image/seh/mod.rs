@@ -12,6 +12,7 @@ mod types;
 pub(crate) mod unwind;
 
 pub(crate) use dispatch::on_fault;
+pub use dispatch::{ExceptionCounts, exception_counts};
 
 use types::{
     Context, DispatcherContext, EXCEPTION_CONTINUE_EXECUTION, EXCEPTION_CONTINUE_SEARCH,

@@ -8,6 +8,8 @@
 #      port-semantics tests, the driver end-to-end tests, the client tests and the mingw
 #      layout cross-check
 #   4. the cross build of portfilter.sys (scripts/build-sys.sh) and the PE image check
+#   5. the driver's end-to-end suites (and the client and cross-process ones) once more,
+#      against the shipped image loaded by fltsim's PE loader (FLTSIM_IMAGE)
 #   (as root the tests run with target/ private, as in a checkout under /root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,3 +47,17 @@ else
     echo "cargo-nextest is not installed: running the same tests with cargo test" >&2
     cargo test --workspace --locked --no-fail-fast
 fi
+
+# The same end-to-end suites again, with the shipped image instead of the driver's source:
+# fltsim's PE loader maps out/portfilter.sys and every harness (driver tests, client
+# tests, portfilter-sim and the cross-process portctl / C client tests) loads it.
+step "end-to-end suites against the shipped image (FLTSIM_IMAGE=out/portfilter.sys)"
+export FLTSIM_IMAGE="$PWD/out/portfilter.sys"
+image_suites=(-p portfilter -p portfilter-client -p portfilter-sim)
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run "${image_suites[@]}" --locked --no-fail-fast \
+        -E 'not (binary(pe_image) | binary(inf))'
+else
+    cargo test "${image_suites[@]}" --locked --no-fail-fast
+fi
+unset FLTSIM_IMAGE

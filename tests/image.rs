@@ -158,11 +158,9 @@ fn send(port: &common::Port, input: *mut c_void, input_len: u32, output: *mut c_
 #[test]
 fn faulting_buffers_go_through_the_images_seh_helper() {
     let Some(path) = image_path() else { return };
-    // SAFETY: setting a variable read only by this process's harness, before any thread
-    // of the test reads it.
-    unsafe { std::env::set_var(image::IMAGE_ENV, &path) };
-    let sim = Sim::start();
-    assert!(image::loaded_image().is_some());
+    let machine = fltsim::Machine::boot();
+    image::load_driver_image(&path).expect("DriverEntry of the image succeeds");
+    let sim = Sim { machine };
     let port = connect(2001, Role::Observer);
     let mut input = Buf::new(8);
     encode_request(Command::Hello, input.bytes_mut()).unwrap();

@@ -14,6 +14,8 @@ use std::fmt;
 
 /// `IMAGE_FILE_MACHINE_AMD64`.
 const MACHINE_AMD64: u16 = 0x8664;
+/// `IMAGE_FILE_RELOCS_STRIPPED`: the image can only sit at its preferred base.
+const IMAGE_FILE_RELOCS_STRIPPED: u16 = 0x0001;
 /// `IMAGE_REL_BASED_ABSOLUTE`: padding, no effect.
 const REL_BASED_ABSOLUTE: u8 = 0;
 /// `IMAGE_REL_BASED_DIR64`: add the delta to a 64-bit value.
@@ -256,11 +258,14 @@ fn unresolved_imports(pe: &PE<'_>, provided: &[Provided]) -> Vec<String> {
 fn apply_relocations(pe: &PE<'_>, staging: &mut Staging) -> Result<(), LoadError> {
     let delta = (staging.base as u64).wrapping_sub(pe.image_base);
     let Some(relocations) = &pe.relocation_data else {
-        return if delta == 0 {
+        // No relocation directory: nothing to fix, unless the linker stripped them.
+        return if delta == 0
+            || pe.header.coff_header.characteristics & IMAGE_FILE_RELOCS_STRIPPED == 0
+        {
             Ok(())
         } else {
             Err(malformed(
-                "no base relocations, and the image cannot sit at its preferred base",
+                "relocations stripped, and the image cannot sit at its preferred base",
             ))
         };
     };

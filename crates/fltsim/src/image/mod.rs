@@ -204,6 +204,57 @@ pub fn map_only(bytes: &[u8]) -> Result<ImageInfo, LoadError> {
     })
 }
 
+/// An image loaded without a driver around it (a test DLL): mapped, its imports bound
+/// to fltsim, faults in it dispatched like a driver's. Unmapped when dropped.
+#[derive(Debug)]
+pub struct Library {
+    loaded: Arc<Loaded>,
+    exports: Vec<(String, u32)>,
+}
+
+impl Library {
+    /// The address of the export `name`.
+    #[must_use]
+    pub fn export(&self, name: &str) -> Option<usize> {
+        self.exports
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, rva)| self.loaded.base() + *rva as usize)
+    }
+}
+
+impl Drop for Library {
+    fn drop(&mut self) {
+        let mine = current().is_some_and(|c| Arc::ptr_eq(&c, &self.loaded));
+        if mine {
+            publish(None);
+        }
+    }
+}
+
+/// Loads `bytes` as the machine's image without calling anything in it.
+///
+/// # Errors
+/// As [`load_driver_image`]; [`LoadError::AlreadyLoaded`] while a driver or another
+/// image is loaded.
+pub fn load_library(name: &str, bytes: &[u8]) -> Result<Library, LoadError> {
+    if driver::is_loaded() || current().is_some() {
+        return Err(LoadError::AlreadyLoaded);
+    }
+    if !crate::usercopy::install_fault_handling() || !kernel_only::init() {
+        return Err(LoadError::Map("cannot reserve fltsim's fault pages".into()));
+    }
+    let loaded = Arc::new(map_image(name, bytes)?);
+    let pe = PE::parse(bytes).map_err(|e| LoadError::Malformed(e.to_string()))?;
+    let exports = pe
+        .exports
+        .iter()
+        .filter_map(|e| Some((e.name?.to_owned(), u32::try_from(e.rva).ok()?)))
+        .collect();
+    publish(Some(loaded.clone()));
+    Ok(Library { loaded, exports })
+}
+
 fn map_image(name: &str, bytes: &[u8]) -> Result<Loaded, LoadError> {
     let mapped = map::map(bytes, &imports::all())?;
     let pe = PE::parse(bytes).map_err(|e| LoadError::Malformed(e.to_string()))?;

@@ -51,14 +51,11 @@ fn the_image_is_relocated_never_writable_and_executable_and_every_import_is_prov
     );
     assert!(info.unwind_functions > 0, "no .pdata decoded");
     assert!(!info.protections.is_empty());
-    for &(rva, size, _, write, exec) in &info.protections {
-        assert!(
-            !(write && exec),
-            "rva {rva:#x} (+{size:#x}) writable and executable"
-        );
+    for p in &info.protections {
+        assert!(!(p.write && p.execute), "writable and executable: {p:?}");
     }
     assert!(
-        info.protections.iter().any(|p| p.4 && !p.3),
+        info.protections.iter().any(|p| p.execute && !p.write),
         "no read-execute code section: {:?}",
         info.protections
     );

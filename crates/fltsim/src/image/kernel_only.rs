@@ -66,7 +66,7 @@ fn probe(address: usize, length: usize, alignment: u32, write: bool) -> u32 {
             &format!("{routine}: alignment {alignment}"),
         );
     }
-    if address % alignment as usize != 0 {
+    if !address.is_multiple_of(alignment as usize) {
         return STATUS_DATATYPE_MISALIGNMENT;
     }
     // User space, in this model, is the buffers of the MessageNotify calls in progress

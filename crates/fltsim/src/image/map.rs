@@ -63,6 +63,19 @@ fn malformed(what: impl Into<String>) -> LoadError {
     LoadError::Malformed(what.into())
 }
 
+/// The protection given to one page range of a mapped image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Protection {
+    /// Image-relative start.
+    pub rva: u32,
+    /// Bytes (whole pages).
+    pub size: u32,
+    /// Writable.
+    pub write: bool,
+    /// Executable.
+    pub execute: bool,
+}
+
 /// An image mapped in memory. Dropping it leaves the range reserved but inaccessible, so
 /// code that still runs in it after unload faults instead of running whatever the
 /// address space holds next.
@@ -72,9 +85,8 @@ pub struct Mapped {
     size: usize,
     entry_rva: u32,
     image_base: u64,
-    /// Protections applied per page range, for tests: (rva, size, readable, writable,
-    /// executable).
-    protections: Vec<(u32, u32, bool, bool, bool)>,
+    /// Protections applied per page range (every range is readable).
+    protections: Vec<Protection>,
 }
 
 impl Mapped {
@@ -98,9 +110,9 @@ impl Mapped {
     pub fn preferred_base(&self) -> u64 {
         self.image_base
     }
-    /// Section protections as applied: (rva, size, read, write, execute).
+    /// Protections as applied: headers, then each section.
     #[must_use]
-    pub fn protections(&self) -> &[(u32, u32, bool, bool, bool)] {
+    pub fn protections(&self) -> &[Protection] {
         &self.protections
     }
     /// Whether `address` lies in the image.
@@ -309,11 +321,7 @@ fn bind_imports(
     Ok(())
 }
 
-fn protect(
-    pe: &PE<'_>,
-    staging: &Staging,
-    headers: usize,
-) -> Result<Vec<(u32, u32, bool, bool, bool)>, LoadError> {
+fn protect(pe: &PE<'_>, staging: &Staging, headers: usize) -> Result<Vec<Protection>, LoadError> {
     // Pages no section covers stay inaccessible.
     // SAFETY: our own mapping, whole.
     if unsafe {
@@ -340,7 +348,7 @@ fn protect(
         let prot = libc::PROT_READ
             | if write { libc::PROT_WRITE } else { 0 }
             | if exec { libc::PROT_EXEC } else { 0 };
-        if rva % PAGE != 0 || rva + len > staging.size {
+        if !rva.is_multiple_of(PAGE) || rva + len > staging.size {
             return Err(malformed(format!(
                 "section at rva {rva:#x} is not page aligned"
             )));
@@ -350,13 +358,12 @@ fn protect(
         if r != 0 {
             return Err(LoadError::Map(std::io::Error::last_os_error().to_string()));
         }
-        applied.push((
-            u32::try_from(rva).unwrap_or(u32::MAX),
-            u32::try_from(len).unwrap_or(u32::MAX),
-            true,
+        applied.push(Protection {
+            rva: u32::try_from(rva).unwrap_or(u32::MAX),
+            size: u32::try_from(len).unwrap_or(u32::MAX),
             write,
-            exec,
-        ));
+            execute: exec,
+        });
         Ok(())
     };
     set(0, headers, false, false)?;

@@ -23,7 +23,7 @@ pub(crate) mod seh;
 pub(crate) mod shadow;
 pub(crate) mod win64;
 
-pub use map::{LoadError, Mapped};
+pub use map::{LoadError, Mapped, Protection};
 pub use seh::{ExceptionCounts, exception_counts};
 
 use crate::driver::{self, DriverEntry};
@@ -62,8 +62,8 @@ pub struct ImageInfo {
     pub size: usize,
     /// The base it was linked for (the loader relocated it from there).
     pub preferred_base: u64,
-    /// Protections per section: (rva, size, read, write, execute).
-    pub protections: Vec<(u32, u32, bool, bool, bool)>,
+    /// Protections as applied: headers, then each section.
+    pub protections: Vec<Protection>,
     /// Functions with unwind data (`.pdata` entries).
     pub unwind_functions: usize,
 }

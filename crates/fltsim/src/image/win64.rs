@@ -77,10 +77,10 @@ macro_rules! arities {
             #[allow(non_snake_case)]
             unsafe fn call_with(self, ($($arg,)*): ($($ty,)*)) -> R {
                 if super::runs_win64(self as usize) {
+                    type Win64<$($ty,)* R> = unsafe extern "win64" fn($($ty),*) -> R;
                     // SAFETY: the pointer points into a loaded Windows image, whose code
                     // follows the Windows x64 convention; same argument and return types.
-                    let f: unsafe extern "win64" fn($($ty),*) -> R =
-                        unsafe { transmute_copy(&self) };
+                    let f = unsafe { transmute_copy::<Self, Win64<$($ty,)* R>>(&self) };
                     // SAFETY: the caller's contract.
                     unsafe { f($($arg),*) }
                 } else {

@@ -306,7 +306,7 @@ fn apply(
 
 /// Reads a stack slot, refusing addresses that cannot be a thread's stack.
 fn read_u64(address: u64) -> Result<u64, String> {
-    if address < 0x1_0000 || address % 8 != 0 {
+    if address < 0x1_0000 || !address.is_multiple_of(8) {
         return Err(format!("stack slot {address:#x} is not readable"));
     }
     let mut value = 0u64;

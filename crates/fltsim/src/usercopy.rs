@@ -251,16 +251,7 @@ pub(crate) fn install_fault_handling() -> bool {
 
 /// The client address of `[translated, translated + len)`, if it lies in an active window.
 fn translate(translated: usize, len: usize) -> Option<usize> {
-    let w = WINDOWS.lock();
-    w.active
-        .iter()
-        .find(|a| {
-            translated >= a.translated
-                && translated
-                    .checked_add(len)
-                    .is_some_and(|end| end <= a.translated + a.len)
-        })
-        .map(|a| a.user + (translated - a.translated))
+    window_of(translated, len).map(|(start, user, _)| user + (translated - start))
 }
 
 #[cfg(target_os = "linux")]

@@ -95,45 +95,41 @@ extern "win64" fn probe_write_status(address: usize, length: usize, alignment: u
     probe(address, length, alignment, true)
 }
 
-/// `ProbeForRead(Address, Length, Alignment)`, Windows x64 convention.
-#[unsafe(naked)]
-unsafe extern "win64" fn probe_for_read(_address: usize, _length: usize, _alignment: u32) {
-    naked_asm!(
-        "sub rsp, 40",
-        "call {check}",
-        "add rsp, 40",
-        "test eax, eax",
-        "jnz 2f",
-        "ret",
-        "2:",
-        "mov ecx, eax",
-        "mov rax, qword ptr [rip + {page}]",
-        "mov byte ptr [rax], 0",
-        "ud2",
-        check = sym probe_read_status,
-        page = sym RAISE_PAGE,
-    )
+/// A `ProbeFor*` entry point (Windows x64 convention): calls `$check`; on a non-zero
+/// status, faults on [`RAISE_PAGE`] with the status in `ecx`, RSP at the return address
+/// into the image and every other non-volatile register as the image left it.
+macro_rules! probe_entry {
+    ($(#[$doc:meta])* $name:ident => $check:ident) => {
+        $(#[$doc])*
+        #[unsafe(naked)]
+        unsafe extern "win64" fn $name(_address: usize, _length: usize, _alignment: u32) {
+            naked_asm!(
+                "sub rsp, 40",
+                "call {check}",
+                "add rsp, 40",
+                "test eax, eax",
+                "jnz 2f",
+                "ret",
+                "2:",
+                "mov ecx, eax",
+                "mov rax, qword ptr [rip + {page}]",
+                "mov byte ptr [rax], 0",
+                "ud2",
+                check = sym $check,
+                page = sym RAISE_PAGE,
+            )
+        }
+    };
 }
 
-/// `ProbeForWrite(Address, Length, Alignment)`, Windows x64 convention.
-#[unsafe(naked)]
-unsafe extern "win64" fn probe_for_write(_address: usize, _length: usize, _alignment: u32) {
-    naked_asm!(
-        "sub rsp, 40",
-        "call {check}",
-        "add rsp, 40",
-        "test eax, eax",
-        "jnz 2f",
-        "ret",
-        "2:",
-        "mov ecx, eax",
-        "mov rax, qword ptr [rip + {page}]",
-        "mov byte ptr [rax], 0",
-        "ud2",
-        check = sym probe_write_status,
-        page = sym RAISE_PAGE,
-    )
-}
+probe_entry!(
+    /// `ProbeForRead(Address, Length, Alignment)`.
+    probe_for_read => probe_read_status
+);
+probe_entry!(
+    /// `ProbeForWrite(Address, Length, Alignment)`.
+    probe_for_write => probe_write_status
+);
 
 /// The entry point of `ProbeForRead`.
 pub(crate) fn probe_for_read_entry() -> usize {

@@ -24,6 +24,7 @@ use super::types::{
     EXCEPTION_NONCONTINUABLE, EXCEPTION_TARGET_UNWIND, EXCEPTION_UNWINDING, ExceptionRecord, RAX,
     RCX, RSP,
 };
+use super::unwind::{Frame, Handler};
 use super::{Dispatcher, UnwindRequest};
 use crate::image::kernel_only::{RAISE_PAGE, STATUS_ACCESS_VIOLATION};
 use crate::image::{self, Loaded};
@@ -225,6 +226,50 @@ type LanguageHandler = unsafe extern "win64" fn(
     *mut DispatcherContext,
 ) -> i32;
 
+/// A frame whose language handler is called.
+struct Site {
+    /// The frame's PC (`DISPATCHER_CONTEXT.ControlPc`).
+    pc: u64,
+    frame: Frame,
+    handler: Handler,
+}
+
+/// Calls the site's language handler through the image with a `DISPATCHER_CONTEXT`
+/// (`TargetIp` = `target_ip`, `ContextRecord` = `caller`, the frame unwound so far).
+/// Returns its disposition and the unwind it asked for.
+fn call_handler(
+    base: u64,
+    site: &Site,
+    target_ip: u64,
+    caller: &mut Context,
+    record: &mut ExceptionRecord,
+    context: &mut Context,
+) -> (i32, Option<UnwindRequest>) {
+    let mut dc = Dispatcher {
+        base: DispatcherContext {
+            control_pc: site.pc,
+            image_base: base,
+            function_entry: base + u64::from(site.frame.function_entry),
+            establisher_frame: site.frame.establisher,
+            target_ip,
+            context_record: caller,
+            language_handler: base + u64::from(site.handler.routine),
+            handler_data: base + u64::from(site.handler.data),
+            history_table: 0,
+            scope_index: 0,
+            fill0: 0,
+        },
+        unwind: None,
+    };
+    // SAFETY: the image's language handler for this frame (an address in its code, from
+    // its unwind info), with the structures the Windows x64 contract gives it.
+    let disposition = unsafe {
+        let f: LanguageHandler = std::mem::transmute(dc.base.language_handler as usize);
+        f(record, site.frame.establisher, context, &raw mut dc.base)
+    };
+    (disposition, dc.unwind)
+}
+
 /// Search phase; on a handler's unwind request, the unwind phase. The target context.
 fn dispatch(
     img: &Loaded,
@@ -246,29 +291,9 @@ fn dispatch(
             continue;
         };
         let mut caller = walk;
-        let mut dc = Dispatcher {
-            base: DispatcherContext {
-                control_pc: pc,
-                image_base: base,
-                function_entry: base + u64::from(frame.function_entry),
-                establisher_frame: frame.establisher,
-                target_ip: 0,
-                context_record: &raw mut caller,
-                language_handler: base + u64::from(handler.routine),
-                handler_data: base + u64::from(handler.data),
-                history_table: 0,
-                scope_index: 0,
-                fill0: 0,
-            },
-            unwind: None,
-        };
-        // SAFETY: the image's language handler for this frame, with the structures it
-        // expects; the address is inside the image's code.
-        let disposition = unsafe {
-            let f: LanguageHandler = std::mem::transmute(dc.base.language_handler as usize);
-            f(record, frame.establisher, context, &raw mut dc.base)
-        };
-        if let Some(request) = dc.unwind {
+        let site = Site { pc, frame, handler };
+        let (disposition, request) = call_handler(base, &site, 0, &mut caller, record, context);
+        if let Some(request) = request {
             return unwind(img, record, context, request);
         }
         match disposition {
@@ -308,28 +333,10 @@ fn unwind(
             if is_target {
                 record.flags |= EXCEPTION_TARGET_UNWIND;
             }
-            let mut dc = Dispatcher {
-                base: DispatcherContext {
-                    control_pc: pc,
-                    image_base: base,
-                    function_entry: base + u64::from(frame.function_entry),
-                    establisher_frame: frame.establisher,
-                    target_ip: request.target_ip,
-                    context_record: &raw mut walk,
-                    language_handler: base + u64::from(handler.routine),
-                    handler_data: base + u64::from(handler.data),
-                    history_table: 0,
-                    scope_index: 0,
-                    fill0: 0,
-                },
-                unwind: None,
-            };
-            // SAFETY: as in the search phase.
-            let disposition = unsafe {
-                let f: LanguageHandler = std::mem::transmute(dc.base.language_handler as usize);
-                f(record, frame.establisher, &raw mut here, &raw mut dc.base)
-            };
-            if disposition != EXCEPTION_CONTINUE_SEARCH || dc.unwind.is_some() {
+            let site = Site { pc, frame, handler };
+            let (disposition, again) =
+                call_handler(base, &site, request.target_ip, &mut walk, record, &mut here);
+            if disposition != EXCEPTION_CONTINUE_SEARCH || again.is_some() {
                 return Err(format!(
                     "language handler returned disposition {disposition} while unwinding"
                 ));

@@ -127,8 +127,25 @@ fn driver_entry_and_unload_run_in_the_image() {
     fltsim::unload_driver().expect("unload");
     assert!(image::loaded_image().is_none(), "the image is unmapped");
     assert_eq!(fltsim::kernel::pool::live_bytes(portfilter::POOL_TAG), 0);
-    // Its code is gone: the range is reserved and inaccessible.
-    assert!(info.size > 0);
+    // Its code is gone: the range is reserved and inaccessible (a read of it fails).
+    let mut byte = 0u8;
+    let local = libc::iovec {
+        iov_base: (&raw mut byte).cast(),
+        iov_len: 1,
+    };
+    let remote = libc::iovec {
+        iov_base: info.base as *mut c_void,
+        iov_len: 1,
+    };
+    // SAFETY: process_vm_readv on our own pid reports a bad address instead of faulting.
+    let n = unsafe {
+        libc::process_vm_readv(libc::getpid(), &raw const local, 1, &raw const remote, 1, 0)
+    };
+    assert_eq!(
+        n, -1,
+        "the unloaded image is still readable at {:#x}",
+        info.base
+    );
     assert!(machine.shutdown().is_empty());
 }
 

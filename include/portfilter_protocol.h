@@ -31,7 +31,7 @@ extern "C" {
 /* ---- common header (every message starts with it) ---------------------------------- */
 
 #define PF_MAGIC 0x4650u            /* bytes 'P','F' */
-#define PF_PROTOCOL_VERSION 1u
+#define PF_PROTOCOL_VERSION 2u
 #define PF_HEADER_BYTES 8u
 
 /* pf_header.kind */
@@ -83,7 +83,10 @@ typedef struct pf_filter_reply_header {
 #define PF_EVENT_FLAG_NAME_TRUNCATED 0x08u
 #define PF_EVENT_FLAG_NAME_UNAVAILABLE 0x10u
 #define PF_EVENT_FLAG_REQUEST 0x20u /* a pf_verdict is expected */
-#define PF_EVENT_FLAGS_ALL 0x3Fu
+/* the requestor may hold file-system resources (top-level IRP set or all APCs disabled):
+   the driver waited for no client, the default verdict applied at once (version 2) */
+#define PF_EVENT_FLAG_UNSAFE_CONTEXT 0x40u
+#define PF_EVENT_FLAGS_ALL 0x7Fu
 #define PF_CREATE_OPTIONS_MASK 0x00FFFFFFu
 #define PF_MAX_CREATE_DISPOSITION 5u
 
@@ -168,6 +171,15 @@ typedef struct pf_connect_context {
 
 /* ---- commands ------------------------------------------------------------------------- */
 
+/*
+ * FilterSendMessage(port, in, in_size, out, out_size, &bytes_returned), buffers 8-aligned.
+ * Size `out` for the largest answer of the command - PF_HELLO_REPLY_BYTES (Hello),
+ * PF_STATS_BYTES (GetStats), PF_CONFIG_MAX_BYTES (GetConfig, SetConfig) - and read
+ * bytes_returned only when the call succeeded. On failure, including 0x8007007A
+ * (PF_STATUS_BUFFER_TOO_SMALL), whether bytes_returned carries the needed size is
+ * disputed (the documentation says it is set on success; one fltmgr delivers it): do not
+ * depend on it, and do not retry with it.
+ */
 #define PF_COMMAND_REQUEST_BYTES 8u /* Hello, GetStats, GetConfig: header only */
 #define PF_HELLO_REPLY_BYTES 40u
 
@@ -183,8 +195,8 @@ typedef struct pf_hello_reply {
     uint64_t reserved2;
 } pf_hello_reply;
 
-#define PF_STATS_COUNTERS 20u
-#define PF_STATS_RESERVED_SLOTS 12u
+#define PF_STATS_COUNTERS 21u
+#define PF_STATS_RESERVED_SLOTS 11u
 #define PF_STATS_BYTES 264u
 
 typedef struct pf_stats {
@@ -209,7 +221,8 @@ typedef struct pf_stats {
     uint64_t connected_clients;
     uint64_t deciders;
     uint64_t observers;
-    uint64_t reserved[12];
+    uint64_t unsafe_context; /* creates never held: top-level IRP or APCs disabled */
+    uint64_t reserved[11];
 } pf_stats;
 
 /* ---- configuration -------------------------------------------------------------------- */
@@ -266,7 +279,7 @@ typedef struct pf_filter_entry {
 
 #define PF_STATUS_NOT_SUPPORTED ((int32_t)0xC00000BBu)          /* unknown command */
 #define PF_STATUS_INFO_LENGTH_MISMATCH ((int32_t)0xC0000004u)   /* wrong input size */
-#define PF_STATUS_BUFFER_TOO_SMALL ((int32_t)0xC0000023u)       /* output too small */
+#define PF_STATUS_BUFFER_TOO_SMALL ((int32_t)0xC0000023u)       /* output too small (see above) */
 #define PF_STATUS_DATATYPE_MISALIGNMENT_ERROR ((int32_t)0xC00002C5u) /* not 8-aligned */
 #define PF_STATUS_ACCESS_VIOLATION ((int32_t)0xC0000005u)       /* bad pointer */
 #define PF_STATUS_INVALID_PARAMETER ((int32_t)0xC000000Du)      /* bad field */
@@ -306,6 +319,7 @@ PF_STATIC_ASSERT(offsetof(pf_hello_reply, role) == 16, "role");
 PF_STATIC_ASSERT(offsetof(pf_hello_reply, reserved2) == 32, "reserved2");
 PF_STATIC_ASSERT(sizeof(pf_stats) == PF_STATS_BYTES, "pf_stats");
 PF_STATIC_ASSERT(offsetof(pf_stats, observers) == 160, "observers");
+PF_STATIC_ASSERT(offsetof(pf_stats, unsafe_context) == 168, "unsafe_context");
 PF_STATIC_ASSERT(sizeof(pf_config) == PF_CONFIG_FIXED_BYTES, "pf_config");
 PF_STATIC_ASSERT(offsetof(pf_config, filter_count) == 36, "filter_count");
 PF_STATIC_ASSERT(sizeof(pf_filter_entry) == PF_FILTER_ENTRY_HEADER_BYTES, "pf_filter_entry");

@@ -200,6 +200,7 @@ pub(crate) fn snapshot(state: &DriverState) -> Stats {
         connected_clients: u64::from(counts.connected),
         deciders: u64::from(counts.deciders),
         observers: u64::from(counts.observers),
+        unsafe_context: s.get(Counter::UnsafeContext),
         reserved: [0; portfilter_protocol::stats::STATS_RESERVED_SLOTS],
     }
 }
@@ -280,7 +281,7 @@ fn set_config(state: &DriverState, input: &[u8], output: UserPtr) -> Answer {
     }
     let old = state.config.replace(fresh);
     drop(old);
-    crate::log!(
+    crate::log_info!(
         "configuration set: delivery {:?}, reply timeout {} ms, default {:?}",
         settings.observer_delivery,
         settings.reply_timeout_ms,

@@ -13,9 +13,15 @@
 //! protection): the reference is taken under the table lock, together with the check of
 //! the connection's process id (self-exclusion), and released after `FltSendMessage`
 //! returned ([`Connections::for_each`]). Disconnect marks the slot closing (no new
-//! references), closes the client port (which wakes and fails every send on it), waits for the references to drain, and
-//! only then frees the slot. So a send never reaches a *different* connection that reused
-//! the slot, and the process id checked is the one of the port the event goes to.
+//! references), closes the client port, waits for the references to drain, and only then
+//! frees the slot. So a send never reaches a *different* connection that reused the slot,
+//! and the process id checked is the one of the port the event goes to.
+//!
+//! Closing the client port is what wakes a sender blocked on it, under every reading of
+//! the Filter Manager's disconnect (fltmgr wakes senders before calling Disconnect;
+//! ReactOS only at `FltCloseClientPort`): the drain waits only after our own close.
+//! Unload closes every client port itself ([`Connections::close_all`]) before it stops
+//! the worker, and seals the table so that no connect can slip in afterwards.
 
 use crate::MAX_CONNECTIONS;
 use crate::stats::{Counter, Stats};
@@ -24,6 +30,7 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use portfilter_bindings::{
     FltCloseClientPort, NTSTATUS, PFLT_FILTER, PFLT_PORT, STATUS_CONNECTION_COUNT_LIMIT,
+    STATUS_FLT_DELETING_OBJECT,
 };
 
 /// What a second decider gets from its connect (see the protocol's status contract).
@@ -58,6 +65,8 @@ const FREE_SLOT: Slot = Slot {
 struct Table {
     slots: [Slot; MAX_CONNECTIONS],
     next_connection_id: u32,
+    /// Unload closed every connection: no new one is admitted.
+    sealed: bool,
 }
 
 /// Connection bookkeeping plus the client ports.
@@ -71,6 +80,9 @@ pub(crate) struct Connections {
     senders: [AtomicU32; MAX_CONNECTIONS],
     /// Signalled when a slot's sender count drops to zero.
     drained: [Event; MAX_CONNECTIONS],
+    /// Set once the slot's client port is closed (a notification event, cleared when a
+    /// connection takes the slot): a second closer waits on it.
+    port_closed: [Event; MAX_CONNECTIONS],
     /// Open connections (a lock-free shortcut for the create path).
     open: AtomicU32,
     /// Per slot: the last notify send to this observer failed (it had no
@@ -112,10 +124,12 @@ impl Connections {
             table: PushLock::new(Table {
                 slots: [FREE_SLOT; MAX_CONNECTIONS],
                 next_connection_id: 1,
+                sealed: false,
             }),
             ports: [const { UnsafeCell::new(core::ptr::null_mut()) }; MAX_CONNECTIONS],
             senders: [const { AtomicU32::new(0) }; MAX_CONNECTIONS],
             drained: [const { Event::new() }; MAX_CONNECTIONS],
+            port_closed: [const { Event::new() }; MAX_CONNECTIONS],
             open: AtomicU32::new(0),
             stalled: [const { AtomicBool::new(false) }; MAX_CONNECTIONS],
         }
@@ -124,7 +138,7 @@ impl Connections {
     /// Initialises the lock and events in place.
     pub(crate) fn init(&self) {
         self.table.init();
-        for event in &self.drained {
+        for event in self.drained.iter().chain(&self.port_closed) {
             event.init(false);
         }
     }
@@ -139,7 +153,8 @@ impl Connections {
     ///
     /// # Errors
     /// [`SECOND_DECIDER_STATUS`] when a decider is already connected;
-    /// `STATUS_CONNECTION_COUNT_LIMIT` when the role's share of slots is taken.
+    /// `STATUS_CONNECTION_COUNT_LIMIT` when the role's share of slots is taken;
+    /// `STATUS_FLT_DELETING_OBJECT` once unload closed the connections.
     pub(crate) fn connect(
         &self,
         role: Role,
@@ -147,6 +162,9 @@ impl Connections {
         client_port: PFLT_PORT,
     ) -> Result<(usize, u32), NTSTATUS> {
         let mut table = self.table.write();
+        if table.sealed {
+            return Err(STATUS_FLT_DELETING_OBJECT);
+        }
         let open = |r: Role| {
             table
                 .slots
@@ -191,13 +209,17 @@ impl Connections {
         if let Some(stalled) = self.stalled.get(index) {
             stalled.store(false, Ordering::Release);
         }
+        if let Some(closed) = self.port_closed.get(index) {
+            closed.clear();
+        }
         self.open.fetch_add(1, Ordering::AcqRel);
         Ok((index, connection_id))
     }
 
     /// How long a notify send to the observer in slot `index` may wait: `timeout_ms`,
-    /// or 0 ("only if a request is already pending") while its last send failed. So an
-    /// observer that stopped reading costs one timeout per stall, not one per message.
+    /// or 0 ("only if a request is already pending": sent as the shortest non-zero
+    /// timeout, never 0) while its last send failed. So an observer that stopped reading
+    /// costs one timeout per stall, not one per message.
     pub(crate) fn notify_wait_ms(&self, index: usize, timeout_ms: u32) -> u32 {
         match self.stalled.get(index) {
             Some(stalled) if stalled.load(Ordering::Acquire) => 0,
@@ -212,21 +234,33 @@ impl Connections {
         }
     }
 
-    /// Removes a connection (from the Disconnect callback): no new sends, close the client
-    /// port (failing the sends in flight), wait for them to leave, free the slot.
-    pub(crate) fn disconnect(&self, filter: PFLT_FILTER, index: usize) {
-        let (Some(cell), Some(senders), Some(drained)) = (
+    /// Removes a connection (from the Disconnect callback, or from unload): no new sends,
+    /// close the client port (which wakes the sends in flight with
+    /// `STATUS_PORT_DISCONNECTED`), wait for them to leave, free the slot. If another
+    /// thread is already closing the slot, waits until its port is closed, so that a
+    /// Disconnect callback never returns before `FltCloseClientPort` ran. Returns whether
+    /// this call closed a connection.
+    pub(crate) fn disconnect(&self, filter: PFLT_FILTER, index: usize) -> bool {
+        let (Some(cell), Some(senders), Some(drained), Some(closed)) = (
             self.ports.get(index),
             self.senders.get(index),
             self.drained.get(index),
+            self.port_closed.get(index),
         ) else {
-            return;
+            return false;
         };
         {
             let mut table = self.table.write();
             match table.slots.get_mut(index) {
                 Some(slot) if slot.state == SlotState::Open => slot.state = SlotState::Closing,
-                _ => return,
+                Some(slot) if slot.state == SlotState::Closing => {
+                    drop(table);
+                    // The other closer's FltCloseClientPort returns promptly; the bounded
+                    // slices only guard against a missed wake-up.
+                    while closed.wait(Some(10)) == Wait::TimedOut {}
+                    return false;
+                }
+                _ => return false,
             }
             self.open.fetch_sub(1, Ordering::AcqRel);
         }
@@ -234,6 +268,7 @@ impl Connections {
         // SAFETY: the cell holds this connection's client port; FltCloseClientPort closes
         // it and sets the cell to null. Sends on it fail with STATUS_PORT_DISCONNECTED.
         unsafe { FltCloseClientPort(filter, cell.get()) };
+        closed.set();
         // Every sender that still holds a reference is about to return (its port is
         // closed). The bounded wait only guards against a missed wake-up.
         while senders.load(Ordering::Acquire) != 0 {
@@ -243,6 +278,24 @@ impl Connections {
         if let Some(slot) = table.slots.get_mut(index) {
             *slot = FREE_SLOT;
         }
+        drop(table);
+        crate::log_info!("client disconnected (slot {index})");
+        true
+    }
+
+    /// Unload: refuses every later connect and closes every connection's client port,
+    /// which releases each sender blocked on one (the worker's batch send, creates
+    /// waiting for the decider or an observer) under every reading of the Filter
+    /// Manager's disconnect. Returns how many connections it closed.
+    pub(crate) fn close_all(&self, filter: PFLT_FILTER) -> u32 {
+        self.table.write().sealed = true;
+        let mut closed = 0;
+        for index in 0..MAX_CONNECTIONS {
+            if self.disconnect(filter, index) {
+                closed += 1;
+            }
+        }
+        closed
     }
 
     /// The identity of the connection in slot `index`, if open.

@@ -3,11 +3,14 @@
 //! load:   state (config, queue) → `FltRegisterFilter` → server port → worker thread →
 //!         `FltStartFiltering`
 //! unload: mark unloading (creates stop reporting, connects are refused) → close server
-//!         port (no new connects) → stop the worker (bounded by one send timeout) → drop
-//!         what is still queued, counted → `FltUnregisterFilter` (the Filter Manager
-//!         disconnects the clients — our Disconnect closes each client port, which
-//!         releases waiting creates at once — and waits for running callbacks) → free
-//!         the state.
+//!         port (no new connects) → tell the worker to stop → close every client port
+//!         ourselves (wakes every sender blocked on one — the worker, creates waiting
+//!         for the decider or an observer — under every reading of the Filter Manager's
+//!         disconnect, and seals the connection table) → join the worker (it has nothing
+//!         left to wait for) → drop what is still queued, counted → `FltUnregisterFilter`
+//!         (disconnects nothing any more; waits for running callbacks, which no client
+//!         can hold) → free the state. No step waits for a client: unload is bounded by
+//!         scheduling, not by any timeout (docs/driver.md, "Bounds").
 //!
 //! Every failure in `DriverEntry` unwinds what succeeded, in reverse.
 
@@ -30,6 +33,7 @@ pub unsafe extern "system" fn DriverEntry(
     _registry_path: *const UNICODE_STRING,
 ) -> NTSTATUS {
     let Some(st) = state::create() else {
+        crate::log_error!("no pool for the driver state; not loaded");
         return STATUS_INSUFFICIENT_RESOURCES;
     };
 
@@ -43,7 +47,7 @@ pub unsafe extern "system" fn DriverEntry(
         )
     };
     if !nt_success(status) {
-        crate::log!("FltRegisterFilter failed: {status:#010x}");
+        crate::log_error!("FltRegisterFilter failed: {status:#010x}");
         // SAFETY: nothing was registered; no callback can run.
         unsafe { state::destroy() };
         return status;
@@ -51,7 +55,7 @@ pub unsafe extern "system" fn DriverEntry(
     st.filter.store(filter, Ordering::Release);
 
     if let Err(status) = crate::port::create_server_port(st) {
-        crate::log!("FltCreateCommunicationPort failed: {status:#010x}");
+        crate::log_error!("FltCreateCommunicationPort failed: {status:#010x}");
         // SAFETY: filtering never started; unregistering waits for nothing.
         unsafe { FltUnregisterFilter(filter) };
         // SAFETY: after FltUnregisterFilter no callback runs.
@@ -60,7 +64,7 @@ pub unsafe extern "system" fn DriverEntry(
     }
 
     if let Err(status) = st.worker.start(st) {
-        crate::log!("PsCreateSystemThread failed: {status:#010x}");
+        crate::log_error!("PsCreateSystemThread failed: {status:#010x}");
         // SAFETY: the server port was created just above and is closed once.
         unsafe { FltCloseCommunicationPort(*st.server_port.get()) };
         // SAFETY: the filter handle is valid.
@@ -73,7 +77,7 @@ pub unsafe extern "system" fn DriverEntry(
     // SAFETY: the filter handle is valid.
     let status = unsafe { FltStartFiltering(filter) };
     if !nt_success(status) {
-        crate::log!("FltStartFiltering failed: {status:#010x}");
+        crate::log_error!("FltStartFiltering failed: {status:#010x}");
         // SAFETY: the server port is ours and closed once.
         unsafe { FltCloseCommunicationPort(*st.server_port.get()) };
         st.worker.stop();
@@ -83,7 +87,7 @@ pub unsafe extern "system" fn DriverEntry(
         unsafe { state::destroy() };
         return status;
     }
-    crate::log!("loaded; port {} open", crate::PORT_NAME);
+    crate::log_info!("loaded; port {} open", crate::PORT_NAME);
     STATUS_SUCCESS
 }
 
@@ -94,7 +98,7 @@ pub(crate) unsafe extern "system" fn filter_unload(_flags: u32) -> NTSTATUS {
     };
     // SAFETY: called once, from the Filter Manager's unload path.
     unsafe { shut_down(st) };
-    crate::log!("unloaded");
+    crate::log_info!("unloaded");
     STATUS_SUCCESS
 }
 
@@ -107,18 +111,27 @@ unsafe fn shut_down(st: &DriverState) {
     // 1. No new connections.
     // SAFETY: the server port was created in DriverEntry and is closed only here.
     unsafe { FltCloseCommunicationPort(*st.server_port.get()) };
-    // 2. Stop the worker: it finishes its current send (finite timeout) and exits.
+    // 2. Close every client port: each FltSendMessage blocked on one returns at once
+    //    (fltmgr may otherwise wake senders only at FltCloseClientPort, and the worker
+    //    must not be joined while it waits for a frozen client). The worker is told to
+    //    stop first, so that when its send returns it starts no other.
+    st.worker.request_stop();
+    let closed = st.connections.close_all(st.filter());
+    if closed != 0 {
+        crate::log_info!("unload: {closed} clients disconnected");
+    }
+    // 3. Stop the worker: any send it was in has returned; it exits.
     st.worker.stop();
-    // 3. Drop what is still queued, counted.
+    // 4. Drop what is still queued, counted.
     let dropped = st.queue.clear();
     if dropped != 0 {
         st.stats.add(Counter::QueueDropped, dropped);
-        crate::log!("unload: {dropped} queued events dropped");
+        crate::log_warning!("unload: {dropped} queued events dropped");
     }
-    // 4. Unregister: disconnects clients (our Disconnect runs), waits for callbacks.
+    // 5. Unregister: waits for running callbacks (none can wait for a client now).
     // SAFETY: the filter handle is valid until this returns.
     unsafe { FltUnregisterFilter(st.filter()) };
-    // 5. Nothing can observe the state any more.
+    // 6. Nothing can observe the state any more.
     // SAFETY: FltUnregisterFilter has returned and the worker has exited.
     unsafe { state::destroy() };
 }

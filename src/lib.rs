@@ -16,6 +16,7 @@ extern crate std;
 
 mod glue;
 
+mod budget;
 mod commands;
 mod config;
 mod connections;

@@ -105,11 +105,15 @@ unsafe extern "system" fn connect_notify(
         Ok((index, connection_id)) => {
             // SAFETY: checked non-null above; the Filter Manager passes a writable slot.
             unsafe { *connection_port_cookie = (index + 1) as *mut c_void };
-            crate::log!("client connected: {role:?}, pid {process_id}, connection {connection_id}");
+            crate::log_info!(
+                "client connected: {role:?}, pid {process_id}, connection {connection_id}"
+            );
             STATUS_SUCCESS
         }
         Err(status) => {
-            crate::log!("client refused: {role:?}, pid {process_id}, status {status:#010x}");
+            crate::log_warning!(
+                "client refused: {role:?}, pid {process_id}, status {status:#010x}"
+            );
             status
         }
     }
@@ -124,13 +128,13 @@ fn slot_of(cookie: *mut c_void) -> Option<usize> {
 
 /// Disconnect: closes the client port (failing the sends waiting on it, so waiting
 /// creates get the default verdict at once), waits for senders to leave, frees the slot.
+/// (After unload closed the connection itself there is nothing left to do.)
 unsafe extern "system" fn disconnect_notify(connection_cookie: *mut c_void) {
     let Some(state) = state::get() else { return };
     let Some(index) = slot_of(connection_cookie) else {
         return;
     };
-    state.connections.disconnect(state.filter(), index);
-    crate::log!("client disconnected (slot {index})");
+    let _closed = state.connections.disconnect(state.filter(), index);
 }
 
 /// `MessageNotify`: a command from `FilterSendMessage` ([`crate::commands`]).
@@ -155,7 +159,7 @@ unsafe extern "system" fn message_notify(
         },
     };
     if answer.status != STATUS_SUCCESS {
-        crate::log!(
+        crate::log_warning!(
             "command failed: status {:#010x} (returned {})",
             answer.status,
             answer.returned

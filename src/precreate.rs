@@ -5,12 +5,16 @@
 //! Order of work, cheapest first, so that creates nobody wants cost little:
 //! 1. fixed skip rules (paging file, volume open, target directory) — no lock, no name;
 //! 2. the configured skip rules and the "nobody listens" shortcut (one shared acquire);
-//! 3. the file name (normalized, else opened, else none), parsed;
-//! 4. one shared acquire of the configuration: the settings used for the rest of this
+//! 3. the requestor thread's context: with a top-level IRP set or all APCs disabled it
+//!    may hold file-system or memory-manager resources, so the create is reported but
+//!    never held for user mode ([`ThreadContext`]);
+//! 4. the file name (normalized, else opened, else none; not queried at all with a
+//!    top-level IRP, where the Filter Manager refuses it), parsed;
+//! 5. one shared acquire of the configuration: the settings used for the rest of this
 //!    create and the path/extension filters come from the same configuration, so a
 //!    concurrent `SetConfig` is seen entirely or not at all;
-//! 5. the event, in a pool buffer of exactly its size (the name is released first);
-//! 6. delivery.
+//! 6. the event, in a pool buffer of exactly its size (the name is released first);
+//! 7. delivery.
 
 use crate::config::Settings;
 use crate::deliver::notify;
@@ -24,14 +28,49 @@ use crate::stats::Counter;
 use core::ffi::c_void;
 use core::sync::atomic::Ordering;
 use portfilter_bindings::{
-    FLT_CALLBACK_DATA, FLT_PREOP_CALLBACK_STATUS, FLT_PREOP_COMPLETE,
+    FALSE, FLT_CALLBACK_DATA, FLT_PREOP_CALLBACK_STATUS, FLT_PREOP_COMPLETE,
     FLT_PREOP_SUCCESS_NO_CALLBACK, FLT_RELATED_OBJECTS, FltGetRequestorProcessId, IO_STATUS_BLOCK,
-    IO_STATUS_BLOCK_0, KeQuerySystemTimePrecise, PsGetThreadId,
+    IO_STATUS_BLOCK_0, IoGetTopLevelIrp, KeAreAllApcsDisabled, KeQuerySystemTimePrecise,
+    PsGetThreadId,
 };
 use portfilter_protocol::{
     Delivery, EVENT_FLAG_DIRECTORY, EVENT_FLAG_KERNEL_MODE, EVENT_FLAG_NAME_OPENED,
-    EVENT_FLAG_NAME_UNAVAILABLE, EventFields,
+    EVENT_FLAG_NAME_UNAVAILABLE, EVENT_FLAG_UNSAFE_CONTEXT, EventFields,
 };
+
+/// Where waiting for user mode could deadlock: the requestor thread may hold
+/// file-system or memory-manager resources that a user-mode client needs to answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ThreadContext {
+    /// `IoGetTopLevelIrp() != NULL`: a file system, the cache manager or the modified
+    /// page writer is the top-level component (it holds its resources). Name queries are
+    /// refused here too ("cannot get file name information if the TopLevelIrp field of
+    /// the current thread is not NULL").
+    pub top_level_irp: bool,
+    /// `KeAreAllApcsDisabled()`: inside a guarded region (typically holding a guarded
+    /// mutex or a resource acquired that way) or at IRQL >= APC_LEVEL.
+    pub apcs_disabled: bool,
+}
+
+impl ThreadContext {
+    /// The calling (requestor) thread's context.
+    fn current() -> Self {
+        // SAFETY: reads the current thread's TopLevelIrp field; callable at any IRQL <=
+        // DISPATCH_LEVEL, and a pre-create runs at PASSIVE_LEVEL or APC_LEVEL.
+        let top_level_irp = !unsafe { IoGetTopLevelIrp() }.is_null();
+        // SAFETY: reads the current thread's APC state; IRQL as above.
+        let apcs_disabled = unsafe { KeAreAllApcsDisabled() } != FALSE;
+        Self {
+            top_level_irp,
+            apcs_disabled,
+        }
+    }
+
+    /// The create must not be held for user mode.
+    pub(crate) fn unsafe_to_wait(self) -> bool {
+        self.top_level_irp || self.apcs_disabled
+    }
+}
 
 /// Pre-create (registered for `IRP_MJ_CREATE`). `PASSIVE_LEVEL`, on the creating thread.
 pub(crate) unsafe extern "system" fn pre_create(
@@ -137,8 +176,17 @@ unsafe fn report(state: &DriverState, data: *mut FLT_CALLBACK_DATA) -> Outcome {
         return Outcome::Allow;
     }
 
-    // SAFETY: caller's contract.
-    let name = unsafe { FileName::query(data) };
+    let context = ThreadContext::current();
+    if context.unsafe_to_wait() {
+        fields.flags |= EVENT_FLAG_UNSAFE_CONTEXT;
+    }
+    let name = if context.top_level_irp {
+        // The Filter Manager refuses name queries here (STATUS_FLT_INVALID_NAME_REQUEST).
+        None
+    } else {
+        // SAFETY: caller's contract.
+        unsafe { FileName::query(data) }
+    };
     let (settings, reported) = if let Some(name) = &name {
         let parts = name.parts();
         fields.volume_name_len = u16::try_from(parts.volume_units * 2).unwrap_or(0);
@@ -163,16 +211,27 @@ unsafe fn report(state: &DriverState, data: *mut FLT_CALLBACK_DATA) -> Outcome {
     let event = EventMessage::build(&fields, full);
     // The name information is not needed while we wait for user mode.
     drop(name);
-    deliver(state, &settings, event, fields.sequence, fields.process_id)
+    deliver(
+        state,
+        &settings,
+        event,
+        fields.sequence,
+        fields.process_id,
+        context,
+    )
 }
 
-/// Delivery to the decider and the observers.
+/// Delivery to the decider and the observers. In an unsafe [`ThreadContext`] nothing
+/// waits for user mode: the decider is not asked (default verdict at once, counted as
+/// `UnsafeContext`), plain-notify observers get the event only if a request is already
+/// pending, the queue takes it as always.
 fn deliver(
     state: &DriverState,
     settings: &Settings,
     event: Option<EventMessage>,
     sequence: u64,
     requestor: u32,
+    context: ThreadContext,
 ) -> Outcome {
     let stats = &state.stats;
     let Some(mut event) = event else {
@@ -190,27 +249,39 @@ fn deliver(
     };
     stats.bump(Counter::EventsReported);
     let filter = state.filter();
+    let unsafe_to_wait = context.unsafe_to_wait();
 
-    // 1. The decider (the creating thread waits here, at most reply_timeout_ms).
-    let outcome = reply::decide(
-        filter,
-        &state.connections,
-        requestor,
-        &mut event,
-        sequence,
-        settings,
-        stats,
-    );
+    // 1. The decider (the creating thread waits here, at most reply_timeout_ms) — unless
+    //    waiting could deadlock.
+    let outcome = if unsafe_to_wait {
+        stats.bump(Counter::UnsafeContext);
+        reply::decide_without_asking(&state.connections, requestor, settings, stats)
+    } else {
+        reply::decide(
+            filter,
+            &state.connections,
+            requestor,
+            &mut event,
+            sequence,
+            settings,
+            stats,
+        )
+    };
 
     // 2. The observers.
     match settings.observer_delivery {
         Delivery::Notify => {
+            let notify_ms = if unsafe_to_wait {
+                0
+            } else {
+                settings.notify_timeout_ms
+            };
             notify::send_to_observers(
                 filter,
                 &state.connections,
                 requestor,
                 event.bytes_mut(),
-                settings.notify_timeout_ms,
+                notify_ms,
                 stats,
             );
         }

@@ -9,11 +9,15 @@
 //!
 //! Skipped when the configuration asks for it:
 //! * directory opens (`FILE_DIRECTORY_FILE` in the create options);
-//! * kernel-mode requestors (`Data->RequestorMode == KernelMode`).
+//! * kernel-mode requestors acting for themselves (`Data->RequestorMode == KernelMode`
+//!   without `SL_FORCE_ACCESS_CHECK`). A kernel-mode create *with*
+//!   `SL_FORCE_ACCESS_CHECK` is made on behalf of a user — the SMB server opening a file
+//!   for a remote client, a driver passing `IO_FORCE_ACCESS_CHECK` — and is treated as
+//!   that user's request: reported and, in request-reply, held for the decider.
 
 use portfilter_bindings::{
-    FILE_DIRECTORY_FILE, FO_VOLUME_OPEN, KERNEL_MODE, KPROCESSOR_MODE, SL_OPEN_PAGING_FILE,
-    SL_OPEN_TARGET_DIRECTORY,
+    FILE_DIRECTORY_FILE, FO_VOLUME_OPEN, KERNEL_MODE, KPROCESSOR_MODE, SL_FORCE_ACCESS_CHECK,
+    SL_OPEN_PAGING_FILE, SL_OPEN_TARGET_DIRECTORY,
 };
 
 /// What the skip decision looks at, copied out of the callback data.
@@ -35,9 +39,15 @@ impl CreateFacts {
         self.create_options & FILE_DIRECTORY_FILE != 0
     }
 
-    /// The request came from kernel mode.
+    /// The request came from kernel mode (`EVENT_FLAG_KERNEL_MODE`).
     pub(crate) fn is_kernel_mode(&self) -> bool {
         self.requestor_mode == KERNEL_MODE
+    }
+
+    /// A kernel-mode request made for the kernel itself: kernel mode without
+    /// `SL_FORCE_ACCESS_CHECK` (which marks a request on behalf of a user).
+    pub(crate) fn is_kernel_own_request(&self) -> bool {
+        self.is_kernel_mode() && self.operation_flags & SL_FORCE_ACCESS_CHECK == 0
     }
 }
 
@@ -46,7 +56,7 @@ impl CreateFacts {
 pub(crate) struct SkipPolicy {
     /// Skip directory opens.
     pub directories: bool,
-    /// Skip kernel-mode requestors.
+    /// Skip kernel-mode requestors acting for themselves.
     pub kernel_mode: bool,
 }
 
@@ -61,7 +71,7 @@ pub(crate) enum SkipReason {
     TargetDirectory,
     /// A directory, and the configuration skips directories.
     Directory,
-    /// A kernel-mode requestor, and the configuration skips those.
+    /// A kernel-mode requestor acting for itself, and the configuration skips those.
     KernelMode,
 }
 
@@ -83,7 +93,7 @@ pub(crate) fn always_skipped(facts: &CreateFacts) -> Option<SkipReason> {
 pub(crate) fn skipped_by_policy(facts: &CreateFacts, policy: SkipPolicy) -> Option<SkipReason> {
     if policy.directories && facts.is_directory() {
         Some(SkipReason::Directory)
-    } else if policy.kernel_mode && facts.is_kernel_mode() {
+    } else if policy.kernel_mode && facts.is_kernel_own_request() {
         Some(SkipReason::KernelMode)
     } else {
         None
@@ -153,5 +163,23 @@ mod tests {
         };
         assert_eq!(skipped_by_policy(&kernel, km), Some(SkipReason::KernelMode));
         assert_eq!(skipped_by_policy(&dir, km), None);
+    }
+
+    #[test]
+    fn kernel_mode_on_behalf_of_a_user_is_not_skipped_as_kernel_mode() {
+        let mut smb = user_file();
+        smb.requestor_mode = KERNEL_MODE;
+        smb.operation_flags = SL_FORCE_ACCESS_CHECK;
+        assert!(
+            smb.is_kernel_mode(),
+            "still reported as a kernel-mode request"
+        );
+        assert!(!smb.is_kernel_own_request());
+        let km = SkipPolicy {
+            directories: false,
+            kernel_mode: true,
+        };
+        assert_eq!(skipped_by_policy(&smb, km), None);
+        assert_eq!(always_skipped(&smb), None);
     }
 }

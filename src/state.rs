@@ -116,7 +116,7 @@ pub(crate) fn get() -> Option<&'static DriverState> {
 fn teardown(state: &DriverState) {
     let dropped = state.queue.destroy();
     if dropped != 0 {
-        crate::log!("{dropped} queued events dropped at unload");
+        crate::log_warning!("{dropped} queued events dropped at unload");
     }
     state.config.destroy();
     state.connections.delete();

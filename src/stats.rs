@@ -41,10 +41,13 @@ pub(crate) enum Counter {
     QueueDropped,
     /// Batch messages delivered to observers.
     BatchesSent,
+    /// Reported creates whose requestor may hold file-system resources (top-level IRP,
+    /// all APCs disabled): never held, default verdict at once.
+    UnsafeContext,
 }
 
 /// Number of [`Counter`]s.
-pub(crate) const COUNTERS: usize = Counter::BatchesSent as usize + 1;
+pub(crate) const COUNTERS: usize = Counter::UnsafeContext as usize + 1;
 
 /// The counters.
 pub(crate) struct Stats {

@@ -5,6 +5,7 @@
 mod common;
 
 use common::{Buf, Port, Sim, config_with, connect, hr};
+use fltsim::readings::ErrorLength;
 use portfilter_protocol::{
     CONFIG_MAX_BYTES, Command, Config, Decision, Delivery, FilterKind, HELLO_REPLY_BYTES,
     MessageKind, Role, STATS_BYTES, encode_header, encode_request,
@@ -96,9 +97,19 @@ fn every_command_works() {
     sim.unload_and_check_pool();
 }
 
+/// The two readings of "does a size reach lpBytesReturned when MessageNotify fails":
+/// [doc] no (the default), [re] yes for STATUS_BUFFER_TOO_SMALL.
+const ERROR_LENGTH_READINGS: [ErrorLength; 2] = [ErrorLength::Dropped, ErrorLength::Kept];
+
 #[test]
 fn each_failure_has_its_documented_status() {
-    let sim = Sim::start();
+    for reading in ERROR_LENGTH_READINGS {
+        each_failure_has_its_documented_status_under(reading);
+    }
+}
+
+fn each_failure_has_its_documented_status_under(error_length: ErrorLength) {
+    let sim = Sim::start_with(fltsim::Readings::HARSHEST.with_error_length(error_length));
     let port = connect(CLIENT, Role::Observer);
 
     // Unknown kind, and a kind that is not a command.
@@ -114,27 +125,41 @@ fn each_failure_has_its_documented_status() {
         port.send_raw(&mut long_hello, 64).0,
         hr::INFO_LENGTH_MISMATCH
     );
-    let mut short = Buf::from_bytes(b"PF\x01\x00");
+    let mut short = Buf::from_bytes(b"PF\x02\x00");
     assert_eq!(port.send_raw(&mut short, 64).0, hr::INFO_LENGTH_MISMATCH);
     // Longer than any command: still judged by its header first.
     let mut huge = Buf::new(CONFIG_MAX_BYTES + 8);
     encode_request(Command::GetStats, huge.bytes_mut()).unwrap();
     assert_eq!(port.send_raw(&mut huge, 512).0, hr::INFO_LENGTH_MISMATCH);
 
-    // Output too small: the needed size comes back in lpBytesReturned.
+    // Output too small. The driver reports the needed size; whether it reaches
+    // lpBytesReturned depends on the reading (a client must not depend on it: it passes
+    // Command::max_output_bytes()).
     let mut stats = Buf::new(8);
     encode_request(Command::GetStats, stats.bytes_mut()).unwrap();
+    let expected = match error_length {
+        ErrorLength::Kept => STATS_BYTES,
+        ErrorLength::Dropped => 0,
+    };
     let (status, _, needed) = port.send_raw(&mut stats, 100);
     assert_eq!(status, hr::BUFFER_TOO_SMALL);
-    assert_eq!(needed as usize, STATS_BYTES);
+    assert_eq!(needed as usize, expected, "{error_length:?}");
     let (status, _, needed) = port.send_raw(&mut stats, 0);
     assert_eq!(status, hr::BUFFER_TOO_SMALL);
-    assert_eq!(needed as usize, STATS_BYTES);
+    assert_eq!(needed as usize, expected, "{error_length:?}");
+    // With Command::max_output_bytes() every command's answer fits.
+    for command in [Command::Hello, Command::GetStats, Command::GetConfig] {
+        let mut input = Buf::new(8);
+        encode_request(command, input.bytes_mut()).unwrap();
+        let (status, _, n) = port.send_raw(&mut input, command.max_output_bytes());
+        assert_eq!(status, hr::S_OK, "{command:?}");
+        assert!(n as usize <= command.max_output_bytes());
+    }
 
     // Version mismatch and bad magic.
     let mut v2 = Buf::new(8);
     encode_request(Command::Hello, v2.bytes_mut()).unwrap();
-    v2.bytes_mut()[2] = 2;
+    v2.bytes_mut()[2] = 9;
     assert_eq!(port.send_raw(&mut v2, 64).0, hr::REVISION_MISMATCH);
     let mut magic = Buf::new(8);
     encode_request(Command::Hello, magic.bytes_mut()).unwrap();
@@ -236,7 +261,8 @@ struct Case {
 /// one byte changed (or none).
 fn input() -> impl Strategy<Value = Vec<u8>> {
     let kinds = prop_oneof![Just(16u16), Just(17), Just(18), Just(19), any::<u16>()];
-    let version = prop_oneof![Just(1u16), Just(1), Just(1), any::<u16>()];
+    let v = portfilter_protocol::PROTOCOL_VERSION;
+    let version = prop_oneof![Just(v), Just(v), Just(v), any::<u16>()];
     let noise = proptest::collection::vec(any::<u8>(), 0..2600);
     let framed = (kinds.clone(), version.clone(), noise.clone()).prop_map(|(kind, v, mut body)| {
         let h = header_bytes(kind, v);
@@ -329,7 +355,13 @@ fn run(port: &Port, c: &Case) -> (i32, u32) {
 
 #[test]
 fn random_command_input_never_crashes_and_always_gets_a_documented_status() {
-    let sim = Sim::start();
+    for reading in ERROR_LENGTH_READINGS {
+        random_command_input_under(reading);
+    }
+}
+
+fn random_command_input_under(error_length: ErrorLength) {
+    let sim = Sim::start_with(fltsim::Readings::HARSHEST.with_error_length(error_length));
     let port = connect(CLIENT, Role::Observer);
     let mut runner = TestRunner::new(ProptestConfig {
         cases: 2000,
@@ -347,8 +379,13 @@ fn random_command_input_never_crashes_and_always_gets_a_documented_status() {
         if status == hr::S_OK {
             prop_assert!(returned as usize <= c.output_len);
         }
-        if status == hr::BUFFER_TOO_SMALL {
-            prop_assert!(returned as usize > c.output_len);
+        match (status, error_length) {
+            (hr::S_OK, _) => {}
+            (hr::BUFFER_TOO_SMALL, ErrorLength::Kept) => {
+                prop_assert!(returned as usize > c.output_len);
+            }
+            // [doc] reading: no length with any failure.
+            (_, _) => prop_assert_eq!(returned, 0),
         }
         Ok(())
     });

@@ -33,6 +33,66 @@ fn driver_entry_connect_disconnect_unload_leaves_no_pool() {
 }
 
 #[test]
+fn the_driver_logs_with_a_component_and_a_level_so_that_its_errors_show_by_default() {
+    use portfilter_bindings::{
+        DPFLTR_ERROR_LEVEL, DPFLTR_IHVDRIVER_ID, DPFLTR_INFO_LEVEL, DPFLTR_WARNING_LEVEL,
+    };
+    let machine = fltsim::Machine::boot();
+    // An error: DriverEntry without pool for its state.
+    fltsim::kernel::pool::fail_next(1);
+    assert!(fltsim::load_driver(portfilter::DriverEntry).is_err());
+    // Information: load, connect, disconnect, unload; a warning: a refused command.
+    fltsim::load_driver(portfilter::DriverEntry).expect("loads");
+    let port = connect(2001, Role::Observer);
+    let mut unknown = common::Buf::new(8);
+    portfilter_protocol::encode_header(
+        portfilter_protocol::MessageKind::Hello,
+        unknown.bytes_mut(),
+    )
+    .unwrap();
+    unknown.bytes_mut()[4] = 99;
+    assert_eq!(port.send_raw(&mut unknown, 64).0, hr::NOT_SUPPORTED);
+    port.close();
+    fltsim::unload_driver().expect("unload");
+    assert!(machine.shutdown().is_empty());
+
+    let driver: Vec<fltsim::log::Entry> = fltsim::log::entries()
+        .into_iter()
+        .filter(|e| e.text.starts_with("portfilter: "))
+        .collect();
+    assert!(!driver.is_empty());
+    for e in &driver {
+        assert_eq!(
+            e.component, DPFLTR_IHVDRIVER_ID,
+            "{e:?}: DbgPrintEx, not DbgPrint"
+        );
+    }
+    let find = |needle: &str| {
+        driver
+            .iter()
+            .find(|e| e.text.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in {driver:#?}"))
+    };
+    let error = find("no pool for the driver state");
+    assert_eq!(error.level, DPFLTR_ERROR_LEVEL);
+    assert!(
+        error.shown_by_default(),
+        "errors show under the default filter"
+    );
+    assert_eq!(find("command failed").level, DPFLTR_WARNING_LEVEL);
+    for info in [
+        "loaded; port",
+        "client connected",
+        "client disconnected",
+        "unloaded",
+    ] {
+        let line = find(info);
+        assert_eq!(line.level, DPFLTR_INFO_LEVEL, "{line:?}");
+        assert!(!line.shown_by_default());
+    }
+}
+
+#[test]
 fn unload_with_clients_connected_disconnects_them_and_frees_everything() {
     let sim = Sim::start();
     let decider = connect(2001, Role::Decider);
@@ -146,7 +206,13 @@ fn non_administrators_cannot_connect() {
 
 #[test]
 fn client_process_exit_disconnects_it() {
-    let sim = Sim::start();
+    for wake in common::DISCONNECT_WAKES {
+        client_process_exit_disconnects_it_under(wake);
+    }
+}
+
+fn client_process_exit_disconnects_it_under(wake: fltsim::readings::DisconnectWake) {
+    let sim = Sim::start_with(fltsim::Readings::HARSHEST.with_disconnect_wake(wake));
     // Its handle is closed by the process exit below.
     let _observer = connect(2001, Role::Observer);
     let other = connect(2002, Role::Observer);

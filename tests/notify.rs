@@ -5,6 +5,7 @@
 mod common;
 
 use common::{Seen, Sim, config_with, create_as, spawn_observer, wait_until};
+use fltsim::readings::DisconnectWake;
 use portfilter_bindings::{STATUS_ACCESS_DENIED, STATUS_SUCCESS};
 use portfilter_protocol::{Delivery, EVENT_FLAG_REQUEST};
 use std::sync::Arc;
@@ -235,7 +236,13 @@ fn observers_never_deny_even_when_nobody_reads() {
 
 #[test]
 fn closing_one_observer_does_not_wait_for_sends_to_another() {
-    let sim = Sim::start();
+    for wake in common::DISCONNECT_WAKES {
+        closing_one_observer(wake);
+    }
+}
+
+fn closing_one_observer(wake: DisconnectWake) {
+    let sim = Sim::start_with(fltsim::Readings::HARSHEST.with_disconnect_wake(wake));
     let gate = Arc::new(AtomicBool::new(false));
     // Slot 0: a stalled observer; slot 1: a reading one.
     let stalled = spawn_observer(OBSERVER, Some(Arc::clone(&gate)));

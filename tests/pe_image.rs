@@ -53,6 +53,12 @@ const REQUIRED_FLT_IMPORTS: [&str; 12] = [
 /// What the SEH helper `src/glue/usercopy.c` brings in.
 const REQUIRED_SEH_IMPORTS: [&str; 3] = ["ProbeForRead", "ProbeForWrite", "__C_specific_handler"];
 
+/// Kernel routines the create path and the logging need from ntoskrnl.exe: the checks
+/// for creates that must not be held, and `DbgPrintEx` (whose error level shows under the
+/// default debug-print filter, unlike `DbgPrint`, which the image must not import).
+const REQUIRED_KERNEL_IMPORTS: [&str; 3] =
+    ["IoGetTopLevelIrp", "KeAreAllApcsDisabled", "DbgPrintEx"];
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -300,6 +306,16 @@ fn imports_only_kernel_modules_with_the_filter_manager_routines() {
             "{name} not imported from ntoskrnl.exe (src/glue/usercopy.c not linked?)"
         );
     }
+    for name in REQUIRED_KERNEL_IMPORTS {
+        assert!(
+            ntoskrnl.contains(name),
+            "{name} not imported from ntoskrnl.exe; the image imports {ntoskrnl:?}"
+        );
+    }
+    assert!(
+        !ntoskrnl.contains("DbgPrint"),
+        "DbgPrint is filtered out by default since Vista: log with DbgPrintEx"
+    );
 }
 
 #[test]

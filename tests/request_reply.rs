@@ -8,6 +8,7 @@ use common::{
     Buf, Decide, Seen, Sim, config_with, connect, create_as, nt, spawn_decider, wait_until,
 };
 use fltsim::CreateRequest;
+use fltsim::readings::DisconnectWake;
 use portfilter_bindings::{
     FILE_CREATE, FILE_SHARE_READ, GENERIC_WRITE, STATUS_ACCESS_DENIED, STATUS_SUCCESS,
 };
@@ -144,7 +145,15 @@ fn late_reply_gets_no_waiter_and_does_not_change_the_outcome() {
 
 #[test]
 fn decider_killed_mid_request_releases_waiting_creates_promptly() {
-    let sim = Sim::start();
+    // Under both readings of when the Filter Manager wakes a disconnecting client's
+    // senders: before Disconnect ([re] fltmgr) or only at FltCloseClientPort (ReactOS).
+    for wake in common::DISCONNECT_WAKES {
+        decider_killed_mid_request(wake);
+    }
+}
+
+fn decider_killed_mid_request(wake: DisconnectWake) {
+    let sim = Sim::start_with(fltsim::Readings::HARSHEST.with_disconnect_wake(wake));
     let decider = spawn_decider(DECIDER, Arc::new(|_: &Seen| None));
     // A long timeout: only the disconnect can release the creates quickly.
     decider.port.set_config(&config_with(|c| {
@@ -168,10 +177,13 @@ fn decider_killed_mid_request_releases_waiting_creates_promptly() {
     fltsim::process::exit(DECIDER);
     for c in creators {
         let (status, took) = c.join().unwrap();
-        assert_eq!(status, STATUS_ACCESS_DENIED, "the default verdict");
-        assert!(took < Duration::from_secs(10), "held {took:?}");
+        assert_eq!(
+            status, STATUS_ACCESS_DENIED,
+            "{wake:?}: the default verdict"
+        );
+        assert!(took < Duration::from_secs(10), "{wake:?}: held {took:?}");
     }
-    assert!(killed.elapsed() < Duration::from_secs(5));
+    assert!(killed.elapsed() < Duration::from_secs(5), "{wake:?}");
     decider.join();
     sim.unload_and_check_pool();
 }

@@ -110,6 +110,53 @@ fn directories_and_kernel_mode_follow_the_skip_flags() {
 }
 
 #[test]
+fn kernel_mode_creates_on_behalf_of_a_user_are_treated_as_user_requests() {
+    // SL_FORCE_ACCESS_CHECK: a kernel component (e.g. the SMB server) opens the file for
+    // a user and asks for the user's access check. "Skip kernel-mode requestors" (the
+    // default) must not skip it: it is reported and held for the decider like a user's
+    // own create.
+    let sim = Sim::start();
+    let decider = common::spawn_decider(
+        2001,
+        std::sync::Arc::new(|e: &Seen| {
+            Some(if e.path.contains("secret") {
+                portfilter_protocol::Verdict::deny(e.sequence)
+            } else {
+                portfilter_protocol::Verdict::allow(e.sequence)
+            })
+        }),
+    );
+    assert_ne!(
+        decider.port.config().skip_flags & SKIP_KERNEL_MODE,
+        0,
+        "the default"
+    );
+    let smb = CreateRequest::new(r"C:\share\secret.txt")
+        .pid(4)
+        .kernel_mode()
+        .force_access_check();
+    assert_eq!(
+        fltsim::create(&smb).status,
+        portfilter_bindings::STATUS_ACCESS_DENIED,
+        "held for the decider, which denied it"
+    );
+    // A kernel-mode create for the kernel itself is still skipped.
+    let own = CreateRequest::new(r"C:\share\secret2.txt")
+        .pid(4)
+        .kernel_mode();
+    assert_eq!(fltsim::create(&own).status, STATUS_SUCCESS, "not held");
+    let received = decider.stop();
+    let seen = received.snapshot();
+    assert_eq!(paths(&seen), [r"\share\secret.txt"]);
+    // The event still says what the requestor mode was.
+    assert_eq!(
+        seen[0].flags & EVENT_FLAG_KERNEL_MODE,
+        EVENT_FLAG_KERNEL_MODE
+    );
+    sim.unload_and_check_pool();
+}
+
+#[test]
 fn filters_select_by_prefix_and_extension_case_insensitively() {
     let creates: Vec<_> = [
         r"C:\Users\a\doc.TXT",

@@ -22,6 +22,10 @@
                                            {"type":"event","name":"\Device\...",...,
                                             "decision":{"verdict":"deny",...}}
       portctl watch --json --duration S    {"type":"event","name":...} per create
+      portctl service install --name N --rules FILE --log-file LOG
+                                           registers and starts the guard service;
+      portctl service status --name N      "state:      running", "depends on: portfilter"
+      portctl service uninstall --name N   stops and removes it
     Assumed rules-file syntax (TOML):
       default = "allow"
       [[rule]]
@@ -300,6 +304,81 @@ Step 'watch --json sees three creates' -Needs @('switch observers to notify deli
     }
     Write-Host "      $($events.Count) events; missing: $(@($missing).Count)"
     @($missing).Count -eq 0
+}
+
+# ---- Windows service: install -> the service denies a create -> uninstall ------------
+# `portctl service install` registers `portctl guard` with a rules file as an automatic-start
+# service that depends on the driver's service (docs/portctl.md, "Running guard as a
+# Windows service"). These steps call Step with named parameters only.
+
+$GuardServiceName = "portfilter-smoke-$RunId"
+$GuardServiceRules = Join-Path $WorkDir 'service-rules.toml'
+$GuardServiceLog = Join-Path $WorkDir 'service.log'
+$GuardServiceInstall = 'service install (portctl service install)'
+
+Step -Name $GuardServiceInstall -Needs @('portctl stats --json') -Body {
+    @(
+        '# portfilter smoke test, service: deny creates of C:\portfilter-smoke\denied-service*',
+        'default = "allow"',
+        '',
+        '[[rule]]',
+        'name = "smoke service deny"',
+        'action = "deny"',
+        ("path = '{0}'" -f (Join-Path $WorkDir 'denied-service*'))
+    ) | Set-Content -Path $GuardServiceRules -Encoding ASCII
+    $r = Run $script:PortctlExe @('service', 'install', '--name', $GuardServiceName,
+        '--rules', $GuardServiceRules, '--log-file', $GuardServiceLog)
+    Write-Host ($r.Output.Trim() -replace "`r?`n", "`n      ")
+    if ($r.Code -ne 0) { throw "portctl service install exit code $($r.Code)" }
+    $true
+}
+
+Step -Name 'service runs and is the decider' -Needs @($GuardServiceInstall) -Body {
+    $r = Run $script:PortctlExe @('service', 'status', '--name', $GuardServiceName)
+    Write-Host ($r.Output.Trim() -replace "`r?`n", "`n      ")
+    if ($r.Code -ne 0) { throw "portctl service status exit code $($r.Code)" }
+    if ($r.Output -notmatch 'state:\s+running') { throw 'the service is not running' }
+    if ($r.Output -notmatch "depends on:\s+$ServiceName") { throw "no dependency on $ServiceName" }
+    Wait-Stats -Condition { param($s) $s.deciders -eq 1 }
+}
+
+Step -Name 'the service denies a create' -Needs @('service runs and is the decider') -Body {
+    $path = Join-Path $WorkDir "denied-service-$RunId.txt"
+    $e = Try-Create $path
+    if (-not $e) { throw 'the create succeeded' }
+    Write-Host "      $($e.GetType().Name): $($e.Message)"
+    ($e -is [System.UnauthorizedAccessException]) -and -not (Test-Path $path)
+}
+
+Step -Name 'the service decides again after fltmc unload + fltmc load' -Needs @('the service denies a create') -Body {
+    $r = Run 'fltmc.exe' @('unload', $ServiceName)
+    if ($r.Code -ne 0) { throw "fltmc unload exit code $($r.Code): $($r.Output)" }
+    $r = Run 'fltmc.exe' @('load', $ServiceName)
+    if ($r.Code -ne 0) { throw "fltmc load exit code $($r.Code): $($r.Output)" }
+    if (-not (Wait-Stats -Condition { param($s) $s.deciders -eq 1 })) {
+        throw 'the service did not reconnect to the reloaded driver'
+    }
+    $path = Join-Path $WorkDir "denied-service-reload-$RunId.txt"
+    $e = Try-Create $path
+    if (-not $e) { throw 'the create after the reload succeeded' }
+    $e -is [System.UnauthorizedAccessException]
+}
+
+Step -Name 'service uninstall (portctl service uninstall)' -Needs @($GuardServiceInstall) -Body {
+    $r = Run $script:PortctlExe @('service', 'uninstall', '--name', $GuardServiceName)
+    Write-Host ($r.Output.Trim() -replace "`r?`n", "`n      ")
+    if ($r.Code -ne 0) { throw "portctl service uninstall exit code $($r.Code)" }
+    # The service control manager forgets a deleted service once no handle is open.
+    $deadline = (Get-Date).AddSeconds(20)
+    while ((Get-Service -Name $GuardServiceName -ErrorAction SilentlyContinue) -and
+        ((Get-Date) -lt $deadline)) {
+        Start-Sleep -Milliseconds 250
+    }
+    $gone = -not (Get-Service -Name $GuardServiceName -ErrorAction SilentlyContinue)
+    $logged = ((Test-Path $GuardServiceLog) -and
+        ((Get-Content -Path $GuardServiceLog -Raw) -match 'state=stopped'))
+    Write-Host "      service removed: $gone; log file records the stop: $logged"
+    $gone -and $logged
 }
 
 # ---- unload and uninstall (always attempted) -------------------------------------------

@@ -1,18 +1,20 @@
 //! Plain notify delivery: one `FltSendMessage` per observer, without a reply buffer and
-//! with a short finite timeout. It never denies: a failed send is counted and forgotten.
-//! An observer whose last send failed is not waited for until it takes a message again
-//! ([`Connections::notify_wait_ms`]), so a frozen observer does not make every create
-//! pay the timeout.
+//! with a short finite budget (an absolute deadline, [`Budget`]). It never denies: a
+//! failed send is counted and forgotten. An observer whose last send failed is not waited
+//! for until it takes a message again ([`Connections::notify_wait_ms`]: the message is
+//! offered with the shortest non-zero timeout, never 0), so a frozen observer does not
+//! make every create pay the budget.
 
+use crate::budget::Budget;
 use crate::connections::{Connections, Role};
 use crate::stats::{Counter, Stats};
-use crate::sync::relative_timeout;
 use core::ffi::c_void;
 use portfilter_bindings::{FltSendMessage, PFLT_FILTER, PFLT_PORT, STATUS_SUCCESS};
 
 /// Sends `message` (a complete protocol message in kernel memory) to every observer
 /// except the requestor's own process; returns how many took it. `timeout_ms` 0 means
-/// "only if a `FilterGetMessage` is already waiting".
+/// "only if a `FilterGetMessage` is already waiting" (sent as the shortest non-zero
+/// timeout).
 pub(crate) fn send_to_observers(
     filter: PFLT_FILTER,
     connections: &Connections,
@@ -24,7 +26,7 @@ pub(crate) fn send_to_observers(
     let mut delivered = 0;
     connections.for_each(Role::Observer, Some(requestor), stats, |target| {
         let wait_ms = connections.notify_wait_ms(target.index, timeout_ms);
-        let ok = send_one(filter, target.port, message, wait_ms);
+        let ok = send_one(filter, target.port, message, Budget::ms(wait_ms));
         connections.record_notify(target.index, ok);
         if ok {
             stats.bump(Counter::NotifySent);
@@ -36,13 +38,13 @@ pub(crate) fn send_to_observers(
     delivered
 }
 
-/// Sends `message` without a reply buffer to the client port in `port`; true when a
-/// client took it.
+/// Sends `message` without a reply buffer to the client port in `port`, waiting at most
+/// `budget` for a reader; true when a client took it.
 pub(crate) fn send_one(
     filter: PFLT_FILTER,
     port: *mut PFLT_PORT,
     message: &mut [u8],
-    timeout_ms: u32,
+    budget: Budget,
 ) -> bool {
     if port.is_null() {
         return false;
@@ -50,7 +52,7 @@ pub(crate) fn send_one(
     let Ok(len) = u32::try_from(message.len()) else {
         return false;
     };
-    let mut timeout = relative_timeout(timeout_ms);
+    let mut timeout = budget.timeout();
     // SAFETY: the port cell belongs to a connection referenced by the caller (inside
     // Connections::for_each); the message is kernel memory valid for `len` bytes; no reply
     // buffer; the timeout is finite and lives across the call.

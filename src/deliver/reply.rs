@@ -7,11 +7,11 @@
 //! decides the create. Everything else applies the configured default verdict and is
 //! counted.
 
+use crate::budget::Budget;
 use crate::config::Settings;
 use crate::connections::{Connections, Role};
 use crate::event::EventMessage;
 use crate::stats::{Counter, Stats};
-use crate::sync::relative_timeout;
 use core::ffi::c_void;
 use portfilter_bindings::{
     FltSendMessage, NTSTATUS, PFLT_FILTER, PFLT_PORT, STATUS_BUFFER_OVERFLOW, STATUS_SUCCESS,
@@ -69,6 +69,23 @@ pub(crate) fn decide(
     }
 }
 
+/// The create's outcome without asking the decider (the requestor may hold resources the
+/// decider needs: waiting could deadlock): the decider's own create is allowed as always,
+/// every other gets the default verdict at once.
+pub(crate) fn decide_without_asking(
+    connections: &Connections,
+    requestor: u32,
+    settings: &Settings,
+    stats: &Stats,
+) -> Outcome {
+    let visit = connections.for_each(Role::Decider, Some(requestor), stats, |_| {});
+    if visit.excluded {
+        Outcome::Allow
+    } else {
+        Outcome::default_verdict(settings, stats)
+    }
+}
+
 /// Sends `event` (request flag set) to the decider's client port `port` and returns the
 /// outcome.
 fn request_verdict(
@@ -82,7 +99,9 @@ fn request_verdict(
     event.set_request(true);
     let mut reply = [0u8; VERDICT_BYTES];
     let mut reply_len = VERDICT_BYTES as u32;
-    let mut timeout = relative_timeout(settings.reply_timeout_ms);
+    // An absolute deadline: the create is held at most reply_timeout_ms under both readings
+    // of the timeout (one budget, or re-armed for each internal wait).
+    let mut timeout = Budget::ms(settings.reply_timeout_ms).timeout();
     stats.bump(Counter::RequestsSent);
     let len = event.len() as u32;
     // SAFETY: the port cell belongs to the decider referenced by `decide` (it stays this

@@ -11,13 +11,16 @@
 //!   batch + events of earlier batches that did not reach *this* observer (its send timed
 //!   out or failed), so each observer learns exactly how many events it missed.
 //! * Stalled observers: after a failed send, an observer is offered batches without
-//!   waiting (timeout 0) until one is delivered again, so a client that stopped reading
-//!   delays the others by one notify timeout per stall, not one per batch.
+//!   waiting (the shortest non-zero timeout, never 0) until one is delivered again, so a
+//!   client that stopped reading delays the others by one notify budget per stall, not
+//!   one per batch. Each send waits at most its budget under every reading of the
+//!   timeout (an absolute deadline, `crate::budget`).
 //! * Stop (unload): [`Worker::stop`] sets the stop flag, wakes the thread and waits for it
-//!   to exit. The thread blocks only in `FltSendMessage` with a finite timeout, so the
-//!   wait is bounded by one send timeout.
+//!   to exit. Unload closes every client port first, so a send the thread is in returns
+//!   at once and it starts no other: the wait does not depend on any client.
 
 use crate::MAX_CONNECTIONS;
+use crate::budget::Budget;
 use crate::connections::Role;
 use crate::deliver::batch::Batch;
 use crate::deliver::notify;
@@ -105,18 +108,26 @@ impl Worker {
         self.wake.set();
     }
 
-    /// Stops the thread and waits for it to exit (bounded by one send timeout). Does
-    /// nothing if it was never started.
+    /// Tells the thread to stop: it starts no further send (a send under way ends with
+    /// its budget, or at once when its client port is closed) and exits.
+    pub(crate) fn request_stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.wake.set();
+    }
+
+    /// Stops the thread and waits for it to exit. Call after the client ports are closed
+    /// (then no send can keep it). Does nothing if it was never started.
     pub(crate) fn stop(&self) {
         // SAFETY: only the load/unload path touches the handle cell.
         let handle = unsafe { core::mem::replace(&mut *self.thread.get(), core::ptr::null_mut()) };
         if handle.is_null() {
             return;
         }
-        self.stop.store(true, Ordering::Release);
-        self.wake.set();
+        self.request_stop();
         // SAFETY: `handle` is the thread handle from PsCreateSystemThread. No timeout: the
-        // thread's only blocking call is FltSendMessage with a finite timeout.
+        // thread blocks only in FltSendMessage (its client ports are closed by now, see
+        // entry::shut_down, and every send has a finite budget anyway) and on its wake-up
+        // event (set just above).
         unsafe { ZwWaitForSingleObject(handle, FALSE, core::ptr::null_mut()) };
         // SAFETY: the handle is ours and closed once.
         unsafe { ZwClose(handle) };
@@ -142,7 +153,7 @@ unsafe extern "system" fn worker_main(context: *mut c_void) {
     let worker = &state.worker;
     let buffers = (Batch::new(), Batch::new());
     let (Some(mut batch), Some(mut filtered)) = buffers else {
-        crate::log!("worker: no memory for batch buffers; queued events will be dropped");
+        crate::log_error!("worker: no memory for batch buffers; queued events will be dropped");
         while !worker.stopping() {
             let lost = state.queue.clear();
             state.stats.add(Counter::QueueDropped, lost);
@@ -239,7 +250,7 @@ fn send_batch(
             }
             let connections = &state.connections;
             let wait_ms = connections.notify_wait_ms(observer.index, timeout_ms);
-            let ok = notify::send_one(filter, observer.port, message, wait_ms);
+            let ok = notify::send_one(filter, observer.port, message, Budget::ms(wait_ms));
             connections.record_notify(observer.index, ok);
             if ok {
                 state.stats.bump(Counter::BatchesSent);

@@ -5,7 +5,7 @@
 //! * Windows without `wdk` (the cross build): [`cross`] — pool allocator, bug-check panic
 //!   handler and `_fltused`.
 //!
-//! Logging goes through `DbgPrint` (bindings) in every build, so it is not glue.
+//! Logging goes through `DbgPrintEx` (bindings) in every build, so it is not glue.
 
 #[cfg(all(target_os = "windows", not(feature = "wdk")))]
 mod cross;

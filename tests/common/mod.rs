@@ -16,11 +16,13 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, INVALID_HANDLE_VALUE};
+use windows_sys::Win32::Foundation::{CloseHandle, GetLastError, HANDLE, INVALID_HANDLE_VALUE};
 use windows_sys::Win32::Storage::InstallableFileSystems::{
     FILTER_MESSAGE_HEADER, FILTER_REPLY_HEADER, FilterConnectCommunicationPort, FilterGetMessage,
     FilterReplyMessage, FilterSendMessage,
 };
+use windows_sys::Win32::System::IO::{GetOverlappedResult, OVERLAPPED};
+use windows_sys::Win32::System::Threading::CreateEventW;
 
 /// The port name, NUL-terminated UTF-16.
 pub fn port_name() -> Vec<u16> {
@@ -81,6 +83,13 @@ impl Buf {
     }
 }
 
+/// Both readings of when a disconnecting client's blocked senders wake (before Disconnect,
+/// or only at `FltCloseClientPort`): the disconnect tests run under each.
+pub const DISCONNECT_WAKES: [fltsim::readings::DisconnectWake; 2] = [
+    fltsim::readings::DisconnectWake::AtClientPortClose,
+    fltsim::readings::DisconnectWake::BeforeDisconnect,
+];
+
 /// A booted machine with the real driver loaded.
 pub struct Sim {
     pub machine: MachineGuard,
@@ -90,6 +99,13 @@ impl Sim {
     pub fn start() -> Self {
         let machine = fltsim::Machine::boot();
         load_driver().expect("DriverEntry succeeds");
+        Self { machine }
+    }
+
+    /// Starts under `readings` (instead of the harshest ones, the default).
+    pub fn start_with(readings: fltsim::Readings) -> Self {
+        let machine = fltsim::Machine::boot_with(readings);
+        fltsim::load_driver(portfilter::DriverEntry).expect("DriverEntry succeeds");
         Self { machine }
     }
 
@@ -166,6 +182,12 @@ pub fn connect(pid: u32, role: Role) -> Port {
 impl Port {
     /// Closes the handle (as its process).
     pub fn close(self) {
+        self.release();
+    }
+
+    /// Closes the handle without consuming the port: from a failure path, to release
+    /// threads blocked on it (a later `close` then fails harmlessly).
+    pub fn release(&self) {
         let _p = fltsim::process::enter(self.pid);
         // SAFETY: our handle.
         unsafe { CloseHandle(self.handle) };
@@ -239,18 +261,46 @@ impl Port {
         applied.unwrap()
     }
 
-    /// Synchronous FilterGetMessage into `buf` (blocks until a message or disconnect).
+    /// FilterGetMessage into `buf`, blocking until a message or disconnect. The handle is
+    /// overlapped and other threads send commands on it, so the call passes an OVERLAPPED
+    /// with its own event and waits for that request: a NULL OVERLAPPED would wait on the
+    /// handle, which any other completing call signals (docs/port-semantics.md, "Handle
+    /// kinds").
     pub fn get_message(&self, buf: &mut Buf) -> i32 {
+        const E_IO_PENDING: i32 = 0x8007_03E5_u32 as i32;
         let _p = fltsim::process::enter(self.pid);
-        // SAFETY: buffer valid for its size; synchronous call.
-        unsafe {
+        // SAFETY: FFI: a manual-reset event, not signalled, closed below.
+        let event = unsafe { CreateEventW(std::ptr::null(), 1, 0, std::ptr::null()) };
+        assert!(!event.is_null(), "CreateEventW");
+        let mut overlapped = OVERLAPPED {
+            hEvent: event,
+            ..OVERLAPPED::default()
+        };
+        // SAFETY: buffer valid for its size; it and the OVERLAPPED outlive the request
+        // (waited for below).
+        let mut hr = unsafe {
             FilterGetMessage(
                 self.handle,
                 buf.ptr().cast::<FILTER_MESSAGE_HEADER>(),
                 buf.len() as u32,
-                std::ptr::null_mut(),
+                &mut overlapped,
             )
+        };
+        if hr == E_IO_PENDING {
+            let mut bytes = 0u32;
+            // SAFETY: our pending request's OVERLAPPED; waits until it completed.
+            let ok = unsafe { GetOverlappedResult(self.handle, &overlapped, &mut bytes, 1) };
+            hr = if ok != 0 {
+                0
+            } else {
+                // SAFETY: no preconditions.
+                let error = unsafe { GetLastError() };
+                (error & 0xFFFF | 0x8007_0000) as i32
+            };
         }
+        // SAFETY: our event.
+        unsafe { CloseHandle(event) };
+        hr
     }
 
     /// FilterReplyMessage with exactly 16 + verdict bytes.

@@ -11,7 +11,8 @@ use crate::flt::{
 use crate::io::FILE_OBJECT;
 use crate::ntdef::{
     ACCESS_MASK, BOOLEAN, EX_PUSH_LOCK, HANDLE, KEVENT, KPROCESSOR_MODE, KSTART_ROUTINE,
-    LARGE_INTEGER, NTSTATUS, OBJECT_ATTRIBUTES, PDRIVER_OBJECT, PETHREAD, PSECURITY_DESCRIPTOR,
+    LARGE_INTEGER, NTSTATUS, OBJECT_ATTRIBUTES, PDRIVER_OBJECT, PETHREAD, PIRP,
+    PSECURITY_DESCRIPTOR,
 };
 use core::ffi::c_void;
 
@@ -145,6 +146,14 @@ unsafe extern "system" {
     ) -> NTSTATUS;
     /// Closes a kernel handle.
     pub fn ZwClose(Handle: HANDLE) -> NTSTATUS;
+    /// The current thread's `TopLevelIrp` field: NULL when the thread holds no resources
+    /// above the file system; an IRP or an `FSRTL_*_TOP_LEVEL_IRP` value when a file
+    /// system, the cache manager or the modified page writer is the top-level component.
+    /// IRQL <= DISPATCH_LEVEL.
+    pub fn IoGetTopLevelIrp() -> PIRP;
+    /// Whether the current thread is inside a guarded region or at IRQL >= APC_LEVEL (all
+    /// APC delivery disabled). IRQL <= DISPATCH_LEVEL.
+    pub fn KeAreAllApcsDisabled() -> BOOLEAN;
     /// Stops the system with a bug check. Used only by the cross build's panic handler.
     pub fn KeBugCheckEx(
         BugCheckCode: u32,
@@ -160,8 +169,12 @@ unsafe extern "system" {
     link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")
 )]
 unsafe extern "C" {
-    /// Prints to the kernel debugger (`%s`-style format; variadic, so `extern "C"`).
-    pub fn DbgPrint(Format: *const u8, ...) -> u32;
+    /// Prints to the kernel debugger if `Level` passes the filter mask of `ComponentId`
+    /// (`DPFLTR_*`; variadic, so `extern "C"`). Since Windows Vista, `DbgPrint` output
+    /// is component DEFAULT at `DPFLTR_INFO_LEVEL` and is filtered out by default; with
+    /// the default masks only `DPFLTR_ERROR_LEVEL` messages show. Any IRQL <= DIRQL (`%s`
+    /// of 8-bit strings only).
+    pub fn DbgPrintEx(ComponentId: u32, Level: u32, Format: *const u8, ...) -> u32;
 }
 
 unsafe extern "system" {

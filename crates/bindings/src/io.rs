@@ -113,6 +113,11 @@ pub const IRP_MJ_CREATE: u8 = 0x00;
 /// `IRP_MJ_OPERATION_END`: terminates an operation registration array.
 pub const IRP_MJ_OPERATION_END: u8 = 0x80;
 
+/// `SL_FORCE_ACCESS_CHECK` in `FLT_IO_PARAMETER_BLOCK::OperationFlags`: the I/O manager
+/// must check access as for a user-mode request although `RequestorMode` is
+/// `KernelMode` (a kernel component opening the file on behalf of a user, e.g. the SMB
+/// server for a remote client).
+pub const SL_FORCE_ACCESS_CHECK: u8 = 0x01;
 /// `SL_OPEN_PAGING_FILE` in `FLT_IO_PARAMETER_BLOCK::OperationFlags`.
 pub const SL_OPEN_PAGING_FILE: u8 = 0x02;
 /// `SL_OPEN_TARGET_DIRECTORY` in `FLT_IO_PARAMETER_BLOCK::OperationFlags`.

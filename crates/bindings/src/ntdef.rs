@@ -29,6 +29,8 @@ pub type PETHREAD = *mut c_void;
 pub type PDRIVER_OBJECT = *mut c_void;
 /// `PDEVICE_OBJECT` (opaque).
 pub type PDEVICE_OBJECT = *mut c_void;
+/// `PIRP` (opaque to a minifilter: only compared with NULL, from `IoGetTopLevelIrp`).
+pub type PIRP = *mut c_void;
 
 /// `TRUE` as a [`BOOLEAN`].
 pub const TRUE: BOOLEAN = 1;
@@ -170,3 +172,16 @@ pub const POOL_FLAG_NON_PAGED: u64 = 0x0000_0000_0000_0040;
 pub const POOL_FLAG_PAGED: u64 = 0x0000_0000_0000_0100;
 /// `POOL_FLAG_UNINITIALIZED`: do not zero the allocation.
 pub const POOL_FLAG_UNINITIALIZED: u64 = 0x0000_0000_0000_0002;
+
+/// `DPFLTR_IHVDRIVER_ID` (`DPFLTR_TYPE` in dpfilter.h): the `DbgPrintEx` component for
+/// drivers that are not video, audio, network, streaming or bus drivers.
+pub const DPFLTR_IHVDRIVER_ID: u32 = 77;
+/// `DPFLTR_ERROR_LEVEL`: shown by default (importance bit 0x1 is in the default WIN2000
+/// mask).
+pub const DPFLTR_ERROR_LEVEL: u32 = 0;
+/// `DPFLTR_WARNING_LEVEL` (importance 0x2: shown only when the component mask asks).
+pub const DPFLTR_WARNING_LEVEL: u32 = 1;
+/// `DPFLTR_TRACE_LEVEL` (importance 0x4).
+pub const DPFLTR_TRACE_LEVEL: u32 = 2;
+/// `DPFLTR_INFO_LEVEL` (importance 0x8; also the level of every `DbgPrint` message).
+pub const DPFLTR_INFO_LEVEL: u32 = 3;

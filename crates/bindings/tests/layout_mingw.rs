@@ -9,7 +9,7 @@
 //! `IO_SECURITY_CONTEXT`, `FLT_PARAMETERS.Create` against `IO_STACK_LOCATION.Parameters.Create`
 //! (the five fields both have), the scalar types, the constants and status codes the
 //! headers define; from `fltuserstructures.h`: `FILTER_MESSAGE_HEADER`,
-//! `FILTER_REPLY_HEADER`.
+//! `FILTER_REPLY_HEADER`, `FLT_FSTYPE_NTFS`.
 //! Not checkable (mingw-w64 ships no `fltkernel.h`): `FLT_REGISTRATION`,
 //! `FLT_OPERATION_REGISTRATION`, `FLT_CALLBACK_DATA`, `FLT_IO_PARAMETER_BLOCK`,
 //! `FLT_PARAMETERS`, `FLT_RELATED_OBJECTS`, `FLT_FILE_NAME_INFORMATION`, the `FLT_*`
@@ -228,6 +228,7 @@ fn kernel_checks() -> Checks {
         IO_TYPE_FILE,
         FO_VOLUME_OPEN,
         IRP_MJ_CREATE,
+        SL_FORCE_ACCESS_CHECK,
         SL_OPEN_PAGING_FILE,
         SL_OPEN_TARGET_DIRECTORY,
         SL_CASE_SENSITIVE,
@@ -262,7 +263,18 @@ fn kernel_checks() -> Checks {
         OBJ_CASE_INSENSITIVE,
         OBJ_KERNEL_HANDLE,
         THREAD_ALL_ACCESS,
+        DPFLTR_IHVDRIVER_ID,
+        DPFLTR_ERROR_LEVEL,
+        DPFLTR_WARNING_LEVEL,
+        DPFLTR_TRACE_LEVEL,
+        DPFLTR_INFO_LEVEL,
     );
+    // Enumerators the bindings name in upper case.
+    c.constant("KernelMode", b::KERNEL_MODE);
+    c.constant("UserMode", b::USER_MODE);
+    c.constant("NotificationEvent", b::NOTIFICATION_EVENT);
+    c.constant("SynchronizationEvent", b::SYNCHRONIZATION_EVENT);
+    c.constant("Executive", b::EXECUTIVE);
     for (name, value) in status_codes() {
         c.constant(&name, value);
     }
@@ -280,6 +292,7 @@ fn user_checks() -> Checks {
         }
     );
     layout!(c, FILTER_REPLY_HEADER { Status, MessageId });
+    constants!(c, FLT_FSTYPE_NTFS);
     c
 }
 

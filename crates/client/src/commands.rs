@@ -6,22 +6,24 @@ use crate::error::{Error, Result};
 use crate::hresult::Hresult;
 use crate::sys::{self, AlignedBuffer, OwnedHandle};
 use portfilter_protocol::{
-    CONFIG_MAX_BYTES, Command, Config, HELLO_REPLY_BYTES, HelloReply, PROTOCOL_VERSION,
-    STATS_BYTES, Stats, encode_request,
+    CONFIG_MAX_BYTES, Command, Config, HelloReply, PROTOCOL_VERSION, Stats, encode_request,
 };
 use std::time::{Duration, Instant};
 
-/// Sends `input` (already encoded) and returns the output bytes the driver wrote.
-/// Input and output buffers are 8-aligned, as the driver requires.
+/// Sends `input` (already encoded) for `command` and returns the output bytes the driver
+/// wrote. Input and output buffers are 8-aligned, as the driver requires. The output
+/// buffer is always [`Command::max_output_bytes`], so an answer never fails for size:
+/// whether `lpBytesReturned` carries the needed size with `STATUS_BUFFER_TOO_SMALL` is
+/// disputed (shared/docs/port-semantics.md), and the length is read only on success.
 fn call(
     port: &OwnedHandle,
     operation: &'static str,
+    command: Command,
     input: &[u8],
-    output_capacity: usize,
 ) -> Result<Vec<u8>> {
     let mut input_buffer = AlignedBuffer::new(input.len());
     input_buffer.bytes_mut()[..input.len()].copy_from_slice(input);
-    let mut output = AlignedBuffer::new(output_capacity);
+    let mut output = AlignedBuffer::new(command.max_output_bytes());
     let (hresult, returned) = sys::send(
         port,
         &input_buffer.bytes()[..input.len()],
@@ -68,12 +70,7 @@ fn simple_request(command: Command) -> Result<Vec<u8>> {
 /// The Hello handshake on a raw port handle (used by `Connection::connect`).
 pub(crate) fn hello(port: &OwnedHandle) -> Result<HelloReply> {
     const OP: &str = "FilterSendMessage(Hello)";
-    let output = call(
-        port,
-        OP,
-        &simple_request(Command::Hello)?,
-        HELLO_REPLY_BYTES,
-    )?;
+    let output = call(port, OP, Command::Hello, &simple_request(Command::Hello)?)?;
     HelloReply::decode(&output).map_err(|error| decode_error(OP, error))
 }
 
@@ -91,8 +88,11 @@ impl Connection {
     ///
     /// # Errors
     /// [`Error::Disconnected`], [`Error::VersionMismatch`], [`Error::Call`],
-    /// [`Error::Protocol`].
+    /// [`Error::Protocol`]; [`Error::SynchronousHandleBusy`] on a synchronous connection
+    /// where another thread is receiving.
     pub fn ping(&self) -> Result<Pong> {
+        const OP: &str = "FilterSendMessage(Hello)";
+        let _turn = self.turn(OP, false)?;
         let start = Instant::now();
         let hello = hello(self.port())?;
         Ok(Pong {
@@ -107,11 +107,12 @@ impl Connection {
     /// As [`ping`](Self::ping).
     pub fn stats(&self) -> Result<Stats> {
         const OP: &str = "FilterSendMessage(GetStats)";
+        let _turn = self.turn(OP, false)?;
         let output = call(
             self.port(),
             OP,
+            Command::GetStats,
             &simple_request(Command::GetStats)?,
-            STATS_BYTES,
         )?;
         Stats::decode(&output).map_err(|error| decode_error(OP, error))
     }
@@ -122,11 +123,12 @@ impl Connection {
     /// As [`ping`](Self::ping).
     pub fn config(&self) -> Result<Config> {
         const OP: &str = "FilterSendMessage(GetConfig)";
+        let _turn = self.turn(OP, false)?;
         let output = call(
             self.port(),
             OP,
+            Command::GetConfig,
             &simple_request(Command::GetConfig)?,
-            CONFIG_MAX_BYTES,
         )?;
         Config::decode(&output, Command::GetConfig).map_err(|error| decode_error(OP, error))
     }
@@ -139,11 +141,12 @@ impl Connection {
     /// [`Error::Call`] with `0x80070057`).
     pub fn set_config(&self, config: &Config) -> Result<Config> {
         const OP: &str = "FilterSendMessage(SetConfig)";
+        let _turn = self.turn(OP, false)?;
         let mut input = vec![0u8; CONFIG_MAX_BYTES];
         let len = config
             .encode(Command::SetConfig, &mut input)
             .map_err(|error| Error::InvalidConfig(error.to_string()))?;
-        let output = call(self.port(), OP, &input[..len], CONFIG_MAX_BYTES)?;
+        let output = call(self.port(), OP, Command::SetConfig, &input[..len])?;
         Config::decode(&output, Command::SetConfig).map_err(|error| decode_error(OP, error))
     }
 }

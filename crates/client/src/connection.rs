@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::hresult::Hresult;
 use crate::message::{MAX_MESSAGE_BYTES, MESSAGE_HEADER_BYTES, Received, ReplyTo, decode_message};
 use crate::sys::{self, AlignedBuffer, OwnedHandle, ReplyBuffer};
+use parking_lot::{Condvar, Mutex};
 use portfilter_protocol::{ConnectContext, PROTOCOL_VERSION, Role, VERDICT_BYTES};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,9 +20,17 @@ const FLT_PORT_FLAG_SYNC_HANDLE: u32 = 1;
 pub struct ConnectOptions {
     /// The port name (default [`DEFAULT_PORT_NAME`]).
     pub port_name: String,
-    /// Open a synchronous handle (`FLT_PORT_FLAG_SYNC_HANDLE`). Such a handle serves the
-    /// blocking API only; the completion-port engine needs an overlapped handle (the
-    /// default), which also serves the blocking API.
+    /// Open a synchronous handle (`FLT_PORT_FLAG_SYNC_HANDLE`).
+    ///
+    /// The I/O manager serializes every call on such a handle: while one thread waits in
+    /// [`Connection::receive`], a reply or a command from another thread would wait for
+    /// the next message (and the driver's reply timeout would decide instead). So a
+    /// synchronous connection is for one thread that receives, replies and sends
+    /// commands in turn: a call from another thread while a receive is waiting is refused
+    /// at once with [`Error::SynchronousHandleBusy`]; calls that only overlap short ones
+    /// (reply, command) wait their turn. The completion-port engine needs an overlapped
+    /// handle. The default, an overlapped handle, serves every API from any number of
+    /// threads.
     pub synchronous: bool,
 }
 
@@ -80,16 +89,50 @@ struct ReplyCounters {
     late: AtomicU64,
 }
 
+/// A call in progress on a synchronous handle.
+#[derive(Clone, Copy, Debug)]
+struct InCall {
+    /// The call (`FilterGetMessage`, `FilterReplyMessage`, `FilterSendMessage(…)`).
+    operation: &'static str,
+    /// A receive: it may wait for a long time, holding the handle.
+    receive: bool,
+}
+
+/// Synchronous handles: the call in progress, so that a call that would wait behind a
+/// blocked receive is refused instead (see [`ConnectOptions::synchronous`]).
+#[derive(Debug, Default)]
+struct SyncTurns {
+    current: Mutex<Option<InCall>>,
+    free: Condvar,
+}
+
+/// The turn of one call on a synchronous handle; the next call may start when it drops.
+pub(crate) struct Turn<'a>(Option<&'a SyncTurns>);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        if let Some(turns) = self.0 {
+            *turns.current.lock() = None;
+            turns.free.notify_one();
+        }
+    }
+}
+
 /// A connection to the portfilter port.
 ///
 /// The handle is closed when the value is dropped; the driver then applies its default
 /// verdict to every request this connection received but did not answer.
+///
+/// A connection is `Sync`: on the default (overlapped) handle any thread may receive,
+/// reply and send commands at any time. A synchronous one is for one thread at a time
+/// (see [`ConnectOptions::synchronous`]).
 #[derive(Debug)]
 pub struct Connection {
     port: OwnedHandle,
     port_name: String,
     role: Role,
     synchronous: bool,
+    turns: SyncTurns,
     replies: ReplyCounters,
     hello: portfilter_protocol::HelloReply,
 }
@@ -137,9 +180,35 @@ impl Connection {
             port_name: options.port_name.clone(),
             role,
             synchronous: options.synchronous,
+            turns: SyncTurns::default(),
             replies: ReplyCounters::default(),
             hello,
         })
+    }
+
+    /// On a synchronous handle, waits for the call in progress to end — or refuses at
+    /// once when it is a receive, which holds the handle until the next message. No-op
+    /// on an overlapped handle.
+    pub(crate) fn turn(&self, operation: &'static str, receive: bool) -> Result<Turn<'_>> {
+        if !self.synchronous {
+            return Ok(Turn(None));
+        }
+        let mut current = self.turns.current.lock();
+        loop {
+            match *current {
+                None => {
+                    *current = Some(InCall { operation, receive });
+                    return Ok(Turn(Some(&self.turns)));
+                }
+                Some(busy) if busy.receive => {
+                    return Err(Error::SynchronousHandleBusy {
+                        operation,
+                        holder: busy.operation,
+                    });
+                }
+                Some(_) => self.turns.free.wait(&mut current),
+            }
+        }
     }
 
     /// The role this connection was opened with.
@@ -174,11 +243,21 @@ impl Connection {
     /// `buffer`. Returns `Ok(None)` when the connection ended (driver unloading, port
     /// closed).
     ///
+    /// On the default (overlapped) handle the request carries an OVERLAPPED and an event
+    /// of its own (kept in `buffer`), so replies and commands other threads make on the
+    /// connection meanwhile do not disturb it.
+    ///
     /// # Errors
     /// [`Error::Call`] for a failed call, [`Error::Protocol`] for a message that does not
-    /// decode (the next call receives the next message).
+    /// decode (the next call receives the next message), [`Error::SynchronousHandleBusy`]
+    /// on a synchronous connection where another thread is receiving.
     pub fn receive<'b>(&self, buffer: &'b mut MessageBuffer) -> Result<Option<Received<'b>>> {
-        match sys::get_message(&self.port, &mut buffer.0) {
+        const OP: &str = "FilterGetMessage";
+        let (target, event) = buffer.parts(!self.synchronous)?;
+        let turn = self.turn(OP, true)?;
+        let got = sys::get_message(&self.port, target, event);
+        drop(turn);
+        match got {
             Ok(()) => {}
             Err(hresult) if is_end_of_stream(hresult) => return Ok(None),
             Err(hresult) => {
@@ -188,7 +267,7 @@ impl Connection {
                 });
             }
         }
-        decode_message(buffer.0.bytes())
+        decode_message(buffer.buffer.bytes())
             .map(Some)
             .map_err(|error| Error::Protocol {
                 operation: "FilterGetMessage",
@@ -203,7 +282,9 @@ impl Connection {
     ///
     /// # Errors
     /// [`Error::Disconnected`] when the connection is closed, [`Error::InvalidConfig`] for
-    /// a deny status that is not an error code, [`Error::Call`] otherwise.
+    /// a deny status that is not an error code, [`Error::SynchronousHandleBusy`] on a
+    /// synchronous connection where another thread is receiving, [`Error::Call`]
+    /// otherwise.
     pub fn reply(&self, to: ReplyTo, verdict: Verdict) -> Result<ReplyOutcome> {
         const LEN: usize = MESSAGE_HEADER_BYTES + VERDICT_BYTES;
         let mut buffer = ReplyBuffer::<LEN> { bytes: [0; LEN] };
@@ -214,7 +295,9 @@ impl Connection {
             .to_wire(to.sequence)
             .encode(&mut buffer.bytes[MESSAGE_HEADER_BYTES..])
             .map_err(|error| Error::InvalidConfig(format!("verdict {verdict:?}: {error}")))?;
+        let turn = self.turn("FilterReplyMessage", false)?;
         let hresult = sys::reply(&self.port, &buffer, LEN);
+        drop(turn);
         if hresult.is_ok() {
             self.replies.delivered.fetch_add(1, Ordering::Relaxed);
             Ok(ReplyOutcome::Delivered)
@@ -250,15 +333,38 @@ impl Connection {
     }
 }
 
-/// A receive buffer large enough for any message the driver sends.
+/// A receive buffer large enough for any message the driver sends, with the event its
+/// requests wait on (created at the first receive on an overlapped handle). One per
+/// receiving thread.
 #[derive(Debug)]
-pub struct MessageBuffer(pub(crate) AlignedBuffer);
+pub struct MessageBuffer {
+    buffer: AlignedBuffer,
+    event: Option<OwnedHandle>,
+}
 
 impl MessageBuffer {
     /// A buffer of [`MAX_MESSAGE_BYTES`].
     #[must_use]
     pub fn new() -> Self {
-        Self(AlignedBuffer::new(MAX_MESSAGE_BYTES))
+        Self {
+            buffer: AlignedBuffer::new(MAX_MESSAGE_BYTES),
+            event: None,
+        }
+    }
+
+    /// The buffer, and — when `with_event` — the event of its requests.
+    fn parts(&mut self, with_event: bool) -> Result<(&mut AlignedBuffer, Option<&OwnedHandle>)> {
+        if !with_event {
+            return Ok((&mut self.buffer, None));
+        }
+        let event = match self.event.take() {
+            Some(event) => event,
+            None => sys::create_event().map_err(|hresult| Error::Call {
+                operation: "CreateEventW",
+                hresult,
+            })?,
+        };
+        Ok((&mut self.buffer, Some(self.event.insert(event))))
     }
 }
 

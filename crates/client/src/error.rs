@@ -76,6 +76,18 @@ pub enum Error {
     /// An engine option is out of range.
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// A call on a synchronous connection from a thread while another thread waits in
+    /// a receive: the I/O manager serializes a synchronous handle, so the call would wait
+    /// for the next message. Refused instead (see `ConnectOptions::synchronous`).
+    #[error(
+        "{operation} refused: another thread waits in {holder} on this synchronous handle, and the I/O manager serializes such a handle (the call would wait for the next message); make every call on a synchronous connection from one thread, or connect without `synchronous`"
+    )]
+    SynchronousHandleBusy {
+        /// The refused call.
+        operation: &'static str,
+        /// The call holding the handle.
+        holder: &'static str,
+    },
 }
 
 impl Error {
@@ -90,7 +102,10 @@ impl Error {
             | Self::Call { hresult, .. } => Some(*hresult),
             Self::VersionMismatch { hresult, .. } => *hresult,
             Self::Disconnected => Some(Hresult::INVALID_HANDLE),
-            Self::Protocol { .. } | Self::InvalidConfig(_) | Self::InvalidOption(_) => None,
+            Self::Protocol { .. }
+            | Self::InvalidConfig(_)
+            | Self::InvalidOption(_)
+            | Self::SynchronousHandleBusy { .. } => None,
         }
     }
 }

@@ -8,6 +8,7 @@
 //!   (ping, statistics, configuration).
 //! * [`engine`]: the I/O completion port engine (N overlapped requests, M workers) with a
 //!   [`Handler`].
+//! * [`session`]: a connection + engine that reconnects across driver reloads.
 //! * [`stream`] (feature `async`): a tokio-friendly `Stream` of events with reply tokens.
 //! * [`rules`], [`guard`], [`watch`], [`output`]: what `portctl` is made of.
 //! * [`Hresult`], [`Error`]: every failure with its code and what to do.
@@ -23,6 +24,7 @@ pub mod latency;
 pub mod message;
 pub mod output;
 pub mod rules;
+pub mod session;
 pub mod settings;
 #[cfg(feature = "async")]
 pub mod stream;

@@ -8,15 +8,17 @@
 use crate::hresult::Hresult;
 use std::ffi::c_void;
 use std::ptr::{null, null_mut};
+use windows_sys::Win32::Foundation::WAIT_OBJECT_0;
 use windows_sys::Win32::Foundation::{CloseHandle, GetLastError, HANDLE, INVALID_HANDLE_VALUE};
 use windows_sys::Win32::Storage::InstallableFileSystems::{
     FILTER_MESSAGE_HEADER, FILTER_REPLY_HEADER, FilterConnectCommunicationPort, FilterGetMessage,
     FilterReplyMessage, FilterSendMessage,
 };
 use windows_sys::Win32::System::IO::{
-    CancelIoEx, CreateIoCompletionPort, GetQueuedCompletionStatus, OVERLAPPED,
+    CancelIoEx, CreateIoCompletionPort, GetOverlappedResult, GetQueuedCompletionStatus, OVERLAPPED,
     PostQueuedCompletionStatus,
 };
+use windows_sys::Win32::System::Threading::{CreateEventW, INFINITE, WaitForSingleObject};
 
 /// `WAIT_TIMEOUT`: what `GetLastError` says after a timed-out completion wait.
 const WAIT_TIMEOUT: u32 = 258;
@@ -133,21 +135,78 @@ fn len_u32(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
 }
 
-/// Synchronous `FilterGetMessage` into `buffer` (blocks until a message or an error).
-pub(crate) fn get_message(port: &OwnedHandle, buffer: &mut AlignedBuffer) -> Result<(), Hresult> {
-    let size = len_u32(buffer.len());
-    // SAFETY: the buffer is 8-aligned, writable for `size` bytes and borrowed mutably for
-    // the whole (synchronous) call.
-    let hr = Hresult(unsafe {
-        FilterGetMessage(
-            port.raw(),
-            buffer.as_mut_ptr().cast::<FILTER_MESSAGE_HEADER>(),
-            size,
-            null_mut(),
-        )
-    });
-    if hr.is_ok() { Ok(()) } else { Err(hr) }
+/// A manual-reset event, not signalled (`CreateEventW`).
+pub(crate) fn create_event() -> Result<OwnedHandle, Hresult> {
+    // SAFETY: no security attributes, no name; the handle is owned by the result.
+    let event = unsafe { CreateEventW(null(), 1, 0, null()) };
+    if event.is_null() {
+        Err(last_error())
+    } else {
+        Ok(OwnedHandle(event))
+    }
 }
+
+/// `FilterGetMessage` into `buffer`, blocking until the message arrives or the request
+/// fails.
+///
+/// On a synchronous handle (`FLT_PORT_FLAG_SYNC_HANDLE`, `event` is `None`) the call
+/// passes no OVERLAPPED: the I/O manager completes it before it returns.
+///
+/// On an overlapped handle a NULL OVERLAPPED would make kernel32 wait on the file handle,
+/// which any other I/O completing on the handle signals — a reply or a command from
+/// another thread would end the wait before the message arrived, and the kernel would
+/// write it into `buffer` later (docs/port-semantics.md, "Handle kinds"). So the request
+/// gets an OVERLAPPED of its own, on this stack frame, with `event` (reset by the I/O
+/// manager when the request starts; its low bit set so that a completion port bound to
+/// the handle gets no packet for it), and the call waits on that event until this
+/// request — and only it — completed.
+pub(crate) fn get_message(
+    port: &OwnedHandle,
+    buffer: &mut AlignedBuffer,
+    event: Option<&OwnedHandle>,
+) -> Result<(), Hresult> {
+    let size = len_u32(buffer.len());
+    let target = buffer.as_mut_ptr().cast::<FILTER_MESSAGE_HEADER>();
+    let Some(event) = event else {
+        // SAFETY: the buffer is 8-aligned, writable for `size` bytes and borrowed mutably
+        // for the whole call, which a synchronous handle completes before returning.
+        let hr = Hresult(unsafe { FilterGetMessage(port.raw(), target, size, null_mut()) });
+        return if hr.is_ok() { Ok(()) } else { Err(hr) };
+    };
+    // SAFETY: OVERLAPPED is plain data; all-zero is its documented initial state.
+    let mut overlapped: OVERLAPPED = unsafe { std::mem::zeroed() };
+    overlapped.hEvent = (event.raw() as usize | 1) as HANDLE;
+    // SAFETY: buffer (8-aligned, `size` bytes) and OVERLAPPED stay valid and unmoved until
+    // the request completes: every path below waits for that before returning.
+    let hr = Hresult(unsafe { FilterGetMessage(port.raw(), target, size, &raw mut overlapped) });
+    if !hr.is_ok() && hr != Hresult::IO_PENDING {
+        // Failed at once: no completion will come.
+        return Err(hr);
+    }
+    // SAFETY: a live event handle.
+    if unsafe { WaitForSingleObject(event.raw(), INFINITE) } != WAIT_OBJECT_0 {
+        // Cannot wait on the event (not with a live event of ours): the request must still
+        // not outlive this frame. Cancel it and poll its OVERLAPPED until it completed
+        // (HasOverlappedIoCompleted).
+        tracing::error!(error = %last_error(), "WaitForSingleObject on the receive event failed");
+        // SAFETY: our request's OVERLAPPED, on this frame.
+        unsafe { CancelIoEx(port.raw(), &raw const overlapped) };
+        // SAFETY: reads our OVERLAPPED, which the kernel writes when the request completes.
+        while unsafe { std::ptr::addr_of!(overlapped.Internal).read_volatile() } == STATUS_PENDING {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    let mut bytes = 0u32;
+    // SAFETY: our request's OVERLAPPED, completed: without `bWait` this only reads it.
+    if unsafe { GetOverlappedResult(port.raw(), &raw const overlapped, &raw mut bytes, 0) } != 0 {
+        Ok(())
+    } else {
+        Err(last_error())
+    }
+}
+
+/// `STATUS_PENDING` as `OVERLAPPED.Internal` holds it while a request is in progress.
+const STATUS_PENDING: usize = 0x103;
 
 /// Overlapped `FilterGetMessage`. Returns the call's HRESULT: `S_OK` or `IO_PENDING` mean
 /// the request is queued and completes through the completion port; anything else means
@@ -197,9 +256,10 @@ pub(crate) fn reply<const N: usize>(
     })
 }
 
-/// `FilterSendMessage(input, output)`: returns the bytes the driver reports in
-/// `lpBytesReturned` alongside the HRESULT (the driver reports the needed size with
-/// `ERROR_INSUFFICIENT_BUFFER`).
+/// `FilterSendMessage(input, output)`: returns the HRESULT and `lpBytesReturned`. The
+/// count is meaningful only on success: whether a needed size arrives with
+/// `ERROR_INSUFFICIENT_BUFFER` is disputed, so callers size the output with
+/// `Command::max_output_bytes()` instead of relying on it.
 pub(crate) fn send(port: &OwnedHandle, input: &[u8], output: &mut [u8]) -> (Hresult, u32) {
     let mut returned = 0u32;
     // SAFETY: both buffers are valid for their lengths during the call; `returned` is a

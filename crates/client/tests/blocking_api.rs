@@ -199,3 +199,262 @@ fn commands_ping_stats_and_config_round_trip() {
         "nothing was sent"
     );
 }
+
+/// Joins `thread`, failing the test if it has not finished within `limit`.
+fn join_within<T>(thread: thread::JoinHandle<T>, limit: Duration, what: &str) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    while !thread.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not done within {limit:?}"
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
+    thread.join().expect(what)
+}
+
+/// Item 1 of issue 10: the default handle is overlapped, and `Connection` is `Sync`. A
+/// decider that receives on one thread while others reply and send commands on the same
+/// connection must get every message once, in order, in its own buffer: a receive that
+/// waited on the handle (a NULL OVERLAPPED) would be woken by the others' completions,
+/// return a buffer the driver had not written, and have its message written there later
+/// (fltsim records `NULL_OVERLAPPED_GET_WOKEN_EARLY`; the machine fails the test).
+#[test]
+fn a_decider_receiving_on_one_thread_while_others_reply_and_send_commands() {
+    const CREATES: usize = 20;
+    let _sim = Sim::boot();
+    configure(|c| {
+        c.reply_timeout_ms = 10_000;
+        c.default_verdict = Decision::Allow;
+    });
+    let decider = std::sync::Arc::new(connect(Role::Decider));
+    let (to_replier, replies) = mpsc::channel::<(portfilter_client::ReplyTo, String)>();
+    let receiver = {
+        let decider = decider.clone();
+        thread::spawn(move || {
+            // Leaked: were a request woken early (the bug this test guards against), the
+            // driver would still write its message into this buffer later.
+            let buffer: &'static mut MessageBuffer = Box::leak(Box::new(MessageBuffer::new()));
+            let mut names = Vec::new();
+            let mut errors = Vec::new();
+            while names.len() < CREATES && errors.len() < 10 {
+                match decider.receive(buffer) {
+                    Ok(Some(received)) => {
+                        let reply_to = received.reply_to();
+                        if let Payload::Event(view) = received.payload {
+                            let event = portfilter_client::Event::from_view(&view);
+                            names.push(event.name.clone());
+                            if let Some(to) = reply_to {
+                                to_replier.send((to, event.name)).unwrap();
+                            }
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(error) => errors.push(error.to_string()),
+                }
+            }
+            (names, errors)
+        })
+    };
+    let replier = {
+        let decider = decider.clone();
+        thread::spawn(move || {
+            replies
+                .into_iter()
+                .map(|(to, name)| {
+                    let verdict = if name.contains("deny") {
+                        Verdict::Deny
+                    } else {
+                        Verdict::Allow
+                    };
+                    decider.reply(to, verdict).map_err(|e| e.to_string())
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let commander = {
+        let (decider, stop) = (decider.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut commands = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Err(error) = decider.stats().and_then(|_| decider.ping()) {
+                    return (commands, Some(error.to_string()));
+                }
+                commands += 2;
+            }
+            (commands, None)
+        })
+    };
+    let paths: Vec<String> = (0..CREATES)
+        .map(|i| {
+            let kind = if i % 2 == 0 { "allow" } else { "deny" };
+            format!(r"C:\threads\{kind}-{i}.txt")
+        })
+        .collect();
+    let expected_statuses: Vec<i32> = (0..CREATES)
+        .map(|i| {
+            if i % 2 == 0 {
+                STATUS_SUCCESS
+            } else {
+                STATUS_ACCESS_DENIED
+            }
+        })
+        .collect();
+    let creator = {
+        let (paths, expected) = (paths.clone(), expected_statuses.clone());
+        thread::spawn(move || {
+            // Stops at the first wrong verdict (a lost message costs a reply timeout).
+            let mut statuses = Vec::new();
+            for (path, expected) in paths.iter().zip(expected) {
+                statuses.push(create(path));
+                if statuses.last() != Some(&expected) {
+                    break;
+                }
+            }
+            statuses
+        })
+    };
+    let statuses = join_within(creator, Duration::from_secs(60), "creates");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (commands, command_error) =
+        join_within(commander, Duration::from_secs(30), "command thread");
+    assert_eq!(statuses, expected_statuses, "each create got its verdict");
+    assert_eq!(command_error, None, "commands from another thread");
+    let (names, errors) = join_within(receiver, Duration::from_secs(30), "receiving thread");
+    let outcomes = join_within(replier, Duration::from_secs(30), "replying thread");
+
+    assert!(errors.is_empty(), "receive errors: {errors:?}");
+    let expected_names: Vec<String> = paths
+        .iter()
+        .map(|p| format!(r"\Device\HarddiskVolume3{}", &p[2..]))
+        .collect();
+    assert_eq!(names, expected_names, "every event once, in order");
+    assert!(
+        outcomes.iter().all(|o| o == &Ok(ReplyOutcome::Delivered)),
+        "{outcomes:?}"
+    );
+    assert_eq!(decider.replies_delivered(), CREATES as u64);
+    assert_eq!(decider.late_replies(), 0);
+    assert!(commands > 0, "the command thread ran");
+    let stats = decider.stats().unwrap();
+    assert_eq!((stats.replies_allow, stats.replies_deny), (10, 10));
+    assert_eq!((stats.reply_timeouts, stats.default_verdicts), (0, 0));
+    // Dropping the machine fails the test on any verifier violation.
+}
+
+/// Item 2 of issue 10: on a synchronous handle (`FLT_PORT_FLAG_SYNC_HANDLE`) the I/O
+/// manager serializes every call, so a reply or a command from another thread while a
+/// receive waits would wait for the next message (and the driver's timeout would decide).
+/// The client refuses such a call at once; the receiving thread itself replies normally.
+#[test]
+fn a_synchronous_connection_refuses_calls_from_other_threads_while_it_receives() {
+    let _sim = Sim::boot();
+    configure(|c| {
+        c.reply_timeout_ms = 1_000;
+        c.default_verdict = Decision::Allow;
+    });
+    let options = portfilter_client::ConnectOptions {
+        synchronous: true,
+        ..portfilter_client::ConnectOptions::default()
+    };
+    let decider = std::sync::Arc::new(
+        portfilter_client::Connection::connect(Role::Decider, &options).expect("connect"),
+    );
+    assert!(decider.is_synchronous());
+    let (first_tx, first) = mpsc::channel();
+    let receiver = {
+        let decider = decider.clone();
+        thread::spawn(move || {
+            let mut buffer = MessageBuffer::new();
+            let (_, to) = receive_event(&decider, &mut buffer);
+            first_tx.send(to.expect("a request")).unwrap();
+            // The second receive holds the handle until the second create arrives; this
+            // thread answers it itself.
+            let (event, to) = receive_event(&decider, &mut buffer);
+            let outcome = decider.reply(to.expect("a request"), Verdict::Deny);
+            (event.name, outcome.map_err(|e| e.to_string()))
+        })
+    };
+    let first_create = thread::spawn(|| create(r"C:\sync\first.txt"));
+    let first_to = first
+        .recv_timeout(Duration::from_secs(10))
+        .expect("first event");
+    wait_for("the second receive to wait", || {
+        fltsim::port::queued_requests() == 1
+    });
+
+    // From this thread, while the receive waits: refused at once, not held.
+    let call = |what: &'static str, f: Box<dyn FnOnce() -> Result<(), Error> + Send>| {
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || tx.send(f()).unwrap());
+        rx.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| {
+            panic!("{what} waited behind the blocked receive instead of being refused")
+        })
+    };
+    let reply = {
+        let decider = decider.clone();
+        call(
+            "FilterReplyMessage",
+            Box::new(move || decider.reply(first_to, Verdict::Deny).map(|_| ())),
+        )
+    };
+    assert!(
+        matches!(
+            reply,
+            Err(Error::SynchronousHandleBusy {
+                operation: "FilterReplyMessage",
+                holder: "FilterGetMessage"
+            })
+        ),
+        "{reply:?}"
+    );
+    let message = reply.unwrap_err().to_string();
+    assert!(message.contains("synchronous"), "{message}");
+    let stats = {
+        let decider = decider.clone();
+        call(
+            "FilterSendMessage",
+            Box::new(move || decider.stats().map(|_| ())),
+        )
+    };
+    assert!(
+        matches!(
+            stats,
+            Err(Error::SynchronousHandleBusy {
+                operation: "FilterSendMessage(GetStats)",
+                ..
+            })
+        ),
+        "{stats:?}"
+    );
+    // The unanswered first create gets the default verdict at the driver's timeout.
+    assert_eq!(
+        join_within(first_create, Duration::from_secs(10), "first create"),
+        STATUS_SUCCESS
+    );
+    // The second create reaches the waiting receive; its thread denies it.
+    let second = create(r"C:\sync\second.txt");
+    assert_eq!(second, STATUS_ACCESS_DENIED);
+    let (name, outcome) = join_within(receiver, Duration::from_secs(10), "receiver");
+    assert!(name.ends_with(r"\sync\second.txt"), "{name}");
+    assert_eq!(outcome, Ok(ReplyOutcome::Delivered));
+    // No receive in progress now: any thread may call.
+    assert_eq!(
+        decider.reply(first_to, Verdict::Deny).expect("late reply"),
+        ReplyOutcome::Late
+    );
+    assert_eq!(decider.stats().expect("stats").replies_deny, 1);
+}
+
+/// Waits (bounded) until `condition` holds.
+fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+}

@@ -3,6 +3,9 @@
 //! for. The client must survive every such message: no panic, the message counted as
 //! malformed, the next message handled, and shutdown still drains every request.
 
+mod common;
+
+use common::stand_in;
 use fltsim::MachineGuard;
 use portfilter_bindings::*;
 use portfilter_client::protocol::{
@@ -21,110 +24,7 @@ use std::time::Duration;
 const PORT_NAME: &str = r"\FakePortFilterPort";
 const CLIENT_PID: u32 = 2000;
 
-static FILTER: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
-static SERVER_PORT: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
 static CLIENT_PORT: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
-
-static OPERATIONS: [FLT_OPERATION_REGISTRATION; 1] = [FLT_OPERATION_REGISTRATION {
-    MajorFunction: IRP_MJ_OPERATION_END,
-    Flags: 0,
-    PreOperation: None,
-    PostOperation: None,
-    Reserved1: null_mut(),
-}];
-
-static REGISTRATION: FLT_REGISTRATION = FLT_REGISTRATION {
-    Size: size_of::<FLT_REGISTRATION>() as u16,
-    Version: FLT_REGISTRATION_VERSION,
-    Flags: 0,
-    ContextRegistration: std::ptr::null(),
-    OperationRegistration: OPERATIONS.as_ptr(),
-    FilterUnloadCallback: Some(unload),
-    InstanceSetupCallback: None,
-    InstanceQueryTeardownCallback: None,
-    InstanceTeardownStartCallback: None,
-    InstanceTeardownCompleteCallback: None,
-    GenerateFileNameCallback: std::ptr::null(),
-    NormalizeNameComponentCallback: std::ptr::null(),
-    NormalizeContextCleanupCallback: std::ptr::null(),
-    TransactionNotificationCallback: std::ptr::null(),
-    NormalizeNameComponentExCallback: std::ptr::null(),
-    SectionNotificationCallback: std::ptr::null(),
-};
-
-unsafe extern "system" fn driver_entry(
-    driver: PDRIVER_OBJECT,
-    _path: *const UNICODE_STRING,
-) -> NTSTATUS {
-    // SAFETY: test-driver code: each routine is called with the arguments its contract
-    // asks for (the model hands valid objects to DriverEntry).
-    unsafe {
-        let mut filter = null_mut();
-        let st = FltRegisterFilter(driver, &raw const REGISTRATION, &raw mut filter);
-        if !nt_success(st) {
-            return st;
-        }
-        FILTER.store(filter, Ordering::SeqCst);
-        let mut sd: PSECURITY_DESCRIPTOR = null_mut();
-        let st = FltBuildDefaultSecurityDescriptor(&raw mut sd, FLT_PORT_ALL_ACCESS);
-        if !nt_success(st) {
-            FltUnregisterFilter(filter);
-            return st;
-        }
-        let mut name: Vec<u16> = PORT_NAME.encode_utf16().collect();
-        let bytes = u16::try_from(name.len() * 2).unwrap();
-        let us = UNICODE_STRING {
-            Length: bytes,
-            MaximumLength: bytes,
-            Buffer: name.as_mut_ptr(),
-        };
-        let oa = OBJECT_ATTRIBUTES {
-            Length: size_of::<OBJECT_ATTRIBUTES>() as u32,
-            RootDirectory: null_mut(),
-            ObjectName: &raw const us,
-            Attributes: OBJ_KERNEL_HANDLE | OBJ_CASE_INSENSITIVE,
-            SecurityDescriptor: sd,
-            SecurityQualityOfService: null_mut(),
-        };
-        let mut port = null_mut();
-        let st = FltCreateCommunicationPort(
-            filter,
-            &raw mut port,
-            &raw const oa,
-            null_mut(),
-            on_connect,
-            on_disconnect,
-            Some(message_notify),
-            1,
-        );
-        FltFreeSecurityDescriptor(sd);
-        if !nt_success(st) {
-            FltUnregisterFilter(filter);
-            return st;
-        }
-        SERVER_PORT.store(port, Ordering::SeqCst);
-        let st = FltStartFiltering(filter);
-        if !nt_success(st) {
-            FltCloseCommunicationPort(port);
-            FltUnregisterFilter(filter);
-            return st;
-        }
-        STATUS_SUCCESS
-    }
-}
-
-unsafe extern "system" fn unload(_flags: u32) -> NTSTATUS {
-    // SAFETY: the server port and filter were created by driver_entry and are closed
-    // once, here.
-    unsafe {
-        let port = SERVER_PORT.swap(null_mut(), Ordering::SeqCst);
-        if !port.is_null() {
-            FltCloseCommunicationPort(port);
-        }
-        FltUnregisterFilter(FILTER.load(Ordering::SeqCst));
-    }
-    STATUS_SUCCESS
-}
 
 unsafe extern "system" fn on_connect(
     client_port: PFLT_PORT,
@@ -142,7 +42,7 @@ unsafe extern "system" fn on_connect(
 unsafe extern "system" fn on_disconnect(_cookie: *mut c_void) {
     // SAFETY: the filter is live while its ports are; the client port was stored by
     // on_connect and is closed once (FltCloseClientPort sets it to NULL).
-    unsafe { FltCloseClientPort(FILTER.load(Ordering::SeqCst), CLIENT_PORT.as_ptr()) };
+    unsafe { FltCloseClientPort(stand_in::filter(), CLIENT_PORT.as_ptr()) };
 }
 
 /// Answers every command with portfilter's Hello reply (the client sends only Hello).
@@ -192,7 +92,7 @@ fn send_raw(bytes: &[u8], timeout: Duration) -> NTSTATUS {
     // buffer and timeout outlive the call.
     unsafe {
         FltSendMessage(
-            FILTER.load(Ordering::SeqCst),
+            stand_in::filter(),
             CLIENT_PORT.as_ptr(),
             buffer.as_mut_ptr().cast(),
             u32::try_from(buffer.len()).unwrap(),
@@ -226,7 +126,13 @@ struct Fake {
 impl Fake {
     fn boot() -> Self {
         let machine = fltsim::Machine::boot();
-        fltsim::load_driver(driver_entry).expect("DriverEntry");
+        stand_in::load(stand_in::Ports {
+            name: PORT_NAME,
+            connect: on_connect,
+            disconnect: on_disconnect,
+            notify: Some(message_notify),
+            max_connections: 1,
+        });
         fltsim::process::spawn(CLIENT_PID, "portctl.exe", true);
         let process = fltsim::process::enter(CLIENT_PID);
         Self {

@@ -6,6 +6,7 @@
 //! when asked for, its post-create, and returns the status the caller would see.
 
 use crate::image::win64::driver_call;
+use crate::kernel::context;
 use crate::kernel::irql::{self, PASSIVE_LEVEL};
 use crate::kernel::thread;
 use crate::registration::{instance_on, related_objects};
@@ -19,8 +20,9 @@ use portfilter_bindings::{
     FLT_PREOP_SUCCESS_NO_CALLBACK, FLT_PREOP_SUCCESS_WITH_CALLBACK, FLT_PREOP_SYNCHRONIZE,
     FLTFL_CALLBACK_DATA_IRP_OPERATION, FO_VOLUME_OPEN, IO_SECURITY_CONTEXT, IO_STATUS_BLOCK,
     IO_STATUS_BLOCK_0, IO_TYPE_FILE, IRP_MJ_CREATE, KPROCESSOR_MODE, NTSTATUS, PETHREAD,
-    PFLT_INSTANCE, SL_CASE_SENSITIVE, SL_OPEN_PAGING_FILE, SL_OPEN_TARGET_DIRECTORY,
-    STATUS_INVALID_PARAMETER, STATUS_PENDING, STATUS_SUCCESS, UNICODE_STRING, USER_MODE,
+    PFLT_INSTANCE, SL_CASE_SENSITIVE, SL_FORCE_ACCESS_CHECK, SL_OPEN_PAGING_FILE,
+    SL_OPEN_TARGET_DIRECTORY, STATUS_INVALID_PARAMETER, STATUS_PENDING, STATUS_SUCCESS,
+    UNICODE_STRING, USER_MODE,
 };
 use std::collections::BTreeMap;
 use std::ffi::c_void;
@@ -69,6 +71,17 @@ pub struct CreateRequest {
     pub target_directory: bool,
     /// `SL_CASE_SENSITIVE`.
     pub case_sensitive: bool,
+    /// `SL_FORCE_ACCESS_CHECK`: a kernel-mode caller asks for the access check a
+    /// user-mode request gets (e.g. the SMB server opening a file for a remote user).
+    pub force_access_check: bool,
+    /// The requestor thread's `TopLevelIrp` while the callbacks run (0: none; else a
+    /// file-system IRP or an `FSRTL_*_TOP_LEVEL_IRP` value): the thread holds
+    /// file-system resources (a create from inside a file system, the cache manager or
+    /// the modified page writer).
+    pub top_level_irp: usize,
+    /// The requestor thread is inside a guarded region (all APCs disabled) while the
+    /// callbacks run.
+    pub apcs_disabled: bool,
     /// What the file system returns when the filter lets the create through.
     pub fs_status: NTSTATUS,
     /// `IoStatus.Information` the file system returns (`FILE_OPENED`, `FILE_CREATED`, …).
@@ -99,6 +112,9 @@ impl CreateRequest {
             volume_open: false,
             target_directory: false,
             case_sensitive: false,
+            force_access_check: false,
+            top_level_irp: 0,
+            apcs_disabled: false,
             fs_status: STATUS_SUCCESS,
             fs_information: FILE_OPENED,
             name_failure: None,
@@ -175,6 +191,30 @@ impl CreateRequest {
     #[must_use]
     pub fn target_directory(mut self) -> Self {
         self.target_directory = true;
+        self
+    }
+    /// `SL_FORCE_ACCESS_CHECK` (a kernel-mode request made on behalf of a user).
+    #[must_use]
+    pub fn force_access_check(mut self) -> Self {
+        self.force_access_check = true;
+        self
+    }
+    /// Issued by a thread whose `TopLevelIrp` is set (`FSRTL_CACHE_TOP_LEVEL_IRP`: the
+    /// cache manager is the top-level component, e.g. a create from a write-behind).
+    #[must_use]
+    pub fn top_level_irp(self) -> Self {
+        self.top_level_irp_value(crate::kernel::context::FSRTL_CACHE_TOP_LEVEL_IRP)
+    }
+    /// Issued by a thread whose `TopLevelIrp` is `value` (0: none).
+    #[must_use]
+    pub fn top_level_irp_value(mut self, value: usize) -> Self {
+        self.top_level_irp = value;
+        self
+    }
+    /// Issued by a thread inside a guarded region (all APCs disabled).
+    #[must_use]
+    pub fn apcs_disabled(mut self) -> Self {
+        self.apcs_disabled = true;
         self
     }
     /// What the file system answers when the create reaches it.
@@ -356,6 +396,9 @@ pub fn create(req: &CreateRequest) -> CreateOutcome {
     if req.case_sensitive {
         operation_flags |= SL_CASE_SENSITIVE;
     }
+    if req.force_access_check {
+        operation_flags |= SL_FORCE_ACCESS_CHECK;
+    }
     let instance_ptr: PFLT_INSTANCE = std::sync::Arc::as_ptr(&instance).cast_mut().cast();
     let mut iopb = Box::new(FLT_IO_PARAMETER_BLOCK {
         IrpFlags: 0,
@@ -417,6 +460,8 @@ pub fn create(req: &CreateRequest) -> CreateOutcome {
         let _process = process::enter_unchecked(req.pid);
         let _thread = thread::override_thread_id(tid);
         let _irql = irql::raise(PASSIVE_LEVEL);
+        let _top_level = context::set_top_level_irp(req.top_level_irp);
+        let _guarded = req.apcs_disabled.then(context::enter_guarded_region);
         let mut completion_context: *mut c_void = std::ptr::null_mut();
         let pre_status = op.pre.map(|pre| {
             // SAFETY: the driver's pre-create with objects valid for the call.

@@ -2,8 +2,8 @@
 //! driver code and real clients run and are tested on Linux.
 //!
 //! It defines, as `#[no_mangle]` symbols, every kernel routine the driver imports (see
-//! `portfilter_bindings::functions`: `Flt*`, `Ex*`, `Ke*`, `Ps*`, `Zw*`, `DbgPrint`,
-//! `PfCopyFromUser`/`PfCopyToUser`) and the fltlib/kernel32 functions a client calls
+//! `portfilter_bindings::functions`: `Flt*`, `Ex*`, `Ke*`, `Ps*`, `Zw*`, `Io*`,
+//! `DbgPrintEx` (and `DbgPrint`), `PfCopyFromUser`/`PfCopyToUser`) and the fltlib/kernel32 functions a client calls
 //! (`FilterConnectCommunicationPort`, `FilterGetMessage`, …, I/O completion ports,
 //! events; written in [`fltsim_user`] and exported here over the in-process backend
 //! [`port::InProcess`]). A binary that links fltsim must not also link `fltlib-shim`.
@@ -21,6 +21,9 @@
 //! drop(machine); // panics on unexpected verifier violations (leaks included)
 //! ```
 //!
+//! Where Microsoft's documentation and reverse engineering disagree, the model offers
+//! each reading and applies the harshest by default ([`readings`]).
+//!
 //! What is modelled and what is not: docs/fltsim.md.
 
 pub mod create;
@@ -33,6 +36,7 @@ mod machine;
 pub mod names;
 pub mod port;
 pub mod process;
+pub mod readings;
 pub mod registration;
 pub mod usercopy;
 pub mod verifier;
@@ -41,6 +45,7 @@ pub mod volumes;
 pub use create::{CreateOutcome, CreateRequest, create};
 pub use driver::{DriverEntry, is_loaded, load_driver, unload_driver, unload_driver_mandatory};
 pub use machine::{Machine, MachineGuard};
+pub use readings::Readings;
 pub use verifier::{Violation, rule};
 
 /// The NTSTATUS → HRESULT mapping FltLib applies (re-exported from fltsim-user).

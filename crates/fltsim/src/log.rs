@@ -1,32 +1,88 @@
-//! `DbgPrint`, captured: every line the driver prints is kept for tests
-//! ([`lines`]) and echoed to stderr when `FLTSIM_LOG=1`.
+//! `DbgPrintEx` (and `DbgPrint`), captured: every line the driver prints is kept for
+//! tests with its component and level ([`entries`], [`lines`]) and echoed to stderr when
+//! `FLTSIM_LOG=1`.
 //!
-//! `DbgPrint` is variadic in C. Defining a variadic function is unstable in Rust, so
-//! fltsim defines it with three fixed pointer-sized arguments after the format. On x86-64
-//! (System V and Windows alike) a variadic call passes its first arguments in the same
-//! registers as a fixed-argument call, so up to three arguments arrive intact.
-//! Supported conversions: `%s` (NUL-terminated 8-bit string) and `%%`. Any other
-//! conversion is printed literally and consumes no argument. portfilter only ever calls
-//! `DbgPrint("%s", line)`.
+//! Filtering as on Windows Vista and later [doc: "Reading and filtering debugging
+//! messages"]: a message reaches an attached kernel debugger only if its importance
+//! bitfield (`1 << Level` for levels 0..=31, else `Level` itself) ANDed with the
+//! component's filter mask is non-zero; every mask is ORed with the system-wide WIN2000
+//! mask, 0x1 by default, and no component mask is set by default — so by default only
+//! `DPFLTR_ERROR_LEVEL` messages show. `DbgPrint` counts as component `DEFAULT`, level
+//! `DPFLTR_INFO_LEVEL`, and therefore does not show by default. [`Entry::shown_by_default`]
+//! applies that rule.
+//!
+//! `DbgPrint`/`DbgPrintEx` are variadic in C. Defining a variadic function is unstable in
+//! Rust, so fltsim defines them with three fixed pointer-sized arguments after the format.
+//! On x86-64 (System V and Windows alike) a variadic call passes its first arguments in
+//! the same registers as a fixed-argument call (`DbgPrintEx` has three fixed parameters
+//! before them, so its first variadic argument is the fourth register argument), so up to
+//! three (`DbgPrint`) or one (`DbgPrintEx`) arguments arrive intact. Supported conversions:
+//! `%s` (NUL-terminated 8-bit string) and `%%`. Any other conversion is printed literally
+//! and consumes no argument. portfilter only ever calls `DbgPrintEx(77, level, "%s", line)`.
 
 use parking_lot::Mutex;
 use std::ffi::{CStr, c_char};
 
-static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// `DPFLTR_DEFAULT_ID`: the component of `DbgPrint` messages.
+pub const DPFLTR_DEFAULT_ID: u32 = 101;
+/// `DPFLTR_INFO_LEVEL`: the level of `DbgPrint` messages.
+pub const DPFLTR_INFO_LEVEL: u32 = 3;
+/// The WIN2000 system-wide mask's default: every component's effective mask.
+const DEFAULT_WIN2000_MASK: u32 = 0x1;
+
+/// One printed line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// `ComponentId` (`DPFLTR_*_ID`).
+    pub component: u32,
+    /// `Level` (`DPFLTR_*_LEVEL`, or an importance bitfield ≥ 32).
+    pub level: u32,
+    /// The formatted text, without the line break.
+    pub text: String,
+}
+
+impl Entry {
+    /// The importance bitfield of the level.
+    #[must_use]
+    pub const fn importance(&self) -> u32 {
+        if self.level < 32 {
+            1 << self.level
+        } else {
+            self.level
+        }
+    }
+
+    /// Whether Windows (Vista and later) sends it to an attached kernel debugger with the
+    /// default filter masks (no `Debug Print Filter` registry values): only
+    /// `DPFLTR_ERROR_LEVEL` messages.
+    #[must_use]
+    pub const fn shown_by_default(&self) -> bool {
+        self.importance() & DEFAULT_WIN2000_MASK != 0
+    }
+}
+
+static LINES: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 
 /// Longest format or `%s` argument read (bytes).
 const MAX_STRING: usize = 4096;
 
-/// Every line printed since the machine booted (or since [`clear`]).
+/// The text of every line printed since the machine booted (or since [`clear`]).
 #[must_use]
 pub fn lines() -> Vec<String> {
+    LINES.lock().iter().map(|e| e.text.clone()).collect()
+}
+
+/// Every line printed since the machine booted (or since [`clear`]), with its component
+/// and level.
+#[must_use]
+pub fn entries() -> Vec<Entry> {
     LINES.lock().clone()
 }
 
 /// Whether any printed line contains `needle`.
 #[must_use]
 pub fn contains(needle: &str) -> bool {
-    LINES.lock().iter().any(|l| l.contains(needle))
+    LINES.lock().iter().any(|l| l.text.contains(needle))
 }
 
 /// Forgets the captured lines.
@@ -34,16 +90,25 @@ pub fn clear() {
     LINES.lock().clear();
 }
 
-/// Records text as if printed by the kernel (one entry per line).
+/// Records text as if printed by the kernel with `DbgPrint` (one entry per line).
 pub fn record(text: &str) {
+    record_as(DPFLTR_DEFAULT_ID, DPFLTR_INFO_LEVEL, text);
+}
+
+/// Records text as if printed with `DbgPrintEx(component, level, …)`.
+pub fn record_as(component: u32, level: u32, text: &str) {
     let echo = std::env::var_os("FLTSIM_LOG").is_some_and(|v| v == "1");
     let mut lines = LINES.lock();
     for line in text.split_terminator('\n') {
         let line = line.trim_end_matches('\r');
         if echo {
-            eprintln!("[kd] {line}");
+            eprintln!("[kd {component}/{level}] {line}");
         }
-        lines.push(line.to_owned());
+        lines.push(Entry {
+            component,
+            level,
+            text: line.to_owned(),
+        });
     }
 }
 
@@ -107,7 +172,24 @@ unsafe fn format(fmt: *const u8, args: [usize; 3]) -> String {
 pub unsafe extern "C" fn DbgPrint(format: *const c_char, a1: usize, a2: usize, a3: usize) -> u32 {
     // SAFETY: the caller's contract.
     let text = unsafe { self::format(format.cast(), [a1, a2, a3]) };
-    record(&text);
+    record_as(DPFLTR_DEFAULT_ID, DPFLTR_INFO_LEVEL, &text);
+    0
+}
+
+/// `DbgPrintEx` (see the module documentation for the argument convention).
+///
+/// # Safety
+/// `format` is a NUL-terminated string; each `%s` has a matching C-string argument.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn DbgPrintEx(
+    component_id: u32,
+    level: u32,
+    format: *const c_char,
+    a1: usize,
+) -> u32 {
+    // SAFETY: the caller's contract.
+    let text = unsafe { self::format(format.cast(), [a1, 0, 0]) };
+    record_as(component_id, level, &text);
     0
 }
 

@@ -2,6 +2,7 @@
 //! [`Machine::boot`] takes a process-wide lock, so tests in one process run one machine
 //! at a time (`cargo test` as well as nextest), and resets every piece of state.
 
+use crate::readings::{self, Readings};
 use crate::verifier::{self, Violation};
 use crate::{create, driver, filter, kernel, log, names, port, process, usercopy, volumes};
 use parking_lot::{Mutex, MutexGuard};
@@ -15,7 +16,8 @@ pub struct Machine;
 impl Machine {
     /// Boots a fresh machine: waits for any other machine in this process to shut down,
     /// then resets every piece of state (pool, events, locks, threads, log, verifier,
-    /// processes, volumes, ports, handles).
+    /// processes, volumes, ports, handles) and applies [`Readings::from_env`] (the
+    /// harshest readings unless `FLTSIM_READINGS` says otherwise).
     pub fn boot() -> MachineGuard {
         let lock = MACHINE_LOCK.lock();
         reset_all();
@@ -24,6 +26,14 @@ impl Machine {
             expected: Vec::new(),
             shut_down: false,
         }
+    }
+
+    /// Boots like [`Machine::boot`], then applies `readings` (instead of the harshest
+    /// ones, or those of `FLTSIM_READINGS`) for this machine's life.
+    pub fn boot_with(readings: Readings) -> MachineGuard {
+        let machine = Self::boot();
+        readings::set(readings);
+        machine
     }
 }
 
@@ -41,6 +51,7 @@ fn reset_all() {
     process::reset();
     log::reset();
     verifier::reset();
+    readings::reset();
 }
 
 /// A running machine. On drop it unloads a still-loaded driver (a mandatory unload),

@@ -4,7 +4,9 @@
 //! Normalized names are the long form of the path (`CreateRequest::long_name`, e.g. with
 //! `PEDRO~1.GUS` expanded); opened names are the path as the caller passed it. Both are
 //! `\Device\HarddiskVolumeN\...`. Short names (`FLT_FILE_NAME_SHORT`) are not modelled
-//! (`STATUS_NOT_SUPPORTED`). Requests can be made to fail (see `CreateRequest`).
+//! (`STATUS_NOT_SUPPORTED`). Requests can be made to fail (see `CreateRequest`); every
+//! query fails with `STATUS_FLT_INVALID_NAME_REQUEST` while the thread has a top-level
+//! IRP [doc].
 //! Every block handed out is tracked: one not released when its operation ends is a
 //! verifier violation, as is one still held at unload.
 
@@ -15,7 +17,8 @@ use portfilter_bindings::{
     FLT_CALLBACK_DATA, FLT_FILE_NAME_INFORMATION, FLT_FILE_NAME_NORMALIZED, FLT_FILE_NAME_OPENED,
     FLT_FILE_NAME_SHORT, FLTFL_FILE_NAME_PARSED_EXTENSION, FLTFL_FILE_NAME_PARSED_FINAL_COMPONENT,
     FLTFL_FILE_NAME_PARSED_PARENT_DIR, FLTFL_FILE_NAME_PARSED_STREAM, NTSTATUS,
-    STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, STATUS_SUCCESS, UNICODE_STRING,
+    STATUS_FLT_INVALID_NAME_REQUEST, STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED,
+    STATUS_SUCCESS, UNICODE_STRING,
 };
 use std::collections::BTreeMap;
 
@@ -123,6 +126,12 @@ pub unsafe extern "system" fn FltGetFileNameInformation(
     };
     if let Some(status) = failure {
         return status;
+    }
+    if crate::kernel::context::top_level_irp() != 0 {
+        // [doc] "cannot get file name information if the TopLevelIrp field of the current
+        // thread is not NULL, because the resulting file system recursion could cause
+        // deadlocks or stack overflows."
+        return STATUS_FLT_INVALID_NAME_REQUEST;
     }
     let chars: Vec<u16> = name.encode_utf16().collect();
     let volume_units = op.volume.encode_utf16().count().min(chars.len());

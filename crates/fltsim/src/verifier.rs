@@ -8,8 +8,24 @@ use parking_lot::Mutex;
 
 /// Names of the rules the verifier checks.
 pub mod rule {
+    // Rules of the user-mode layer (handle kinds), checked by fltsim-user.
+    pub use fltsim_user::rule::{NULL_EVENT_RESULT_WOKEN_EARLY, NULL_OVERLAPPED_GET_WOKEN_EARLY};
+
     /// `FltSendMessage` called above `APC_LEVEL`.
     pub const SEND_ABOVE_APC_LEVEL: &str = "FltSendMessage called above APC_LEVEL";
+    /// `FltSendMessage` with `*Timeout == 0`: documented as "wait indefinitely", seen as
+    /// a poll in an older fltmgr — ambiguous, so never pass it (pass the shortest
+    /// non-zero relative timeout, -1, for a poll).
+    pub const ZERO_SEND_TIMEOUT: &str = "FltSendMessage with a zero timeout (ambiguous)";
+    /// `FltCreateCommunicationPort`, `FltCloseCommunicationPort` or `FltCloseClientPort`
+    /// called above `PASSIVE_LEVEL`.
+    pub const PORT_ROUTINE_ABOVE_PASSIVE: &str =
+        "communication port routine called above PASSIVE_LEVEL";
+    /// `FltSendMessage` waiting for a user-mode reply on a thread that may hold
+    /// file-system or memory-manager resources (a top-level IRP is set, or all APCs are
+    /// disabled): the user-mode decider may need those resources to answer.
+    pub const REPLY_WAIT_IN_UNSAFE_CONTEXT: &str =
+        "FltSendMessage waits for a reply where the requestor may hold file-system resources";
     /// Name information obtained during an operation not released when it ended (or at
     /// unload).
     pub const NAME_INFO_NOT_RELEASED: &str = "file name information not released";

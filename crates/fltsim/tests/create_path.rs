@@ -36,11 +36,18 @@ fn create_builds_real_callback_data_in_the_requestor_context() {
         kernel,
         volume_open,
         file_name,
+        data_flags,
+        top_level_irp,
+        apcs_disabled,
         ..
     } = pre_creates().pop().unwrap()
     else {
         unreachable!()
     };
+    // An IRP-based operation: fltKernel.h's FLTFL_CALLBACK_DATA_IRP_OPERATION is 0x1
+    // (FAST_IO_OPERATION is 0x2).
+    assert_eq!(data_flags, 0x0000_0001, "Data->Flags");
+    assert_eq!((top_level_irp, apcs_disabled), (0, false));
     assert_eq!(
         (pid, requestor),
         (4242, 4242),
@@ -147,6 +154,61 @@ fn paging_file_target_directory_volume_open_and_kernel_mode_are_visible_to_the_f
 }
 
 #[test]
+fn creates_can_come_from_threads_that_hold_file_system_resources() {
+    use fltsim::kernel::context::FSRTL_MOD_WRITE_TOP_LEVEL_IRP;
+    let _m = boot_loaded(Config::default());
+    let _ = create(&CreateRequest::new(r"C:\t\cache.txt").top_level_irp());
+    let _ = create(
+        &CreateRequest::new(r"C:\t\writer.txt").top_level_irp_value(FSRTL_MOD_WRITE_TOP_LEVEL_IRP),
+    );
+    let _ = create(&CreateRequest::new(r"C:\t\guarded.txt").apcs_disabled());
+    let _ = create(
+        &CreateRequest::new(r"C:\t\smb.txt")
+            .kernel_mode()
+            .force_access_check(),
+    );
+    let p = pre_creates();
+    let facts: Vec<(usize, bool, String, u8)> = p
+        .iter()
+        .map(|s| match s {
+            Seen::PreCreate {
+                top_level_irp,
+                apcs_disabled,
+                name,
+                flags,
+                ..
+            } => (*top_level_irp, *apcs_disabled, name.clone(), *flags),
+            _ => unreachable!(),
+        })
+        .collect();
+    // [doc] No name can be queried while a top-level IRP is set.
+    let invalid = format!("<{STATUS_FLT_INVALID_NAME_REQUEST:#x}>");
+    assert_eq!(facts[0], (2, false, invalid.clone(), 0));
+    assert_eq!(facts[1], (3, false, invalid, 0));
+    assert_eq!(
+        facts[2],
+        (
+            0,
+            true,
+            r"\Device\HarddiskVolume3\t\guarded.txt".to_owned(),
+            0
+        )
+    );
+    assert_eq!(facts[3].3 & SL_FORCE_ACCESS_CHECK, SL_FORCE_ACCESS_CHECK);
+    // Outside the create the thread's context is back to normal.
+    // SAFETY: FFI into the model.
+    unsafe {
+        assert!(IoGetTopLevelIrp().is_null());
+        assert_eq!(KeAreAllApcsDisabled(), 0);
+    }
+    {
+        let _irql = fltsim::kernel::irql::raise(fltsim::kernel::irql::APC_LEVEL);
+        // SAFETY: FFI into the model.
+        assert_ne!(unsafe { KeAreAllApcsDisabled() }, 0, "IRQL >= APC_LEVEL");
+    }
+}
+
+#[test]
 fn normalized_name_expands_the_long_form_and_opened_keeps_the_short_one() {
     let _m = boot_loaded(Config::default());
     let _ = create(
@@ -196,6 +258,29 @@ fn parse_file_name_information_splits_volume_parent_final_extension_and_stream()
 }
 
 #[test]
+fn waiting_for_a_reply_where_the_requestor_holds_file_system_resources_is_a_violation() {
+    let mut m = boot_loaded(Config {
+        pre_create: PreCreate::Ask {
+            timeout_100ns: 1_000_000,
+        },
+        ..Config::default()
+    });
+    m.expect_violation(rule::REPLY_WAIT_IN_UNSAFE_CONTEXT);
+    let _ = create(&CreateRequest::new(r"C:\ok.txt"));
+    assert!(m.violations().is_empty(), "an ordinary create may wait");
+    let _ = create(&CreateRequest::new(r"C:\cache.txt").top_level_irp());
+    let _ = create(&CreateRequest::new(r"C:\guarded.txt").apcs_disabled());
+    let v = m.take_violations();
+    assert_eq!(
+        v.iter()
+            .filter(|v| v.rule == rule::REPLY_WAIT_IN_UNSAFE_CONTEXT)
+            .count(),
+        2,
+        "{v:?}"
+    );
+}
+
+#[test]
 fn name_information_not_released_by_the_end_of_the_create_is_a_violation() {
     let mut m = boot_loaded(Config {
         release_names: false,
@@ -217,13 +302,15 @@ fn instance_setup_returning_do_not_attach_means_no_callbacks_on_that_volume() {
         attach: false,
         ..Config::default()
     });
+    // FLT_FILESYSTEM_TYPE runs UNKNOWN 0, RAW 1, NTFS 2, FAT 3, …
     assert!(seen().iter().any(|s| matches!(
         s,
         Seen::InstanceSetup {
             device_type: FILE_DEVICE_DISK_FILE_SYSTEM,
-            fs: FLT_FSTYPE_NTFS
+            fs: 2
         }
     )));
+    assert_eq!(FLT_FSTYPE_NTFS, 2);
     let out = create(&CreateRequest::new(r"C:\x"));
     assert!(!out.filtered);
     assert!(pre_creates().is_empty());

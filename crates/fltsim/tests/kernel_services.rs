@@ -7,6 +7,12 @@ use std::ffi::c_void;
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+unsafe extern "C" {
+    /// fltsim defines it; the bindings do not declare it (since Vista its output is
+    /// filtered out by default, so a driver uses `DbgPrintEx`).
+    fn DbgPrint(format: *const u8, ...) -> u32;
+}
+
 const TAG: u32 = u32::from_le_bytes(*b"KsTs");
 
 #[test]
@@ -325,6 +331,41 @@ fn dbg_print_is_captured_with_percent_s_and_percent_percent() {
     assert!(fltsim::log::contains("loaded"));
     fltsim::log::clear();
     assert!(fltsim::log::lines().is_empty());
+}
+
+#[test]
+fn dbg_print_ex_is_captured_with_component_and_level_and_only_errors_show_by_default() {
+    let _m = Machine::boot();
+    // SAFETY: FFI with C strings.
+    unsafe {
+        DbgPrintEx(
+            DPFLTR_IHVDRIVER_ID,
+            DPFLTR_ERROR_LEVEL,
+            c"%s".as_ptr().cast(),
+            c"x: failed\n".as_ptr(),
+        );
+        DbgPrintEx(
+            DPFLTR_IHVDRIVER_ID,
+            DPFLTR_INFO_LEVEL,
+            c"%s".as_ptr().cast(),
+            c"x: loaded\n".as_ptr(),
+        );
+        DbgPrint(c"%s".as_ptr().cast(), c"x: plain\n".as_ptr());
+    }
+    let entries = fltsim::log::entries();
+    let summary: Vec<(u32, u32, &str, bool)> = entries
+        .iter()
+        .map(|e| (e.component, e.level, e.text.as_str(), e.shown_by_default()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (77, 0, "x: failed", true),
+            (77, 3, "x: loaded", false),
+            // Vista and later: DbgPrint is component DEFAULT (101) at the info level.
+            (101, 3, "x: plain", false),
+        ]
+    );
 }
 
 #[test]

@@ -162,6 +162,59 @@ fn default_security_descriptor_refuses_non_admin_with_0x80070005() {
 }
 
 #[test]
+fn a_connect_asks_for_flt_port_all_access_so_a_connect_only_descriptor_refuses_admins() {
+    // FilterConnectCommunicationPort opens the port for FLT_PORT_ALL_ACCESS: a descriptor
+    // built for FLT_PORT_CONNECT alone grants too little, even to administrators.
+    let _m = boot_loaded(Config {
+        port_access: FLT_PORT_CONNECT,
+        ..Config::default()
+    });
+    let _p = client(2001, true);
+    assert_eq!(connect_opts(PORT_NAME, 0, &[]).err(), Some(E_ACCESSDENIED));
+}
+
+#[test]
+fn port_routines_above_passive_level_are_violations() {
+    use fltsim::kernel::irql::{APC_LEVEL, raise};
+    let mut m = boot_loaded(Config::default());
+    m.expect_violation(rule::PORT_ROUTINE_ABOVE_PASSIVE);
+    let h = connect(&[]);
+    // A second server port, created at PASSIVE_LEVEL, to close at APC_LEVEL.
+    // SAFETY: FFI into the model with valid arguments.
+    let other = unsafe { create_port(filter(), r"\Other", null_mut(), 1, true, OBJ_KERNEL_HANDLE) }
+        .expect("port at PASSIVE_LEVEL");
+    {
+        let _irql = raise(APC_LEVEL);
+        // SAFETY: FFI into the model with valid arguments (the IRQL is the point).
+        let at_apc =
+            unsafe { create_port(filter(), r"\Third", null_mut(), 1, true, OBJ_KERNEL_HANDLE) };
+        assert_eq!(at_apc.err(), Some(STATUS_INVALID_DEVICE_STATE));
+        // SAFETY: a server port this test created.
+        unsafe { FltCloseCommunicationPort(other) };
+        // SAFETY: the variable the Connect callback filled in.
+        unsafe { FltCloseClientPort(filter(), CLIENT_PORTS[0].as_ptr()) };
+    }
+    let v = m.take_violations();
+    assert_eq!(
+        v.iter()
+            .filter(|v| v.rule == rule::PORT_ROUTINE_ABOVE_PASSIVE)
+            .count(),
+        3,
+        "{v:?}"
+    );
+    assert!(
+        v.iter()
+            .any(|v| v.detail.contains("FltCreateCommunicationPort"))
+    );
+    assert!(
+        v.iter()
+            .any(|v| v.detail.contains("FltCloseCommunicationPort"))
+    );
+    assert!(v.iter().any(|v| v.detail.contains("FltCloseClientPort")));
+    close(h);
+}
+
+#[test]
 fn null_security_descriptor_admits_everyone() {
     let _m = boot_loaded(Config {
         secure: false,
@@ -397,10 +450,16 @@ fn disconnect_is_called_when_the_filter_unloads() {
     assert!(close(h));
 }
 
-#[test]
-fn disconnect_sequence_wakes_senders_then_fails_gets_then_waits_for_message_notify_then_calls_disconnect()
- {
-    let _m = boot_loaded(Config::default());
+/// The disconnect sequence with a MessageNotify in flight, a sender waiting for its reply
+/// and a queued get: gets fail at once, Disconnect waits for MessageNotify; the sender is
+/// woken before Disconnect ([re] fltmgr) or only by the `FltCloseClientPort` in Disconnect
+/// (ReactOS, the default).
+fn disconnect_sequence(wake: fltsim::readings::DisconnectWake) {
+    use fltsim::readings::DisconnectWake;
+    let _m = boot_loaded_with(
+        Config::default(),
+        fltsim::Readings::HARSHEST.with_disconnect_wake(wake),
+    );
     let h = connect(&[]);
     let h2 = connect(&[]);
     let hv = h as usize;
@@ -420,10 +479,25 @@ fn disconnect_sequence_wakes_senders_then_fails_gets_then_waits_for_message_noti
         wait_until("get queued", || fltsim::port::queued_requests() == 1);
         assert_eq!(fltsim::port::waiting_senders(), 1);
         // Close on another thread: it must stop at "wait for running MessageNotify",
-        // after it woke the sender and failed the queued get.
+        // after it failed the queued get.
         let closer = s.spawn(move || close(hv as _));
-        assert_eq!(sender.join().unwrap(), STATUS_PORT_DISCONNECTED);
         assert_eq!(getter.join().unwrap(), E_HANDLE);
+        let mut sender = Some(sender);
+        match wake {
+            DisconnectWake::BeforeDisconnect => {
+                let sender = sender.take().expect("sender");
+                assert_eq!(sender.join().unwrap(), STATUS_PORT_DISCONNECTED);
+            }
+            DisconnectWake::AtClientPortClose => {
+                std::thread::sleep(Duration::from_millis(50));
+                assert!(
+                    !sender
+                        .as_ref()
+                        .is_some_and(std::thread::ScopedJoinHandle::is_finished),
+                    "ReactOS reading: the sender waits until FltCloseClientPort"
+                );
+            }
+        }
         // Disconnect has not been called while MessageNotify runs.
         std::thread::sleep(Duration::from_millis(50));
         assert!(
@@ -438,6 +512,10 @@ fn disconnect_sequence_wakes_senders_then_fails_gets_then_waits_for_message_noti
         open_gate();
         assert_eq!(notify.join().unwrap(), 0);
         assert!(closer.join().unwrap());
+        if let Some(sender) = sender {
+            // Disconnect closed the client port: that woke the sender.
+            assert_eq!(sender.join().unwrap(), STATUS_PORT_DISCONNECTED);
+        }
     });
     let s = seen();
     let notify_at = s
@@ -450,6 +528,58 @@ fn disconnect_sequence_wakes_senders_then_fails_gets_then_waits_for_message_noti
         .unwrap();
     assert!(notify_at < disc_at);
     close(h2);
+}
+
+#[test]
+fn disconnect_sequence_wakes_senders_then_fails_gets_then_waits_for_message_notify_then_calls_disconnect()
+ {
+    disconnect_sequence(fltsim::readings::DisconnectWake::BeforeDisconnect);
+}
+
+#[test]
+fn disconnect_sequence_under_the_reactos_reading_wakes_senders_only_at_flt_close_client_port() {
+    disconnect_sequence(fltsim::readings::DisconnectWake::AtClientPortClose);
+}
+
+#[test]
+fn reactos_reading_a_sender_on_a_port_the_filter_never_closes_waits_for_its_timeout() {
+    use fltsim::readings::DisconnectWake;
+    for wake in [
+        DisconnectWake::AtClientPortClose,
+        DisconnectWake::BeforeDisconnect,
+    ] {
+        let mut m = boot_loaded_with(
+            Config {
+                close_in_disconnect: false,
+                ..Config::default()
+            },
+            fltsim::Readings::HARSHEST.with_disconnect_wake(wake),
+        );
+        m.expect_violation(rule::CLIENT_PORT_NOT_CLOSED);
+        let h = connect(&[]) as usize;
+        std::thread::scope(|s| {
+            let sender = s.spawn(|| {
+                let t = Instant::now();
+                (
+                    kernel_send(0, b"q", Some(4), rel_ms(300)).status,
+                    t.elapsed(),
+                )
+            });
+            wait_until("sender waiting", || fltsim::port::waiting_senders() == 1);
+            assert!(close(h as _));
+            let (status, took) = sender.join().unwrap();
+            match wake {
+                DisconnectWake::BeforeDisconnect => {
+                    assert_eq!(status, STATUS_PORT_DISCONNECTED);
+                }
+                DisconnectWake::AtClientPortClose => {
+                    assert_eq!(status, STATUS_TIMEOUT, "nobody closed the client port");
+                    assert!(took >= Duration::from_millis(250), "{took:?}");
+                }
+            }
+        });
+        drop(m);
+    }
 }
 
 #[test]
@@ -527,11 +657,27 @@ fn message_notify_status_becomes_the_hresult_and_return_length_the_bytes_returne
 
 #[test]
 fn message_notify_buffer_too_small_reaches_the_caller_with_the_needed_size() {
-    let _m = boot_loaded(Config::default());
+    // [re] reading: fltmgr turns the status into a warning so the size arrives.
+    let _m = boot_loaded_with(
+        Config::default(),
+        fltsim::Readings::HARSHEST.with_error_length(fltsim::readings::ErrorLength::Kept),
+    );
     let h = connect(&[]);
     assert_eq!(
         send(h, b"E123456789", &mut [0u8; 4]),
         (E_INSUFFICIENT_BUFFER, 10)
+    );
+    close(h);
+}
+
+#[test]
+fn message_notify_buffer_too_small_returns_no_length_under_the_documented_reading() {
+    // The default: lpBytesReturned is set only when the call succeeds.
+    let _m = boot_loaded_with(Config::default(), fltsim::Readings::HARSHEST);
+    let h = connect(&[]);
+    assert_eq!(
+        send(h, b"E123456789", &mut [0u8; 4]),
+        (E_INSUFFICIENT_BUFFER, 0)
     );
     close(h);
 }
@@ -732,12 +878,12 @@ fn send_above_apc_level_is_a_violation() {
     let h = connect(&[]);
     {
         let _irql = fltsim::kernel::irql::raise(fltsim::kernel::irql::DISPATCH_LEVEL);
-        assert_ne!(kernel_send(0, b"x", None, Some(0)).status, STATUS_SUCCESS);
+        assert_ne!(kernel_send(0, b"x", None, POLL).status, STATUS_SUCCESS);
     }
     {
         // APC_LEVEL is allowed.
         let _irql = fltsim::kernel::irql::raise(fltsim::kernel::irql::APC_LEVEL);
-        assert_eq!(kernel_send(0, b"x", None, Some(0)).status, STATUS_TIMEOUT);
+        assert_eq!(kernel_send(0, b"x", None, POLL).status, STATUS_TIMEOUT);
     }
     let v = m.take_violations();
     assert_eq!(v.len(), 1, "{v:?}");
@@ -759,8 +905,8 @@ fn send_targets_exactly_one_client_port() {
         assert_eq!(kernel_send(1, b"B", None, BOUNDED).status, STATUS_SUCCESS);
         assert_eq!(getter.join().unwrap(), (0, b'B'));
     });
-    // Slot 0 received nothing: a zero-timeout send to it finds no request.
-    assert_eq!(kernel_send(0, b"A", None, Some(0)).status, STATUS_TIMEOUT);
+    // Slot 0 received nothing: a polling send to it finds no request.
+    assert_eq!(kernel_send(0, b"A", None, POLL).status, STATUS_TIMEOUT);
     close(a);
     close(b as _);
 }
@@ -853,33 +999,88 @@ fn send_timeout_returns_status_timeout_which_passes_nt_success() {
 }
 
 #[test]
-fn zero_timeout_does_not_wait() {
-    let _m = boot_loaded(Config::default());
+fn zero_timeout_waits_forever_by_default_and_is_always_a_violation() {
+    // [doc] reading (the default): "If Timeout is zero, the minifilter driver is put into
+    // a wait state indefinitely".
+    assert_eq!(
+        fltsim::Readings::default().zero_timeout,
+        fltsim::readings::ZeroTimeout::WaitsForever
+    );
+    let mut m = boot_loaded_with(Config::default(), fltsim::Readings::HARSHEST);
+    m.expect_violation(rule::ZERO_SEND_TIMEOUT);
+    let h = connect(&[]) as usize;
+    assert!(
+        still_waiting_until_a_get_takes_it(h, Some(0), Duration::from_millis(200)),
+        "a zero timeout waits (documented reading)"
+    );
+    let v = m.take_violations();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].rule, rule::ZERO_SEND_TIMEOUT);
+    close(h as _);
+}
+
+#[test]
+fn zero_timeout_polls_under_the_reverse_engineered_reading() {
+    let mut m = boot_loaded_with(
+        Config::default(),
+        fltsim::Readings::HARSHEST.with_zero_timeout(fltsim::readings::ZeroTimeout::Polls),
+    );
+    m.expect_violation(rule::ZERO_SEND_TIMEOUT);
     let h = connect(&[]);
     let t = Instant::now();
     assert_eq!(kernel_send(0, b"x", None, Some(0)).status, STATUS_TIMEOUT);
     assert!(t.elapsed() < Duration::from_secs(2));
+    assert_eq!(m.take_violations().len(), 1, "reported under every reading");
     close(h);
+}
+
+#[test]
+fn shortest_relative_timeout_is_an_unambiguous_poll() {
+    let m = boot_loaded(Config::default());
+    let h = connect(&[]) as usize;
+    let t = Instant::now();
+    assert_eq!(kernel_send(0, b"x", None, POLL).status, STATUS_TIMEOUT);
+    assert!(t.elapsed() < Duration::from_secs(2));
+    std::thread::scope(|s| {
+        let _release = ReleaseOnUnwind(h as _);
+        let getter = s.spawn(move || get_message(h as _, &mut [0u8; 64]));
+        wait_until("get queued", || fltsim::port::queued_requests() == 1);
+        assert_eq!(kernel_send(0, b"y", None, POLL).status, STATUS_SUCCESS);
+        assert_eq!(getter.join().unwrap(), 0);
+    });
+    assert!(m.violations().is_empty());
+    close(h as _);
+}
+
+/// Sends on slot 0 from another thread with `timeout`; after `pause`, notes whether the
+/// sender still waits, then lets a get take the message (the sender must then succeed).
+/// Returns whether it was still waiting.
+fn still_waiting_until_a_get_takes_it(h: usize, timeout: Option<i64>, pause: Duration) -> bool {
+    std::thread::scope(|s| {
+        let sender = s.spawn(|| kernel_send(0, b"late", None, timeout).status);
+        wait_until("sender waiting", || fltsim::port::waiting_senders() == 1);
+        std::thread::sleep(pause);
+        let waited = !sender.is_finished();
+        let mut buf = [0u8; 64];
+        let hr = get_message(h as _, &mut buf);
+        if hr != 0 {
+            // Release the sender (it might wait forever) before failing.
+            close(h as _);
+        }
+        assert_eq!(hr, 0);
+        assert_eq!(sender.join().unwrap(), STATUS_SUCCESS);
+        waited
+    })
 }
 
 #[test]
 fn null_timeout_waits_until_delivery() {
     let _m = boot_loaded(Config::default());
     let h = connect(&[]) as usize;
-    std::thread::scope(|s| {
-        let sender = s.spawn(|| kernel_send(0, b"late", None, None).status);
-        std::thread::sleep(Duration::from_millis(100));
-        let waited = !sender.is_finished();
-        let mut buf = [0u8; 64];
-        let hr = get_message(h as _, &mut buf);
-        if hr != 0 {
-            // Release the sender (it would wait forever) before failing.
-            close(h as _);
-        }
-        assert_eq!(hr, 0);
-        assert_eq!(sender.join().unwrap(), STATUS_SUCCESS);
-        assert!(waited, "a NULL timeout waits");
-    });
+    assert!(
+        still_waiting_until_a_get_takes_it(h, None, Duration::from_millis(100)),
+        "a NULL timeout waits"
+    );
     close(h as _);
 }
 
@@ -906,7 +1107,11 @@ fn positive_timeout_is_an_absolute_system_time() {
 
 #[test]
 fn timeout_is_one_budget_for_delivery_and_reply() {
-    let _m = boot_loaded(Config::default());
+    // [doc] reading.
+    let _m = boot_loaded_with(
+        Config::default(),
+        fltsim::Readings::HARSHEST.with_timeout_budget(fltsim::readings::TimeoutBudget::OneTotal),
+    );
     let h = connect(&[]) as usize;
     std::thread::scope(|s| {
         let sender = s.spawn(|| {
@@ -945,6 +1150,85 @@ fn timeout_is_one_budget_for_delivery_and_reply() {
         assert!(elapsed < Duration::from_millis(2400), "{elapsed:?}");
     });
     close(h as _);
+}
+
+/// A sender with `timeout` and a reply buffer, and a client that makes it wait in each
+/// phase: `gap` before a too-small get, `gap` before the get that takes the message,
+/// `gap` before the reply. Returns what the sender got and how long it was held.
+fn held_by_a_client_slow_in_every_phase(
+    readings: fltsim::Readings,
+    timeout: i64,
+    gap: Duration,
+) -> (NTSTATUS, Duration) {
+    let _m = boot_loaded_with(Config::default(), readings);
+    let h = connect(&[]) as usize;
+    std::thread::scope(|s| {
+        let _release = ReleaseOnUnwind(h as _);
+        let client = s.spawn(move || {
+            std::thread::sleep(gap);
+            let mut small = [0u8; 20];
+            let bounced = get_message(h as _, &mut small);
+            std::thread::sleep(gap);
+            let mut buf = [0u8; 64];
+            if get_message(h as _, &mut buf) == 0 {
+                std::thread::sleep(gap);
+                let _ = reply(h as _, STATUS_SUCCESS, header_of(&buf).1, b"ok");
+            }
+            bounced
+        });
+        let t = Instant::now();
+        let status = kernel_send(0, b"question", Some(8), Some(timeout)).status;
+        let held = t.elapsed();
+        // Release a client still blocked in a get (the sender gave up).
+        close(h as _);
+        assert_eq!(client.join().unwrap(), E_INSUFFICIENT_BUFFER);
+        (status, held)
+    })
+}
+
+#[test]
+fn relative_timeout_is_one_budget_across_every_wait_under_the_documented_reading() {
+    use fltsim::readings::TimeoutBudget;
+    let (status, held) = held_by_a_client_slow_in_every_phase(
+        fltsim::Readings::HARSHEST.with_timeout_budget(TimeoutBudget::OneTotal),
+        -600 * 10_000,
+        Duration::from_millis(300),
+    );
+    assert_eq!(status, STATUS_TIMEOUT);
+    assert!(held < Duration::from_millis(900), "{held:?}");
+}
+
+#[test]
+fn relative_timeout_is_rearmed_for_each_wait_under_the_reverse_engineered_reading() {
+    // 600 ms relative; the client takes 300 ms in each of three phases: each phase is
+    // within a fresh 600 ms, so the reply arrives after ~900 ms and is accepted.
+    let (status, held) = held_by_a_client_slow_in_every_phase(
+        fltsim::Readings::HARSHEST,
+        -600 * 10_000,
+        Duration::from_millis(300),
+    );
+    assert_eq!(status, STATUS_SUCCESS);
+    assert!(
+        held >= Duration::from_millis(850),
+        "held {held:?}: longer than the 600 ms budget"
+    );
+}
+
+#[test]
+fn absolute_timeout_is_one_deadline_under_every_reading() {
+    use fltsim::readings::TimeoutBudget;
+    for budget in [TimeoutBudget::RearmedPerWait, TimeoutBudget::OneTotal] {
+        let mut now = 0i64;
+        // SAFETY: FFI into the model with a valid out pointer.
+        unsafe { KeQuerySystemTimePrecise(&mut now) };
+        let (status, held) = held_by_a_client_slow_in_every_phase(
+            fltsim::Readings::HARSHEST.with_timeout_budget(budget),
+            now + 600 * 10_000,
+            Duration::from_millis(300),
+        );
+        assert_eq!(status, STATUS_TIMEOUT, "{budget:?}");
+        assert!(held < Duration::from_millis(900), "{budget:?}: {held:?}");
+    }
 }
 
 #[test]

@@ -11,7 +11,12 @@ Exit codes:
   3  the driver is not loaded (port not found, 0x80070002)
   4  access denied: run elevated (0x80070005)
   5  port busy: connection limit (0x800704D6) or another decider (0x80070020)
-  6  protocol version mismatch between portctl and the driver
+  6  protocol version mismatch between portctl and the driver (also after a reload)
+  7  watch/guard: the driver went away and portctl stopped (--no-reconnect, or it did
+     not come back within --reconnect-limit); by default they reconnect
+  8  portctl stopped on an internal error (a panic, e.g. in a rule handler); one line
+     `portctl: fatal: …` says what and where. A guard that stops leaves creates to the
+     driver's default verdict (config default-verdict) until a decider connects again
 
 Errors are printed on stderr as one line: `portctl: error: … HRESULT 0x80070002 (meaning)`.
 On Linux, portctl reaches the driver hosted by `portfilter-sim` (socket path in
@@ -56,7 +61,8 @@ pub enum Command {
     ///
     /// Handles both observer delivery modes: one message per create (notify) and
     /// batches (queued), where "dropped" lines report events the driver lost because
-    /// its queue was full. Stops on Ctrl-C, --count or --duration.
+    /// its queue was full. Stops on Ctrl-C, --count or --duration. Reconnects when the
+    /// driver is unloaded and loaded again (see --no-reconnect).
     Watch {
         /// One JSON object per line instead of a table.
         #[arg(long)]
@@ -70,6 +76,7 @@ pub enum Command {
     /// else --default (allow). Only one guard can run at a time. On Ctrl-C every create
     /// portctl has received is answered before it exits; creates the driver has not
     /// handed over yet get the driver's default verdict (config `default-verdict`).
+    /// Reconnects when the driver is unloaded and loaded again (see --no-reconnect).
     Guard {
         /// Rules file (TOML; see docs/portctl.md).
         #[arg(long, value_name = "FILE", conflicts_with_all = ["deny_ext", "deny_path", "allow_pid"])]
@@ -98,6 +105,16 @@ pub enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Run `guard` as a Windows service: install, uninstall, start, stop, status.
+    ///
+    /// The service decides creates with a rules file, starts automatically after the
+    /// driver's service, is restarted by Windows when it crashes, and logs to a file
+    /// (default %ProgramData%\portfilter\NAME.log). Windows only (elsewhere: exit 2).
+    Service {
+        /// What to do with the service.
+        #[command(subcommand)]
+        action: crate::service::args::ServiceCommand,
+    },
 }
 
 /// How long `watch` / `guard` run and with how many requests and workers.
@@ -115,6 +132,20 @@ pub struct RunArgs {
     /// Worker threads on the completion port.
     #[arg(long, default_value_t = 2, value_name = "M", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub workers: u16,
+    /// Stop when the driver goes away (exit status 7) instead of reconnecting.
+    #[arg(long, conflicts_with = "reconnect_limit")]
+    pub no_reconnect: bool,
+    /// Give up when the driver stays away this many seconds (exit status 7). Default:
+    /// keep trying (at most 1 s apart) until Ctrl-C.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub reconnect_limit: Option<f64>,
+    /// If the driver is not loaded at start, wait for it (default: exit status 3).
+    #[arg(long)]
+    pub wait_for_driver: bool,
+    /// Test hook (hidden; docs/portctl.md): the event handler panics on the first event
+    /// whose name contains TEXT, to check how a real build stops (exit code 8).
+    #[arg(long, value_name = "TEXT", hide = true)]
+    pub test_panic_on: Option<String>,
 }
 
 /// `--default`.

@@ -15,6 +15,12 @@ pub const ACCESS_DENIED: u8 = 4;
 pub const BUSY: u8 = 5;
 /// Exit code: protocol version mismatch.
 pub const VERSION: u8 = 6;
+/// Exit code: the driver went away and portctl stopped (`--no-reconnect`, or the driver
+/// did not come back within `--reconnect-limit`).
+pub const DRIVER_GONE: u8 = 7;
+/// Exit code: portctl stopped on an internal error (a panic, e.g. in a rule handler);
+/// see `fatal`.
+pub const PANIC: u8 = 8;
 
 /// Why portctl failed.
 #[derive(Debug)]
@@ -25,13 +31,20 @@ pub enum Failure {
     Usage(String),
     /// Anything else at run time.
     Runtime(String),
+    /// The driver went away and portctl stopped (exit [`DRIVER_GONE`]).
+    DriverGone(String),
+    /// Not allowed (exit [`ACCESS_DENIED`]), e.g. by the service control manager.
+    Denied(String),
+    /// Reconnecting after the driver went away failed in a way retrying cannot fix (a
+    /// version mismatch after a reload, access denied): the error's own exit code.
+    Reconnect(Error),
 }
 
 impl Failure {
     /// The process exit code.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Client(error) => match error {
+            Self::Client(error) | Self::Reconnect(error) => match error {
                 Error::DriverNotLoaded { .. } => NOT_LOADED,
                 Error::AccessDenied { .. } => ACCESS_DENIED,
                 Error::ConnectionLimit { .. } | Error::DeciderBusy { .. } => BUSY,
@@ -41,6 +54,8 @@ impl Failure {
             },
             Self::Usage(_) => USAGE,
             Self::Runtime(_) => RUNTIME,
+            Self::DriverGone(_) => DRIVER_GONE,
+            Self::Denied(_) => ACCESS_DENIED,
         }
     }
 }
@@ -49,7 +64,11 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Client(error) => write!(f, "{error}"),
-            Self::Usage(message) | Self::Runtime(message) => f.write_str(message),
+            Self::Reconnect(error) => write!(f, "cannot reconnect to the driver: {error}"),
+            Self::Usage(message)
+            | Self::Runtime(message)
+            | Self::DriverGone(message)
+            | Self::Denied(message) => f.write_str(message),
         }
     }
 }

@@ -9,15 +9,21 @@
 use fltlib_shim as _;
 
 mod cli;
+mod drive;
 mod exit;
+mod fatal;
 mod run;
+mod service;
 
 use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    fatal::install();
     let cli = cli::Cli::parse();
-    init_logging(cli.verbose);
+    if !service::logs_for_itself(&cli.command) {
+        init_logging(cli.verbose);
+    }
     match run::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {

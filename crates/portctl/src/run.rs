@@ -1,16 +1,15 @@
 //! What each subcommand does.
 
 use crate::cli::{Cli, Command, ConfigAction, DefaultVerdict, RunArgs};
+use crate::drive;
 use crate::exit::Failure;
 use portfilter_client::guard::Guard;
 use portfilter_client::output::{Format, Output};
 use portfilter_client::rules::{Action, FlagRules, RuleSet};
+use portfilter_client::session::{Session, SessionHandler};
 use portfilter_client::settings::{ConfigView, apply_setting, stats_json};
 use portfilter_client::watch::Watch;
-use portfilter_client::{
-    ConnectOptions, Connection, EndReason, Engine, EngineOptions, EngineStats, Handler, Role,
-};
-use serde::Serialize;
+use portfilter_client::{ConnectOptions, Connection, EndReason, Handler, Role, Verdict};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +29,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Stats { json } => stats(&options, *json),
         Command::Config { action } => config(&options, action),
         Command::Watch { json, run } => watch(&options, format(*json), run),
+        Command::Service { action } => crate::service::run(action, &cli.port),
         Command::Guard {
             rules,
             deny_ext,
@@ -123,7 +123,7 @@ fn config(options: &ConnectOptions, action: &ConfigAction) -> Result<(), Failure
     Ok(())
 }
 
-fn load_rules(
+pub(crate) fn load_rules(
     file: Option<&Path>,
     deny_ext: &[String],
     deny_path: &[String],
@@ -169,6 +169,12 @@ fn print_rules(rules: &RuleSet) {
     println!("default {}", rules.default);
 }
 
+/// The flag Ctrl-C sets (installing the handler on first use).
+pub(crate) fn interrupt_flag() -> &'static AtomicBool {
+    install_interrupt_handler();
+    &INTERRUPTED
+}
+
 /// Installs the Ctrl-C handler (once per process).
 fn install_interrupt_handler() {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
@@ -179,127 +185,121 @@ fn install_interrupt_handler() {
     });
 }
 
-/// Runs `engine` until Ctrl-C, `--count` events, `--duration`, or the driver closes the
-/// connection; returns why it ended and its final counters.
-fn drive(engine: Engine, run: &RunArgs) -> (EndReason, EngineStats) {
+/// The stop conditions of `watch` / `guard`: Ctrl-C, `--count` events, `--duration`.
+fn stop_when(run: &RunArgs) -> impl FnMut(&Session) -> bool + use<> {
     install_interrupt_handler();
     let deadline = run
         .duration
         .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
         .map(|seconds| Instant::now() + Duration::from_secs_f64(seconds));
-    loop {
-        if engine.wait_timeout(Duration::from_millis(50)).is_some() {
-            break;
-        }
-        let stop = INTERRUPTED.load(Ordering::SeqCst)
-            || run
-                .count
-                .is_some_and(|count| engine.stats().events >= count)
-            || deadline.is_some_and(|deadline| Instant::now() >= deadline);
-        if stop {
-            return engine.stop();
-        }
-    }
-    engine.wait()
-}
-
-fn engine_options(run: &RunArgs) -> EngineOptions {
-    EngineOptions {
-        requests: usize::from(run.requests),
-        workers: usize::from(run.workers),
+    let count = run.count;
+    move |session: &Session| {
+        INTERRUPTED.load(Ordering::SeqCst)
+            || count.is_some_and(|count| session.stats().events >= count)
+            || deadline.is_some_and(|deadline| Instant::now() >= deadline)
     }
 }
 
-/// What `watch` and `guard` print at the end.
-#[derive(Serialize)]
-struct Summary {
-    ended: &'static str,
-    #[serde(flatten)]
-    engine: EngineStats,
-    latency: portfilter_client::latency::LatencySummary,
-    driver: Option<serde_json::Value>,
-}
-
-fn print_summary(
-    output: &Output,
-    reason: EndReason,
-    engine: EngineStats,
-    latency: portfilter_client::latency::LatencySummary,
-    driver: Option<portfilter_client::Stats>,
-) {
-    let ended = match reason {
-        EndReason::Stopped => "stopped",
-        EndReason::Disconnected => "driver closed the connection",
-    };
-    let mut human = format!(
-        "-- {ended}: {} events ({} requests: {} allowed, {} denied, {} late replies), {} batches, {} dropped by the driver, {} malformed\n-- latency from create to here: p50 {} µs, p99 {} µs, max {} µs ({} samples)",
-        engine.events,
-        engine.requests,
-        engine.allowed,
-        engine.denied,
-        engine.late_replies,
-        engine.batches,
-        engine.dropped,
-        engine.malformed,
-        latency.p50_us,
-        latency.p99_us,
-        latency.max_us,
-        latency.count,
-    );
-    if let Some(stats) = &driver {
-        human.push_str(&format!(
-            "\n-- driver: {} creates seen, {} reported, {} requests sent, {} allowed, {} denied, {} timeouts, {} default verdicts, {} queue drops",
-            stats.events_seen,
-            stats.events_reported,
-            stats.requests_sent,
-            stats.replies_allow,
-            stats.replies_deny,
-            stats.reply_timeouts,
-            stats.default_verdicts,
-            stats.queue_dropped
-        ));
-    }
-    let summary = Summary {
-        ended,
-        engine,
-        latency,
-        driver: driver.as_ref().map(stats_json),
-    };
-    output.summary("summary", &summary, &human);
-}
-
-/// Starts an engine for `handler` on a new connection of `role`.
-fn start(
+/// Runs `handler` on a reconnecting session of `role` until Ctrl-C, `--count`,
+/// `--duration`, or an end the session cannot recover from; prints the summary to
+/// `output` and returns what the end means.
+fn run_session(
     options: &ConnectOptions,
     role: Role,
-    handler: Arc<dyn Handler>,
+    handler: Arc<dyn SessionHandler>,
     run: &RunArgs,
-) -> Result<Engine, Failure> {
-    let connection = Arc::new(Connection::connect(role, options)?);
-    Ok(Engine::start(connection, handler, engine_options(run))?)
+    output: &Output,
+    latencies: &portfilter_client::latency::Latencies,
+) -> Result<(), Failure> {
+    let handler: Arc<dyn SessionHandler> = match &run.test_panic_on {
+        Some(text) => {
+            eprintln!(
+                "portctl: test hook: the handler panics on an event whose name contains {text:?} \
+                 (panic strategy of this build: {})",
+                if cfg!(panic = "abort") {
+                    "abort"
+                } else {
+                    "unwind"
+                }
+            );
+            Arc::new(PanicOn {
+                inner: handler,
+                text: text.clone(),
+            })
+        }
+        None => handler,
+    };
+    crate::fatal::set_consequence(if role == Role::Decider {
+        crate::fatal::DECIDER_STOPS
+    } else {
+        crate::fatal::OBSERVER_STOPS
+    });
+    let session = Session::start(drive::session_options(options, role, run), handler)?;
+    let outcome = drive::drive(session, stop_when(run));
+    drive::finish(output, outcome, latencies.summary())
+}
+
+/// `--test-panic-on`: a handler that panics on the first event whose name contains
+/// `text` (and otherwise is `inner`).
+struct PanicOn {
+    inner: Arc<dyn SessionHandler>,
+    text: String,
+}
+
+impl PanicOn {
+    fn check(&self, event: &portfilter_client::protocol::EventView<'_>) {
+        let name = event.name.to_string();
+        assert!(
+            !name.contains(&self.text),
+            "test hook --test-panic-on: the handler panicked on {name}"
+        );
+    }
+}
+
+impl Handler for PanicOn {
+    fn on_event(&self, event: &portfilter_client::protocol::EventView<'_>) -> Verdict {
+        self.check(event);
+        self.inner.on_event(event)
+    }
+
+    fn on_request(
+        &self,
+        event: &portfilter_client::protocol::EventView<'_>,
+        reply: portfilter_client::PendingReply,
+    ) {
+        self.check(event);
+        self.inner.on_request(event, reply);
+    }
+
+    fn on_drops(&self, dropped: u32) {
+        self.inner.on_drops(dropped);
+    }
+
+    fn on_end(&self, reason: EndReason) {
+        self.inner.on_end(reason);
+    }
+
+    fn on_malformed(&self, error: &portfilter_client::protocol::Error) {
+        self.inner.on_malformed(error);
+    }
+}
+
+impl SessionHandler for PanicOn {
+    fn on_link(&self, change: &portfilter_client::session::LinkChange) {
+        self.inner.on_link(change);
+    }
 }
 
 fn watch(options: &ConnectOptions, format: Format, run: &RunArgs) -> Result<(), Failure> {
     let handler = Arc::new(Watch::new(Output::stdout(format)));
-    let engine = start(options, Role::Observer, handler.clone(), run)?;
-    drive_and_summarise(engine, run, handler.output(), handler.latencies());
-    Ok(())
-}
-
-/// Runs the engine to its end, then prints its summary, the latencies (read after the
-/// end) and, when portctl stopped it (the connection is still open), the driver's counters.
-fn drive_and_summarise(
-    engine: Engine,
-    run: &RunArgs,
-    output: &Output,
-    latencies: &portfilter_client::latency::Latencies,
-) {
-    let connection = Arc::clone(engine.connection());
-    let (reason, stats) = drive(engine, run);
-    let driver = (reason == EndReason::Stopped)
-        .then(|| connection.stats().ok())
-        .flatten();
-    print_summary(output, reason, stats, latencies.summary(), driver);
+    run_session(
+        options,
+        Role::Observer,
+        handler.clone(),
+        run,
+        handler.output(),
+        handler.latencies(),
+    )
 }
 
 fn guard(
@@ -315,7 +315,12 @@ fn guard(
         Output::stdout(format)
     };
     let handler = Arc::new(Guard::new(rules, events));
-    let engine = start(options, Role::Decider, handler.clone(), run)?;
-    drive_and_summarise(engine, run, &Output::stdout(format), handler.latencies());
-    Ok(())
+    run_session(
+        options,
+        Role::Decider,
+        handler.clone(),
+        run,
+        &Output::stdout(format),
+        handler.latencies(),
+    )
 }

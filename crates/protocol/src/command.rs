@@ -398,10 +398,10 @@ mod tests {
             })
         );
         let mut bad = buf;
-        bad[12] = 2;
+        bad[12] = 9;
         assert_eq!(
             HelloReply::decode(&bad),
-            Err(Error::VersionMismatch { got: 2 })
+            Err(Error::VersionMismatch { got: 9 })
         );
         let mut bad = buf;
         bad[16] = 0;

@@ -63,8 +63,13 @@ pub const EVENT_FLAG_NAME_TRUNCATED: u32 = 0x0000_0008;
 pub const EVENT_FLAG_NAME_UNAVAILABLE: u32 = 0x0000_0010;
 /// Request-reply: the creating thread waits for a [`crate::Verdict`].
 pub const EVENT_FLAG_REQUEST: u32 = 0x0000_0020;
+/// The create was issued where waiting for user mode could deadlock — the requestor
+/// thread has a top-level IRP (it holds file-system resources) or all APCs disabled —
+/// so the driver did not wait for any client: the decider was not asked and the
+/// configured default verdict applied at once (protocol version 2).
+pub const EVENT_FLAG_UNSAFE_CONTEXT: u32 = 0x0000_0040;
 /// Every defined flag; other bits are invalid.
-pub const EVENT_FLAGS_ALL: u32 = 0x0000_003F;
+pub const EVENT_FLAGS_ALL: u32 = 0x0000_007F;
 /// `create_options` carries the low 24 bits of `Parameters.Create.Options`.
 pub const CREATE_OPTIONS_MASK: u32 = 0x00FF_FFFF;
 /// Largest valid `create_disposition` (`FILE_OVERWRITE_IF`).
@@ -490,7 +495,7 @@ mod tests {
         type Case = (fn(&mut EventFields), Error);
         let cases: [Case; 6] = [
             (
-                |f| f.flags = 0x40,
+                |f| f.flags = 0x80,
                 Error::FieldOutOfRange { field: "flags" },
             ),
             (

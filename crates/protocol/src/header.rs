@@ -15,8 +15,9 @@ use crate::wire::{fields_tile, get_u16, need, need_out, put_u16};
 /// `"PF"` read as a little-endian u16: the first two bytes of every message are `'P'`, `'F'`.
 pub const MAGIC: u16 = 0x4650;
 /// The protocol version this crate speaks. Any change of a layout or of the meaning of a
-/// field bumps it; both sides refuse other versions.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// field bumps it; both sides refuse other versions. Version 2 added
+/// `EVENT_FLAG_UNSAFE_CONTEXT` (and the `unsafe_context` counter in a reserved stats slot).
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Size of the common header.
 pub const HEADER_BYTES: usize = 8;
 
@@ -180,9 +181,9 @@ mod tests {
         assert_eq!(decode_header(&bad), Err(Error::BadMagic { got: 0x4658 }));
 
         let mut bad = buf;
-        bad[2] = 2;
+        bad[2] = 9;
         bad[4] = 0xFF; // also a bad kind: version is reported first
-        assert_eq!(decode_header(&bad), Err(Error::VersionMismatch { got: 2 }));
+        assert_eq!(decode_header(&bad), Err(Error::VersionMismatch { got: 9 }));
 
         let mut bad = buf;
         bad[4] = 5;

@@ -99,9 +99,9 @@ pub use error::Error;
 pub use event::{
     CREATE_EVENT_MAX_BYTES, CREATE_EVENT_MIN_BYTES, EVENT_FIXED_BYTES, EVENT_FLAG_DIRECTORY,
     EVENT_FLAG_KERNEL_MODE, EVENT_FLAG_NAME_OPENED, EVENT_FLAG_NAME_TRUNCATED,
-    EVENT_FLAG_NAME_UNAVAILABLE, EVENT_FLAG_REQUEST, EVENT_FLAGS_ALL, EventFields, EventView,
-    MAX_EVENT_BYTES, MAX_NAME_BYTES, MAX_NAME_UNITS, decode_event, decode_record, encode_event,
-    encode_record, record_bytes,
+    EVENT_FLAG_NAME_UNAVAILABLE, EVENT_FLAG_REQUEST, EVENT_FLAG_UNSAFE_CONTEXT, EVENT_FLAGS_ALL,
+    EventFields, EventView, MAX_EVENT_BYTES, MAX_NAME_BYTES, MAX_NAME_UNITS, decode_event,
+    decode_record, encode_event, encode_record, record_bytes,
 };
 pub use filter::{
     Filter, FilterKind, FilterList, MAX_FILTER_BYTES, MAX_FILTER_TOTAL_BYTES, MAX_FILTER_UNITS,

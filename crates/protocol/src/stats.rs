@@ -12,9 +12,9 @@ use crate::header::{HEADER_BYTES, MessageKind, encode_header, expect_header};
 use crate::wire::{exact, fields_tile, get_u64, need_out, put_u64};
 
 /// Named counters.
-pub const STATS_COUNTERS: usize = 20;
+pub const STATS_COUNTERS: usize = 21;
 /// Reserved slots after the named counters.
-pub const STATS_RESERVED_SLOTS: usize = 12;
+pub const STATS_RESERVED_SLOTS: usize = 11;
 /// All u64 slots.
 pub const STATS_SLOTS: usize = STATS_COUNTERS + STATS_RESERVED_SLOTS;
 /// Exact size of a `Stats` message.
@@ -104,6 +104,7 @@ stats! {
     17 connected_clients CONNECTED_CLIENTS "Connections now (gauge).";
     18 deciders DECIDERS "Decider connections now (gauge, 0 or 1).";
     19 observers OBSERVERS "Observer connections now (gauge).";
+    20 unsafe_context UNSAFE_CONTEXT "Reported creates issued where waiting for user mode could deadlock (top-level IRP set or all APCs disabled): never held, default verdict at once.";
 }
 
 const _: () = assert!(offset::RESERVED + STATS_RESERVED_SLOTS * 8 == STATS_BYTES);
@@ -118,7 +119,7 @@ const _: () = assert!(fields_tile(
     offset::EVENTS_REPORTED + 8
 ));
 const _: () =
-    assert!(offset::OBSERVERS + 8 == offset::RESERVED && offset::RESERVED.is_multiple_of(8));
+    assert!(offset::UNSAFE_CONTEXT + 8 == offset::RESERVED && offset::RESERVED.is_multiple_of(8));
 
 impl Stats {
     /// Encodes into `out[..264]`; returns [`STATS_BYTES`].
@@ -160,9 +161,10 @@ mod tests {
             events_seen: 1,
             queue_dropped: 14,
             observers: 20,
+            unsafe_context: 21,
             ..Stats::default()
         };
-        stats.reserved[11] = 99;
+        stats.reserved[STATS_RESERVED_SLOTS - 1] = 99;
         let mut buf = [0u8; STATS_BYTES];
         assert_eq!(stats.encode(&mut buf), Ok(STATS_BYTES));
         assert_eq!(Stats::decode(&buf), Ok(stats));
@@ -172,6 +174,8 @@ mod tests {
         assert_eq!(buf[STATS_BYTES - 8], 99);
         assert_eq!(STATS_COUNTER_NAMES[13], "queue_dropped");
         assert_eq!(stats.counters()[19], ("observers", 20));
+        assert_eq!(stats.counters()[20], ("unsafe_context", 21));
+        assert_eq!(buf[offset::UNSAFE_CONTEXT], 21);
         assert_eq!(
             Stats::decode(&buf[..STATS_BYTES - 1]),
             Err(Error::TooShort {

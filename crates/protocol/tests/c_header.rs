@@ -181,6 +181,7 @@ fn expected_layout() -> BTreeMap<String, i64> {
         s::CONNECTED_CLIENTS,
         s::DECIDERS,
         s::OBSERVERS,
+        s::UNSAFE_CONTEXT,
     ];
     for (name, off) in pf::STATS_COUNTER_NAMES.iter().zip(named) {
         put(&format!("off.pf_stats.{name}"), u(off));
@@ -253,6 +254,10 @@ fn expected_layout() -> BTreeMap<String, i64> {
             i64::from(pf::EVENT_FLAG_NAME_UNAVAILABLE),
         ),
         ("PF_EVENT_FLAG_REQUEST", i64::from(pf::EVENT_FLAG_REQUEST)),
+        (
+            "PF_EVENT_FLAG_UNSAFE_CONTEXT",
+            i64::from(pf::EVENT_FLAG_UNSAFE_CONTEXT),
+        ),
         ("PF_EVENT_FLAGS_ALL", i64::from(pf::EVENT_FLAGS_ALL)),
         (
             "PF_CREATE_OPTIONS_MASK",
@@ -525,6 +530,7 @@ fn c_reads_rust_stats_by_name() {
         &mut stats.connected_clients,
         &mut stats.deciders,
         &mut stats.observers,
+        &mut stats.unsafe_context,
     ];
     for (i, v) in values.into_iter().enumerate() {
         *v = 1_000_000_007 * (i as u64 + 1);

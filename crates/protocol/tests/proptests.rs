@@ -6,6 +6,7 @@ use portfilter_protocol::command::{Command, HelloReply, decode_request, encode_r
 use portfilter_protocol::filter::{
     FilterKind, FilterList, MAX_FILTER_UNITS, eq_ignore_case, extension_of, upcase_unit,
 };
+use portfilter_protocol::stats::{STATS_COUNTERS, STATS_RESERVED_SLOTS};
 use portfilter_protocol::{
     BatchView, BatchWriter, CONFIG_MAX_BYTES, CREATE_EVENT_MAX_BYTES, Config, ConnectContext,
     Decision, Delivery, DriverVersion, EVENT_FLAG_NAME_TRUNCATED, EVENT_FLAG_NAME_UNAVAILABLE,
@@ -350,9 +351,10 @@ proptest! {
             queue_enqueued: slots[12], queue_dropped: slots[13], batches_sent: slots[14],
             queue_depth: slots[15], queue_high_water: slots[16],
             connected_clients: slots[17], deciders: slots[18], observers: slots[19],
-            reserved: [0; 12],
+            unsafe_context: slots[20],
+            reserved: [0; STATS_RESERVED_SLOTS],
         };
-        stats.reserved.copy_from_slice(&slots[20..]);
+        stats.reserved.copy_from_slice(&slots[STATS_COUNTERS..]);
         let mut out = [0u8; STATS_BYTES];
         stats.encode(&mut out).unwrap();
         for (i, pair) in out[8..].chunks_exact(8).enumerate() {

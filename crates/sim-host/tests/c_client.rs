@@ -66,7 +66,7 @@ fn c_observer_receives_injected_creates() {
         out.contains("connected to \\PortFilterPort as observer"),
         "{out}"
     );
-    assert!(out.contains("hello: driver 0.1.0 protocol 1"), "{out}");
+    assert!(out.contains("hello: driver 0.1.0 protocol 2"), "{out}");
     assert!(out.contains("stats: events_seen=0"), "{out}");
     for name in ["one.txt", "two.docx", "three.exe"] {
         let line = out

@@ -52,7 +52,7 @@ fn portctl_against(host: Host) {
         "{}",
         ping.stdout
     );
-    assert!(ping.stdout.contains("protocol 1"), "{}", ping.stdout);
+    assert!(ping.stdout.contains("protocol 2"), "{}", ping.stdout);
 
     let create = host.sim(&["create", r"C:\before\guard.txt"]);
     assert!(create.status.success());

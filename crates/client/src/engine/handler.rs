@@ -9,6 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Receives the engine's events, on its worker threads (concurrently: implementations
 /// must be `Sync`).
+///
+/// A panic in a handler is caught and counted ([`EngineStats::handler_panics`](crate::EngineStats::handler_panics);
+/// the message is skipped, a request in it left to the driver's default verdict) only
+/// where panics unwind. Built with `panic = "abort"` — this workspace's dev and release
+/// profiles — it ends the process: install a panic hook that says so and exits with a
+/// code a service manager can act on, as `portctl` does (docs/portctl.md, exit code 7).
 pub trait Handler: Send + Sync + 'static {
     /// A create event. For a request-reply event the returned verdict is sent to the
     /// driver at once; for notifications it is ignored.

@@ -100,7 +100,7 @@ pub struct EngineStats {
     pub unanswered: u64,
     /// Messages that did not decode.
     pub malformed: u64,
-    /// Handler panics caught.
+    /// Handler panics caught (only where panics unwind: see [`Handler`]).
     pub handler_panics: u64,
     /// Completion errors other than cancel / disconnect.
     pub io_errors: u64,

@@ -2,6 +2,8 @@
 //! client process, configuration helpers, creates, a captured output.
 #![allow(dead_code)] // each test binary uses a subset
 
+pub mod stand_in;
+
 use fltsim::{CreateRequest, MachineGuard};
 use parking_lot::Mutex;
 use portfilter_client::protocol::{Config, Delivery};

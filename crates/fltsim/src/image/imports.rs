@@ -24,7 +24,7 @@ pub(crate) struct Provided {
 
 /// The import table: `"module" { Routine(params…); … }`. Each routine is called through
 /// its `portfilter_bindings` declaration; a parameter may carry a type where nothing
-/// else fixes it (variadic `DbgPrint`).
+/// else fixes it (variadic `DbgPrintEx`).
 macro_rules! provided {
     ($( $module:literal { $( $name:ident ( $($arg:ident $(: $ty:ty)?),* ) ; )* } )*) => {
         /// Every routine an image may import.
@@ -80,7 +80,9 @@ provided! {
         PsCreateSystemThread(handle, access, attributes, process, client, routine, context);
         ZwWaitForSingleObject(handle, alertable, timeout);
         ZwClose(handle);
-        DbgPrint(format, a1: usize, a2: usize, a3: usize);
+        IoGetTopLevelIrp();
+        KeAreAllApcsDisabled();
+        DbgPrintEx(component, level, format, a1: usize);
     }
 }
 

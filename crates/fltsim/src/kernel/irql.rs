@@ -1,5 +1,7 @@
 //! A per-thread simulated IRQL. Callbacks run at `PASSIVE_LEVEL`; tests raise it with
-//! [`raise`] to check the routines that have IRQL rules (`FltSendMessage`).
+//! [`raise`] to check the routines that have IRQL rules (`FltSendMessage` ≤ `APC_LEVEL`;
+//! `FltCreateCommunicationPort`, `FltCloseCommunicationPort`, `FltCloseClientPort` at
+//! `PASSIVE_LEVEL`).
 
 use std::cell::Cell;
 
@@ -39,4 +41,17 @@ pub fn raise(level: u8) -> IrqlGuard {
     let previous = current();
     IRQL.with(|c| c.set(level));
     IrqlGuard { previous }
+}
+
+/// Reports a violation of [`rule::PORT_ROUTINE_ABOVE_PASSIVE`](crate::rule::PORT_ROUTINE_ABOVE_PASSIVE)
+/// when the calling thread is above `PASSIVE_LEVEL`; returns whether it was.
+pub(crate) fn check_passive(routine: &str) -> bool {
+    let level = current();
+    if level > PASSIVE_LEVEL {
+        crate::verifier::report(
+            crate::verifier::rule::PORT_ROUTINE_ABOVE_PASSIVE,
+            format!("{routine} at IRQL {level}"),
+        );
+    }
+    level > PASSIVE_LEVEL
 }

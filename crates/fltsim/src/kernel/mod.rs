@@ -1,6 +1,8 @@
 //! Kernel services the driver imports: pool, events, push locks, system threads, time,
-//! process/thread ids, and the simulated IRQL.
+//! process/thread ids, the simulated IRQL, and the thread context a create runs in
+//! (top-level IRP, APCs disabled).
 
+pub mod context;
 pub mod event;
 pub mod irql;
 pub mod pool;

@@ -1,5 +1,6 @@
 //! System time and NT timeouts (100 ns units; negative = relative, positive = absolute,
-//! null = forever, zero = do not wait).
+//! null = forever, zero = do not wait — except for `FltSendMessage`, whose zero is
+//! disputed: [`SendTimeout`]).
 
 use portfilter_bindings::LARGE_INTEGER;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -35,12 +36,10 @@ impl Deadline {
     /// `timeout` is null or points to a readable `LARGE_INTEGER`.
     #[must_use]
     pub unsafe fn from_nt(timeout: *const LARGE_INTEGER) -> Self {
-        if timeout.is_null() {
-            return Self::Never;
-        }
-        // SAFETY: non-null and readable per the contract.
-        let t = unsafe { timeout.read_unaligned() };
-        Self::from_value(t)
+        // Kernel waits (KeWaitForSingleObject, ZwWaitForSingleObject) treat zero as a
+        // poll: that is documented for them, unlike for FltSendMessage.
+        // SAFETY: the caller's contract.
+        unsafe { SendTimeout::from_nt(timeout) }.arm(crate::readings::ZeroTimeout::Polls)
     }
 
     /// From a timeout value (not a pointer).
@@ -65,6 +64,72 @@ impl Deadline {
             Self::Never => false,
             Self::Immediate => true,
             Self::At(i) => Instant::now() >= *i,
+        }
+    }
+}
+
+/// A `FltSendMessage` timeout as the caller passed it, before the model arms its waits
+/// with it (the zero value and the re-arming of relative values depend on the
+/// [readings](crate::readings)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendTimeout {
+    /// Null: wait forever.
+    Forever,
+    /// `*Timeout == 0` (ambiguous: see [`crate::readings::ZeroTimeout`]).
+    Zero,
+    /// Negative: this long from the start of a wait.
+    Relative(Duration),
+    /// Positive: this system time (100 ns since 1601).
+    Absolute(i64),
+}
+
+impl SendTimeout {
+    /// Reads an NT timeout.
+    ///
+    /// # Safety
+    /// `timeout` is null or points to a readable `LARGE_INTEGER`.
+    #[must_use]
+    pub unsafe fn from_nt(timeout: *const LARGE_INTEGER) -> Self {
+        if timeout.is_null() {
+            return Self::Forever;
+        }
+        // SAFETY: non-null and readable per the contract.
+        match unsafe { timeout.read_unaligned() } {
+            0 => Self::Zero,
+            t if t < 0 => {
+                Self::Relative(Duration::from_nanos(t.unsigned_abs().saturating_mul(100)))
+            }
+            t => Self::Absolute(t),
+        }
+    }
+
+    /// The deadline of a wait that starts now.
+    #[must_use]
+    pub fn arm(self, zero: crate::readings::ZeroTimeout) -> Deadline {
+        match self {
+            Self::Forever => Deadline::Never,
+            Self::Zero => match zero {
+                crate::readings::ZeroTimeout::WaitsForever => Deadline::Never,
+                crate::readings::ZeroTimeout::Polls => Deadline::Immediate,
+            },
+            Self::Relative(d) => Instant::now()
+                .checked_add(d)
+                .map_or(Deadline::Never, Deadline::At),
+            Self::Absolute(t) => Deadline::from_value(t),
+        }
+    }
+
+    /// The deadline of a *re-armed* wait that starts now: a relative value counts again
+    /// from now; every other kind ends when it would have ended anyway (`None`).
+    #[must_use]
+    pub fn rearm(self) -> Option<Deadline> {
+        match self {
+            Self::Relative(d) => Some(
+                Instant::now()
+                    .checked_add(d)
+                    .map_or(Deadline::Never, Deadline::At),
+            ),
+            Self::Forever | Self::Zero | Self::Absolute(_) => None,
         }
     }
 }

@@ -24,6 +24,10 @@ impl PortBackend for InProcess {
     fn current_process(&self) -> Option<u32> {
         process::declared()
     }
+
+    fn report_violation(&self, rule: &'static str, detail: String) {
+        crate::verifier::report(rule, detail);
+    }
 }
 
 /// The fltlib and kernel32 user-mode symbols, served in-process.

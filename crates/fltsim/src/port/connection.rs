@@ -9,7 +9,8 @@
 use super::REGISTRY;
 use super::server::ServerPort;
 use crate::image::win64::driver_call;
-use crate::kernel::time::Deadline;
+use crate::kernel::time::{Deadline, SendTimeout};
+use crate::readings::{self, DisconnectWake, ErrorLength, TimeoutBudget};
 use crate::verifier::{self, rule};
 use crate::{filter, usercopy};
 use fltsim_user::{Connection, GetRequest};
@@ -24,6 +25,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::ffi::c_void;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
 
 #[derive(Debug)]
 enum Outcome {
@@ -45,11 +47,25 @@ struct Sender {
     message_id: u64,
     reply_capacity: Option<u32>,
     outcome: Outcome,
+    /// Too-small `FilterGetMessage` requests that bounced this message.
+    bounces: u32,
 }
 
 impl Sender {
     fn needed(&self) -> usize {
         FILTER_HEADER_SIZE + self.payload.len()
+    }
+
+    /// What a delivery writes besides the payload.
+    fn header(&self) -> Self {
+        Self {
+            payload: Vec::new(),
+            reply_length_field: self.reply_length_field,
+            message_id: self.message_id,
+            reply_capacity: self.reply_capacity,
+            outcome: Outcome::Delivered,
+            bounces: 0,
+        }
     }
 }
 
@@ -196,7 +212,9 @@ impl ClientConn {
 
     /// The disconnect sequence [re]: mark disconnecting → wake senders with
     /// `STATUS_PORT_DISCONNECTED` → fail queued FilterGetMessage requests → wait for
-    /// running MessageNotify calls → call Disconnect. `from_unload`: run by
+    /// running MessageNotify calls → call Disconnect. Under the ReactOS reading
+    /// ([`DisconnectWake::AtClientPortClose`], the default) the senders are not woken
+    /// here but only when the filter calls `FltCloseClientPort`. `from_unload`: run by
     /// FltUnregisterFilter (the callback is not counted as in flight then).
     pub fn disconnect(&self, from_unload: bool) {
         let gets = {
@@ -213,7 +231,9 @@ impl ClientConn {
                 return;
             }
             st.disconnecting = true;
-            self.wake_senders(&mut st);
+            if readings::current().disconnect_wake == DisconnectWake::BeforeDisconnect {
+                self.wake_senders(&mut st);
+            }
             std::mem::take(&mut st.gets)
         };
         for g in gets {
@@ -249,22 +269,27 @@ impl ClientConn {
         }
     }
 
-    /// The body of FltSendMessage once the port is resolved.
+    /// The body of FltSendMessage once the port is resolved. The waits follow the
+    /// current [readings](crate::readings): a zero timeout waits forever or polls; a
+    /// relative timeout is one budget or is re-armed for each wait (for a reader, again
+    /// after the first too-small `FilterGetMessage`, and for the reply).
     pub fn kernel_send(
         &self,
         payload: &[u8],
         reply_capacity: Option<u32>,
-        deadline: Deadline,
+        timeout: SendTimeout,
     ) -> KernelSend {
-        let disconnected = disconnected_result();
-        let timeout = || KernelSend {
+        let timed_out = || KernelSend {
             status: STATUS_TIMEOUT,
             reply: Vec::new(),
             replied: false,
         };
+        let readings = readings::current();
+        let rearm = readings.timeout_budget == TimeoutBudget::RearmedPerWait;
+        let mut deadline = timeout.arm(readings.zero_timeout);
         let mut st = self.st.lock();
         if st.disconnecting || st.filter_closed {
-            return disconnected;
+            return disconnected_result();
         }
         let message_id = if reply_capacity.is_some() {
             let id = st.next_message_id;
@@ -275,12 +300,13 @@ impl ClientConn {
         };
         let seq = st.next_seq;
         st.next_seq += 1;
-        let sender = Sender {
+        let mut sender = Sender {
             payload: payload.to_vec(),
             reply_length_field: reply_capacity.map_or(0, |c| c.saturating_add(16)),
             message_id,
             reply_capacity,
             outcome: Outcome::Waiting,
+            bounces: 0,
         };
         let needed = sender.needed();
         let mut too_small = Vec::new();
@@ -293,7 +319,7 @@ impl ClientConn {
                 break;
             }
         }
-        let mut sender = sender;
+        sender.bounces = u32::try_from(too_small.len()).unwrap_or(u32::MAX);
         let delivered_now = taker.is_some();
         if delivered_now {
             sender.outcome = Outcome::Delivered;
@@ -308,15 +334,12 @@ impl ClientConn {
         } else {
             Vec::new()
         };
-        let header_only = Sender {
-            payload: Vec::new(),
-            reply_length_field: sender.reply_length_field,
-            message_id,
-            reply_capacity,
-            outcome: Outcome::Delivered,
-        };
+        let header_only = sender.header();
         let keep = (delivered_now && reply_capacity.is_some())
             || (!delivered_now && deadline != Deadline::Immediate);
+        // The waits already under way (re-armed at most once each).
+        let mut rearmed_after_bounce = sender.bounces > 0;
+        let mut rearmed_for_reply = delivered_now;
         if keep {
             st.senders.insert(seq, sender);
         }
@@ -335,52 +358,60 @@ impl ClientConn {
             }
         }
         if !keep {
-            return timeout();
+            return timed_out();
         }
         let mut st = self.st.lock();
         loop {
-            let settled = match st
-                .senders
-                .get_mut(&seq)
-                .map(|s| (&mut s.outcome, s.reply_capacity))
-            {
-                None | Some((Outcome::Disconnected, _)) => Some(disconnected_result()),
-                Some((Outcome::Delivered, None)) => Some(KernelSend {
+            let Some(s) = st.senders.get_mut(&seq) else {
+                return disconnected_result();
+            };
+            let settled = match (&mut s.outcome, s.reply_capacity) {
+                (Outcome::Disconnected, _) => Some(disconnected_result()),
+                (Outcome::Delivered, None) => Some(KernelSend {
                     status: STATUS_SUCCESS,
                     reply: Vec::new(),
                     replied: false,
                 }),
-                Some((Outcome::Replied { status, data }, _)) => Some(KernelSend {
+                (Outcome::Replied { status, data }, _) => Some(KernelSend {
                     status: *status,
                     reply: std::mem::take(data),
                     replied: true,
                 }),
-                Some((Outcome::Waiting | Outcome::Delivered, _)) => None,
+                (Outcome::Waiting | Outcome::Delivered, _) => None,
             };
             if let Some(result) = settled {
                 st.senders.remove(&seq);
                 return result;
             }
-            let timed_out = match deadline {
+            // [re] reading: each new wait re-arms a relative timeout.
+            let delivered = matches!(s.outcome, Outcome::Delivered);
+            let bounced = s.bounces > 0;
+            if rearm
+                && ((delivered && !rearmed_for_reply) || (bounced && !rearmed_after_bounce))
+                && let Some(d) = timeout.rearm()
+            {
+                deadline = d;
+            }
+            rearmed_for_reply |= delivered;
+            rearmed_after_bounce |= bounced;
+            let expired = match deadline {
                 Deadline::Never => {
                     self.cond.wait(&mut st);
                     false
                 }
                 Deadline::Immediate => true,
-                Deadline::At(at) => self.cond.wait_until(&mut st, at).timed_out(),
-            };
-            if timed_out {
-                let settled = st
-                    .senders
-                    .get(&seq)
-                    .is_some_and(|s| !matches!(s.outcome, Outcome::Waiting | Outcome::Delivered));
-                if !settled {
-                    // Unlinked: a reply arriving later finds no waiter.
-                    st.undelivered.retain(|&q| q != seq);
-                    st.awaiting_reply.retain(|_, &mut q| q != seq);
-                    st.senders.remove(&seq);
-                    return timeout();
+                Deadline::At(at) if Instant::now() >= at => true,
+                Deadline::At(at) => {
+                    let _ = self.cond.wait_until(&mut st, at);
+                    false
                 }
+            };
+            if expired {
+                // Unlinked: a reply arriving later finds no waiter.
+                st.undelivered.retain(|&q| q != seq);
+                st.awaiting_reply.retain(|_, &mut q| q != seq);
+                st.senders.remove(&seq);
+                return timed_out();
             }
         }
     }
@@ -402,6 +433,9 @@ impl Connection for ClientConn {
         };
         let needed = s.needed();
         if needed > request.capacity() as usize {
+            s.bounces = s.bounces.saturating_add(1);
+            // The sender starts a new wait (re-armed under the [re] budget reading).
+            self.cond.notify_all();
             drop(st);
             // The message stays with its sender, which keeps waiting. [re]
             request.complete(STATUS_BUFFER_TOO_SMALL, &[], needed);
@@ -409,13 +443,7 @@ impl Connection for ClientConn {
         }
         let payload = std::mem::take(&mut s.payload);
         s.outcome = Outcome::Delivered;
-        let header = Sender {
-            payload: Vec::new(),
-            reply_length_field: s.reply_length_field,
-            message_id: s.message_id,
-            reply_capacity: s.reply_capacity,
-            outcome: Outcome::Delivered,
-        };
+        let header = s.header();
         st.undelivered.pop_front();
         if header.reply_capacity.is_some() {
             st.awaiting_reply.insert(header.message_id, seq);
@@ -556,7 +584,11 @@ impl Connection for ClientConn {
         }
         #[allow(clippy::cast_sign_loss)]
         let warning = (status as u32) >> 30 == 2;
-        *returned = if status >= 0 || warning || status == STATUS_BUFFER_TOO_SMALL {
+        // [doc] the length reaches the caller for success and warning statuses; [re] one
+        // fltmgr also delivers it with STATUS_BUFFER_TOO_SMALL (readings::ErrorLength).
+        let kept_with_error = status == STATUS_BUFFER_TOO_SMALL
+            && readings::current().error_length == ErrorLength::Kept;
+        *returned = if status >= 0 || warning || kept_with_error {
             ret
         } else {
             0

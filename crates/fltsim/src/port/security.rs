@@ -5,13 +5,15 @@
 use crate::kernel::pool;
 use crate::verifier::{self, rule};
 use portfilter_bindings::{
-    ACCESS_MASK, FLT_PORT_CONNECT, NTSTATUS, POOL_FLAG_PAGED, PSECURITY_DESCRIPTOR,
+    ACCESS_MASK, FLT_PORT_ALL_ACCESS, NTSTATUS, POOL_FLAG_PAGED, PSECURITY_DESCRIPTOR,
     STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_SUCCESS,
 };
 
 /// Pool tag of the descriptors (`FMsd`, as the Filter Manager's own allocations).
 pub const SECURITY_DESCRIPTOR_TAG: u32 = u32::from_le_bytes(*b"FMsd");
 const MAGIC: u64 = 0x6473_5f6d_6973_746c; // "ltsim_sd"
+/// The access `FilterConnectCommunicationPort` asks for.
+const CONNECT_ASKS: ACCESS_MASK = FLT_PORT_ALL_ACCESS;
 
 /// Who may connect to a server port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,11 +25,13 @@ pub(crate) enum Security {
 }
 
 impl Security {
-    /// Whether a caller (admin or not) may connect.
+    /// Whether a caller (admin or not) may connect. `FilterConnectCommunicationPort`
+    /// opens the port for `FLT_PORT_ALL_ACCESS` [re], so the descriptor must grant all of
+    /// it: one built for `FLT_PORT_CONNECT` alone refuses even administrators.
     pub fn admits(self, admin: bool) -> bool {
         match self {
             Self::Everyone => true,
-            Self::AdminsOnly(access) => admin && access & FLT_PORT_CONNECT != 0,
+            Self::AdminsOnly(access) => admin && access & CONNECT_ASKS == CONNECT_ASKS,
         }
     }
 }

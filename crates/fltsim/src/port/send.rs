@@ -5,8 +5,9 @@
 
 use super::REGISTRY;
 use crate::filter;
+use crate::kernel::context;
 use crate::kernel::irql::{self, APC_LEVEL};
-use crate::kernel::time::Deadline;
+use crate::kernel::time::SendTimeout;
 use crate::verifier::{self, rule};
 use portfilter_bindings::{
     FILTER_HEADER_SIZE, LARGE_INTEGER, NTSTATUS, PFLT_FILTER, PFLT_PORT,
@@ -68,6 +69,24 @@ pub unsafe extern "system" fn FltSendMessage(
     if !reply_buffer.is_null() && reply_length.is_null() {
         return STATUS_INVALID_PARAMETER;
     }
+    // SAFETY: the caller's contract (null or a readable LARGE_INTEGER).
+    let timeout = unsafe { SendTimeout::from_nt(timeout) };
+    if timeout == SendTimeout::Zero {
+        verifier::report(
+            rule::ZERO_SEND_TIMEOUT,
+            "*Timeout == 0: documented as \"wait indefinitely\", an older fltmgr polls",
+        );
+    }
+    if !reply_buffer.is_null() && context::unsafe_to_wait_for_user_mode() {
+        verifier::report(
+            rule::REPLY_WAIT_IN_UNSAFE_CONTEXT,
+            format!(
+                "TopLevelIrp {:#x}, all APCs disabled: {}",
+                context::top_level_irp(),
+                context::all_apcs_disabled()
+            ),
+        );
+    }
     let conn = {
         let r = REGISTRY.lock();
         // SAFETY: checked non-null and aligned above.
@@ -104,9 +123,7 @@ pub unsafe extern "system" fn FltSendMessage(
         // SAFETY: non-null, readable per the contract.
         Some(unsafe { reply_length.read() }.min(u32::MAX - FILTER_HEADER_SIZE as u32))
     };
-    // SAFETY: the caller's contract.
-    let deadline = unsafe { Deadline::from_nt(timeout) };
-    let result = conn.kernel_send(&payload, reply_capacity, deadline);
+    let result = conn.kernel_send(&payload, reply_capacity, timeout);
     if let Some(cap) = reply_capacity {
         let n = result.reply.len().min(cap as usize);
         if n > 0 {
@@ -132,6 +149,7 @@ pub unsafe extern "system" fn FltSendMessage(
 /// `client_port` points to the driver's port variable.
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn FltCloseClientPort(filter: PFLT_FILTER, client_port: *mut PFLT_PORT) {
+    irql::check_passive("FltCloseClientPort");
     if filter::from_ptr(filter).is_none() {
         verifier::report(
             rule::INVALID_OBJECT,

@@ -5,14 +5,16 @@ use super::REGISTRY;
 use super::connection::ClientConn;
 use super::security::{self, Security};
 use crate::image::win64::driver_call;
+use crate::kernel::irql;
 use crate::verifier::{self, rule};
 use crate::{filter, process};
 use parking_lot::Mutex;
 use portfilter_bindings::{
     NTSTATUS, OBJ_KERNEL_HANDLE, OBJECT_ATTRIBUTES, PFLT_CONNECT_NOTIFY, PFLT_DISCONNECT_NOTIFY,
     PFLT_FILTER, PFLT_MESSAGE_NOTIFY, PFLT_PORT, STATUS_ACCESS_DENIED,
-    STATUS_CONNECTION_COUNT_LIMIT, STATUS_FLT_DELETING_OBJECT, STATUS_INVALID_PARAMETER,
-    STATUS_OBJECT_NAME_COLLISION, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SUCCESS, nt_success,
+    STATUS_CONNECTION_COUNT_LIMIT, STATUS_FLT_DELETING_OBJECT, STATUS_INVALID_DEVICE_STATE,
+    STATUS_INVALID_PARAMETER, STATUS_OBJECT_NAME_COLLISION, STATUS_OBJECT_NAME_NOT_FOUND,
+    STATUS_SUCCESS, nt_success,
 };
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -78,6 +80,9 @@ pub unsafe extern "system" fn FltCreateCommunicationPort(
     message_notify: Option<PFLT_MESSAGE_NOTIFY>,
     max_connections: i32,
 ) -> NTSTATUS {
+    if irql::check_passive("FltCreateCommunicationPort") {
+        return STATUS_INVALID_DEVICE_STATE;
+    }
     let Some(f) = filter::from_ptr(filter) else {
         verifier::report(
             rule::INVALID_OBJECT,
@@ -137,6 +142,7 @@ pub unsafe extern "system" fn FltCreateCommunicationPort(
 /// `FltCloseCommunicationPort`: no new connects; existing connections stay.
 #[unsafe(no_mangle)]
 pub extern "system" fn FltCloseCommunicationPort(server_port: PFLT_PORT) {
+    irql::check_passive("FltCloseCommunicationPort");
     let mut r = REGISTRY.lock();
     let Some(port) = r.servers.remove(&(server_port as usize)) else {
         drop(r);

@@ -32,6 +32,8 @@ pub enum PreCreate {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub secure: bool,
+    /// The access `FltBuildDefaultSecurityDescriptor` grants (with `secure`).
+    pub port_access: ACCESS_MASK,
     pub max_connections: i32,
     pub connect_status: NTSTATUS,
     pub close_in_disconnect: bool,
@@ -52,6 +54,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             secure: true,
+            port_access: FLT_PORT_ALL_ACCESS,
             max_connections: 2,
             connect_status: STATUS_SUCCESS,
             close_in_disconnect: true,
@@ -114,11 +117,17 @@ pub enum Seen {
         name: String,
         opened: String,
         flags: u8,
+        /// `Data->Flags` (`FLTFL_CALLBACK_DATA_*`).
+        data_flags: u32,
         options: u32,
         access: u32,
         kernel: bool,
         volume_open: bool,
         file_name: String,
+        /// `IoGetTopLevelIrp()` during the callback.
+        top_level_irp: usize,
+        /// `KeAreAllApcsDisabled()` during the callback.
+        apcs_disabled: bool,
     },
     PostCreate {
         status: NTSTATUS,
@@ -247,7 +256,7 @@ pub unsafe extern "system" fn driver_entry(
         FILTER.store(filter, Ordering::SeqCst);
         let mut sd: PSECURITY_DESCRIPTOR = null_mut();
         if cfg.secure {
-            let st = FltBuildDefaultSecurityDescriptor(&mut sd, FLT_PORT_ALL_ACCESS);
+            let st = FltBuildDefaultSecurityDescriptor(&mut sd, cfg.port_access);
             if !nt_success(st) {
                 FltUnregisterFilter(filter);
                 return st;
@@ -580,11 +589,14 @@ unsafe extern "system" fn pre_create(
             name: name.clone(),
             opened,
             flags: iopb.OperationFlags,
+            data_flags: (*data).Flags,
             options: create.Options,
             access: (*create.SecurityContext).DesiredAccess,
             kernel: (*data).RequestorMode == KERNEL_MODE,
             volume_open: fo.Flags & FO_VOLUME_OPEN != 0,
             file_name: us_to_string(&fo.FileName),
+            top_level_irp: IoGetTopLevelIrp() as usize,
+            apcs_disabled: KeAreAllApcsDisabled() != 0,
         });
         match cfg.pre_create {
             PreCreate::Pass => FLT_PREOP_SUCCESS_WITH_CALLBACK,
@@ -659,6 +671,14 @@ pub fn boot(cfg: Config) -> MachineGuard {
 /// Boots and loads the test filter.
 pub fn boot_loaded(cfg: Config) -> MachineGuard {
     let m = boot(cfg);
+    fltsim::load_driver(driver_entry).expect("DriverEntry");
+    m
+}
+
+/// Boots under `readings` and loads the test filter.
+pub fn boot_loaded_with(cfg: Config, readings: fltsim::Readings) -> MachineGuard {
+    let m = boot(cfg);
+    fltsim::readings::set(readings);
     fltsim::load_driver(driver_entry).expect("DriverEntry");
     m
 }
@@ -832,6 +852,10 @@ pub fn kernel_send(
 pub const fn rel_ms(ms: i64) -> Option<i64> {
     Some(-ms * 10_000)
 }
+
+/// The shortest non-zero relative timeout (100 ns): an unambiguous poll ("deliver only if
+/// a FilterGetMessage is already pending"), unlike a zero timeout.
+pub const POLL: Option<i64> = Some(-1);
 
 /// The timeout of sends that are expected to complete: long enough never to expire in
 /// a passing test, bounded so that a failing assertion on another thread (which never

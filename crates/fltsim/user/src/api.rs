@@ -19,7 +19,6 @@ use crate::iocp::{Iocp, Packet, WaitError};
 use crate::last_error;
 use crate::request::{Notify, RequestSlot};
 use crate::wait::deadline_ms;
-use parking_lot::Mutex;
 use portfilter_bindings::{
     FILTER_HEADER_SIZE, FLT_PORT_FLAG_SYNC_HANDLE, NTSTATUS, STATUS_PENDING,
 };
@@ -116,12 +115,10 @@ pub unsafe fn filter_connect_communication_port(
         Ok(conn) => {
             let h = handles::insert(
                 b.current_process(),
-                Object::Port(Arc::new(PortHandle {
+                Object::Port(Arc::new(PortHandle::new(
                     conn,
-                    sync: options & FLT_PORT_FLAG_SYNC_HANDLE != 0,
-                    binding: Mutex::new(None),
-                    pending: Mutex::new(Vec::new()),
-                })),
+                    options & FLT_PORT_FLAG_SYNC_HANDLE != 0,
+                ))),
             );
             // SAFETY: checked non-null above.
             unsafe { port.write(h) };
@@ -145,6 +142,12 @@ pub unsafe fn filter_get_message(
     if message_buffer.is_null() || message_buffer_size == 0 {
         return E_INVALIDARG_WIN32;
     }
+    // A synchronous handle: every I/O call on it waits for the one in progress, and this
+    // one holds the handle until it returns (docs/port-semantics.md, "Handle kinds").
+    let _serialized = p.serialize();
+    // Completions on the handle before this call do not wake it: the I/O manager clears
+    // the file object's event when an I/O starts.
+    let completions_before = p.completions.count();
     let synchronous = p.sync || overlapped.is_null();
     let mut notify = Notify {
         overlapped: overlapped as usize,
@@ -177,12 +180,14 @@ pub unsafe fn filter_get_message(
     slot.set_on_done(Box::new(move |id| {
         if let Some(p) = weak.upgrade() {
             p.pending.lock().retain(|s| s.id != id);
+            p.completions.signal();
         }
     }));
     p.pending.lock().push(slot.clone());
     if let Err((request, status)) = p.conn.get_message(GetRequest::new(slot.clone())) {
         drop(request.discard());
         p.pending.lock().retain(|s| s.id != slot.id);
+        p.completions.signal();
         if !overlapped.is_null() {
             // SAFETY: as above.
             #[allow(clippy::cast_sign_loss)]
@@ -193,12 +198,36 @@ pub unsafe fn filter_get_message(
         }
         return hresult_from_ntstatus(status);
     }
-    if synchronous {
-        let (status, _) = slot.wait();
-        hresult_from_ntstatus(status)
-    } else {
-        E_IO_PENDING
+    if !synchronous {
+        return E_IO_PENDING;
     }
+    if overlapped.is_null() && !p.sync {
+        // No OVERLAPPED on an overlapped handle: kernel32 waits on the file handle, which
+        // every I/O completing on the handle signals (a reply, a command, another get).
+        // Woken by another thread's I/O, the call returns although its own request is
+        // still queued: the caller sees success and an unwritten buffer, and the kernel
+        // writes the message into that memory later. [doc][re] The status it returns
+        // then is read from an I/O status block nobody wrote yet; the model returns S_OK,
+        // the reading that hurts most (the caller decodes whatever the buffer held). [inf]
+        let own = slot.clone();
+        if !p
+            .completions
+            .wait(completions_before, move || own.result().is_some())
+        {
+            b.report_violation(
+                crate::rule::NULL_OVERLAPPED_GET_WOKEN_EARLY,
+                format!(
+                    "handle {:#x}: FilterGetMessage(buffer {:#x}, {} bytes, NULL OVERLAPPED) \
+                     returned S_OK before its message arrived; pass an OVERLAPPED with its \
+                     own event on handles opened without FLT_PORT_FLAG_SYNC_HANDLE",
+                    port as usize, message_buffer as usize, message_buffer_size
+                ),
+            );
+            return S_OK;
+        }
+    }
+    let (status, _) = slot.wait();
+    hresult_from_ntstatus(status)
 }
 
 /// `FilterReplyMessage`.
@@ -219,7 +248,12 @@ pub unsafe fn filter_reply_message(
     let data = unsafe {
         std::slice::from_raw_parts(reply_buffer.cast::<u8>(), reply_buffer_size as usize)
     };
-    hresult_from_ntstatus(p.conn.reply(data))
+    let status = {
+        let _serialized = p.serialize();
+        p.conn.reply(data)
+    };
+    p.completions.signal();
+    hresult_from_ntstatus(status)
 }
 
 /// `FilterSendMessage`.
@@ -241,6 +275,7 @@ pub unsafe fn filter_send_message(
     // SAFETY: non-null out parameter (contract).
     unsafe { bytes_returned.write(0) };
     let mut returned = 0u32;
+    let serialized = p.serialize();
     // SAFETY: raw caller buffers forwarded; the backend only accesses them fault-tolerantly.
     let status = unsafe {
         p.conn.send(
@@ -251,6 +286,8 @@ pub unsafe fn filter_send_message(
             &mut returned,
         )
     };
+    drop(serialized);
+    p.completions.signal();
     // SAFETY: as above.
     unsafe { bytes_returned.write(returned) };
     hresult_from_ntstatus(status)
@@ -453,7 +490,12 @@ pub fn cancel_io_ex(b: &dyn PortBackend, file: HANDLE, overlapped: *const OVERLA
     }
 }
 
-/// `GetOverlappedResult`.
+/// `GetOverlappedResult`, as kernelbase does it [re]: while the request is pending it
+/// fails with `ERROR_IO_INCOMPLETE` (no wait) or waits on `OVERLAPPED.hEvent` — or, when
+/// there is none, on the file handle, which any I/O completing on the handle signals.
+/// After the wait it reports what the OVERLAPPED holds, even if that is still
+/// `STATUS_PENDING` (a success code: `TRUE`, 0 bytes) because another I/O woke it: the
+/// verifier records that. The handle is only needed for that last kind of wait.
 pub unsafe fn get_overlapped_result(
     b: &dyn PortBackend,
     file: HANDLE,
@@ -464,24 +506,40 @@ pub unsafe fn get_overlapped_result(
     if overlapped.is_null() || bytes.is_null() {
         return fail(win32::INVALID_PARAMETER);
     }
-    let Some(p) = port_of(b, file) else {
-        return fail(win32::INVALID_HANDLE);
-    };
     // SAFETY: a live OVERLAPPED of the caller (contract).
     let read_internal = || unsafe { std::ptr::addr_of!((*overlapped).Internal).read_volatile() };
     #[allow(clippy::cast_sign_loss)]
-    if read_internal() == STATUS_PENDING as usize {
+    let pending = || read_internal() == STATUS_PENDING as usize;
+    if pending() {
         if wait == FALSE {
             return fail(win32::IO_INCOMPLETE);
         }
-        let slot = p
-            .pending
-            .lock()
-            .iter()
-            .find(|s| s.overlapped() == overlapped as usize)
-            .cloned();
-        if let Some(slot) = slot {
-            let _ = slot.wait();
+        // SAFETY: as above.
+        let h_event = unsafe { (*overlapped).hEvent };
+        // The low bit only keeps a completion off the completion port.
+        let event_handle = ((h_event as usize) & !1) as HANDLE;
+        if event_handle.is_null() {
+            let Some(p) = port_of(b, file) else {
+                return fail(win32::INVALID_HANDLE);
+            };
+            if !p.sync {
+                let since = p.completions.count();
+                if !p.completions.wait(since, || !pending()) {
+                    b.report_violation(
+                        crate::rule::NULL_EVENT_RESULT_WOKEN_EARLY,
+                        format!(
+                            "handle {:#x}: GetOverlappedResult(OVERLAPPED {:#x} without hEvent, \
+                             bWait = TRUE) returned while its request was still pending",
+                            file as usize, overlapped as usize
+                        ),
+                    );
+                }
+            }
+        } else {
+            let Some(event) = event_of(b, event_handle) else {
+                return fail(win32::INVALID_HANDLE);
+            };
+            let _ = event.wait(None);
         }
     }
     #[allow(clippy::cast_possible_truncation)]

@@ -26,6 +26,13 @@ pub trait PortBackend: Sync {
     /// `None` means "no process declared": handles are owned by process 0 and usable
     /// from any thread.
     fn current_process(&self) -> Option<u32>;
+
+    /// A client broke a rule of [`crate::rule`] (`detail` says how). The default prints
+    /// it on stderr; fltsim records it with its verifier, the fltlib shim also forwards it
+    /// to its host.
+    fn report_violation(&self, rule: &'static str, detail: String) {
+        eprintln!("fltsim-user: violation: {rule}: {detail}");
+    }
 }
 
 /// One client connection (the object behind a port handle).

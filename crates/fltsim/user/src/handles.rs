@@ -5,7 +5,7 @@ use crate::backend::Connection;
 use crate::event::UserEvent;
 use crate::iocp::Iocp;
 use crate::request::RequestSlot;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use windows_sys::Win32::Foundation::HANDLE;
@@ -19,6 +19,69 @@ pub(crate) struct PortHandle {
     pub binding: Mutex<Option<(Arc<Iocp>, usize)>>,
     /// Requests not completed yet (for `CancelIoEx` and `GetOverlappedResult`).
     pub pending: Mutex<Vec<Arc<RequestSlot>>>,
+    /// The file object's event: signalled by every I/O that completes on the handle. A
+    /// call with a NULL OVERLAPPED on an overlapped handle waits on it (docs/fltsim.md,
+    /// "Handle kinds").
+    pub completions: HandleSignal,
+    /// Synchronous handles: the I/O manager's file object lock, held for the whole of
+    /// each I/O call (`FilterGetMessage`, `FilterReplyMessage`, `FilterSendMessage`), so
+    /// that every call on the handle waits for the one in progress.
+    pub io_lock: Mutex<()>,
+}
+
+impl PortHandle {
+    pub(crate) fn new(conn: Arc<dyn Connection>, sync: bool) -> Self {
+        Self {
+            conn,
+            sync,
+            binding: Mutex::new(None),
+            pending: Mutex::new(Vec::new()),
+            completions: HandleSignal::default(),
+            io_lock: Mutex::new(()),
+        }
+    }
+
+    /// Holds the file object lock for one call when the handle is synchronous.
+    pub(crate) fn serialize(&self) -> Option<parking_lot::MutexGuard<'_, ()>> {
+        self.sync.then(|| self.io_lock.lock())
+    }
+}
+
+/// A counter of the I/O completions on one handle, with a condition variable: what the
+/// event of a file object does for a thread waiting on the file handle.
+#[derive(Debug, Default)]
+pub(crate) struct HandleSignal {
+    completed: Mutex<u64>,
+    cond: Condvar,
+}
+
+impl HandleSignal {
+    /// The number of completions so far.
+    pub fn count(&self) -> u64 {
+        *self.completed.lock()
+    }
+
+    /// One more I/O completed on the handle: wakes every thread waiting on the handle.
+    pub fn signal(&self) {
+        *self.completed.lock() += 1;
+        self.cond.notify_all();
+    }
+
+    /// Waits until `done()` holds (then `true`) or until an I/O completes on the handle
+    /// after `since` without `done()` holding (then `false`). `done` is checked under the
+    /// signal's lock, so a completion that makes it true is never missed.
+    pub fn wait(&self, since: u64, done: impl Fn() -> bool) -> bool {
+        let mut completed = self.completed.lock();
+        loop {
+            if done() {
+                return true;
+            }
+            if *completed != since {
+                return false;
+            }
+            self.cond.wait(&mut completed);
+        }
+    }
 }
 
 /// What a handle refers to.

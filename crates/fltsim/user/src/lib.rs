@@ -20,6 +20,7 @@ pub mod hresult;
 mod iocp;
 pub mod last_error;
 mod request;
+pub mod rule;
 pub mod wait;
 
 pub use backend::{Connection, ForwardSink, GetRequest, PortBackend};

@@ -134,6 +134,11 @@ impl RequestSlot {
         }
     }
 
+    /// (status, information) once completed.
+    pub fn result(&self) -> Option<(NTSTATUS, usize)> {
+        *self.done.lock()
+    }
+
     /// Waits for completion; returns (status, information).
     pub fn wait(&self) -> (NTSTATUS, usize) {
         let mut done = self.done.lock();

@@ -98,6 +98,7 @@ static void layout(void) {
     OFF(pf_stats, connected_clients);
     OFF(pf_stats, deciders);
     OFF(pf_stats, observers);
+    OFF(pf_stats, unsafe_context);
     OFF(pf_stats, reserved);
 
     SIZE(pf_config);
@@ -138,6 +139,7 @@ static void layout(void) {
     CONST(PF_EVENT_FLAG_NAME_TRUNCATED);
     CONST(PF_EVENT_FLAG_NAME_UNAVAILABLE);
     CONST(PF_EVENT_FLAG_REQUEST);
+    CONST(PF_EVENT_FLAG_UNSAFE_CONTEXT);
     CONST(PF_EVENT_FLAGS_ALL);
     CONST(PF_CREATE_OPTIONS_MASK);
     CONST(PF_MAX_CREATE_DISPOSITION);
@@ -274,6 +276,7 @@ static int stats(void) {
     COUNTER(connected_clients);
     COUNTER(deciders);
     COUNTER(observers);
+    COUNTER(unsafe_context);
 #undef COUNTER
     return 0;
 }

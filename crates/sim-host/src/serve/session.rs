@@ -42,6 +42,10 @@ const MAX_QUEUED_GETS: usize = 4096;
 /// Time the end of a session waits for its running requests.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
+/// The rule recorded for a violation a client reports under a name this host does not
+/// know (a client built from another version).
+const UNKNOWN_CLIENT_RULE: &str = "handle rule broken by a client (rule unknown to this host)";
+
 /// A frame for the writer, with an optional acknowledgement once it is written.
 type Outgoing = (Vec<u8>, Option<mpsc::SyncSender<()>>);
 
@@ -296,6 +300,30 @@ fn dispatch(host: &Arc<Host>, session: &Arc<Session>, id: u64, body: ToHost) {
                 c.reply(&data)
             });
             session.send(id, &FromHost::Status { status });
+        }
+        ToHost::Violation { rule, detail } => {
+            // The client's fltsim-user layer saw it break a handle rule: record it with the
+            // host's verifier (the shutdown report lists it; exit status 3).
+            let rule = fltsim_user::rule::ALL
+                .iter()
+                .find(|known| **known == rule)
+                .copied()
+                .unwrap_or(UNKNOWN_CLIENT_RULE);
+            fltsim::verifier::report(
+                rule,
+                format!(
+                    "client pid {} ({}): {}",
+                    session.cred.pid,
+                    session.image,
+                    detail.chars().take(1024).collect::<String>()
+                ),
+            );
+            session.send(
+                id,
+                &FromHost::Status {
+                    status: STATUS_SUCCESS,
+                },
+            );
         }
         ToHost::Stop | ToHost::Create(_) if !session.is_admin() => session.send(
             id,

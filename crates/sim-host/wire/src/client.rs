@@ -59,12 +59,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Client {
-    /// Connects to `path`, exchanges hellos and starts the reader thread.
+    /// Connects to `path`, checks who serves it (root or our own user only:
+    /// [`location::check_server`](crate::location::check_server)), exchanges hellos and
+    /// starts the reader thread.
     ///
     /// # Errors
     /// Connect errors (`NotFound`/`ConnectionRefused`: no host; `PermissionDenied`);
-    /// `Unsupported` when the host speaks another wire version; `TimedOut`,
-    /// `InvalidData` for a host that does not answer the hello properly.
+    /// `PermissionDenied` carrying a
+    /// [`location::UntrustedServer`](crate::location::UntrustedServer) when another user
+    /// serves the socket; `Unsupported` when the host speaks another wire version;
+    /// `TimedOut`, `InvalidData` for a host that does not answer the hello properly.
     pub fn connect(
         path: &Path,
         drop_admin: bool,
@@ -72,6 +76,8 @@ impl Client {
         on_down: OnDown,
     ) -> io::Result<(Arc<Self>, HelloInfo)> {
         let mut stream = UnixStream::connect(path)?;
+        // Nothing is sent to a host we do not trust.
+        crate::location::check_server(&stream, path)?;
         let hello = encode(&Envelope {
             id: 0,
             body: ToHost::Hello {

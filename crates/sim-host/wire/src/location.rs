@@ -8,10 +8,16 @@
 //! * otherwise `/tmp/portfilter-sim-$UID/sim.sock`, in a directory the host creates with
 //!   mode 0700 and refuses to use if it is not owned by the user or grants any group or
 //!   other permission.
+//!
+//! Whoever listens there is checked before it is trusted ([`check_server`]): a client
+//! only talks to a host run by root or by its own user, so a user who created another
+//! user's `/tmp/portfilter-sim-$UID` first cannot receive that user's clients.
 
 use std::fs;
 use std::io::{self, ErrorKind};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 /// Environment variable naming the socket.
@@ -58,12 +64,10 @@ pub fn resolve(explicit: Option<&Path>) -> PathBuf {
 /// `PermissionDenied` with an explanation when an existing directory is unsafe; I/O
 /// errors of creating it.
 pub fn ensure_private_dir(dir: &Path, uid: u32) -> io::Result<()> {
+    // Created with its final mode (the umask can only remove bits); no chmod by path
+    // afterwards. A directory made now goes through the same checks as an existing one.
     match fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => {
-            // The umask may have removed bits but never adds any; make it exact.
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
-            return Ok(());
-        }
+        Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e),
     }
@@ -98,9 +102,95 @@ pub fn ensure_private_dir(dir: &Path, uid: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// The effective uid of the process at the other end of a connected Unix socket
+/// (`SO_PEERCRED`: for a client, the credentials the server had when it called `listen`).
+///
+/// # Errors
+/// The `getsockopt` failure.
+pub fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = libc::socklen_t::try_from(size_of::<libc::ucred>()).unwrap_or(12);
+    // SAFETY: a valid socket fd, and `cred`/`len` describe a writable ucred.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &raw mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(cred.uid)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A socket served by a process that is neither root nor the client's own user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UntrustedServer {
+    /// The socket.
+    pub socket: PathBuf,
+    /// The uid of the process listening on it.
+    pub server_uid: u32,
+    /// Our uid.
+    pub our_uid: u32,
+}
+
+impl std::fmt::Display for UntrustedServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "refusing portfilter-sim socket {}: it is served by uid {}, which is neither root \
+             nor this user (uid {})",
+            self.socket.display(),
+            self.server_uid,
+            self.our_uid
+        )
+    }
+}
+
+impl std::error::Error for UntrustedServer {}
+
+/// Checks who serves `socket` (`stream` is connected to it) before anything is sent:
+/// only root or our own user is trusted.
+///
+/// # Errors
+/// `PermissionDenied` carrying an [`UntrustedServer`] for anyone else; the `getsockopt`
+/// failure.
+pub fn check_server(stream: &UnixStream, socket: &Path) -> io::Result<()> {
+    let server_uid = peer_uid(stream)?;
+    let our_uid = current_uid();
+    if server_uid == 0 || server_uid == our_uid {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            ErrorKind::PermissionDenied,
+            UntrustedServer {
+                socket: socket.to_path_buf(),
+                server_uid,
+                our_uid,
+            },
+        ))
+    }
+}
+
+/// The [`UntrustedServer`] inside an error of [`check_server`] (or of a connect that
+/// called it), if that is what it is.
+#[must_use]
+pub fn untrusted_server(error: &io::Error) -> Option<&UntrustedServer> {
+    error.get_ref()?.downcast_ref::<UntrustedServer>()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn explicit_path_wins() {
@@ -136,6 +226,37 @@ mod tests {
         ensure_private_dir(&d, current_uid()).unwrap();
         let e = ensure_private_dir(&d, current_uid().wrapping_add(1)).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+    }
+
+    #[test]
+    fn a_server_of_our_own_user_is_trusted() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("s.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let stream = UnixStream::connect(&path).unwrap();
+        assert_eq!(peer_uid(&stream).unwrap(), current_uid());
+        check_server(&stream, &path).unwrap();
+    }
+
+    #[test]
+    fn untrusted_server_error_names_the_socket_and_both_uids() {
+        let e = io::Error::new(
+            ErrorKind::PermissionDenied,
+            UntrustedServer {
+                socket: PathBuf::from("/tmp/portfilter-sim-0/sim.sock"),
+                server_uid: 65534,
+                our_uid: 0,
+            },
+        );
+        let found = untrusted_server(&e).unwrap();
+        assert_eq!(found.server_uid, 65534);
+        let text = e.to_string();
+        assert_eq!(text.lines().count(), 1);
+        assert!(
+            text.contains("/tmp/portfilter-sim-0/sim.sock") && text.contains("uid 65534"),
+            "{text}"
+        );
+        assert!(untrusted_server(&io::Error::from(ErrorKind::NotFound)).is_none());
     }
 
     #[test]

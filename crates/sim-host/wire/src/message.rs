@@ -8,8 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Version of this protocol, checked by [`ToHost::Hello`].
-pub const WIRE_VERSION: u32 = 1;
+/// Version of this protocol, checked by [`ToHost::Hello`]. 2: [`ToHost::Violation`].
+pub const WIRE_VERSION: u32 = 2;
 
 /// Largest buffer (get capacity, send input or output) the host allocates for a client.
 /// Larger lengths are clamped to it; portfilter's messages and commands are a few KiB.
@@ -151,6 +151,14 @@ pub enum ToHost {
     Close {
         /// Connection id.
         conn: u32,
+    },
+    /// The client's Win32 layer saw it break a handle rule (`fltsim_user::rule`): the
+    /// host's verifier records it (answered by [`FromHost::Status`]).
+    Violation {
+        /// The rule's name.
+        rule: String,
+        /// What happened.
+        detail: String,
     },
     /// Control: perform a file create (administrators only).
     Create(CreateSpec),
@@ -326,6 +334,10 @@ mod tests {
             paging_file: false,
             volume_open: true,
         }));
+        round_trip(ToHost::Violation {
+            rule: "a rule".into(),
+            detail: "what happened".into(),
+        });
         round_trip(ToHost::Stop);
     }
 

@@ -54,6 +54,17 @@ impl PortBackend for Remote {
         // One process: handles are usable from every thread.
         None
     }
+
+    fn report_violation(&self, rule: &'static str, detail: String) {
+        eprintln!("libfltlib: handle rule broken: {rule}: {detail}");
+        // The host's verifier records it too (its report lists it; it exits with 3).
+        if let Some(link) = link::existing() {
+            let _ = link.call(ToHost::Violation {
+                rule: rule.to_owned(),
+                detail,
+            });
+        }
+    }
 }
 
 /// One connection held by the host.

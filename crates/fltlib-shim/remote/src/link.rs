@@ -68,6 +68,15 @@ pub struct Link {
 
 static CURRENT: Mutex<Option<Arc<Link>>> = Mutex::new(None);
 
+/// The live link, if there is one (never opens one).
+pub fn existing() -> Option<Arc<Link>> {
+    CURRENT
+        .lock()
+        .as_ref()
+        .filter(|l| !l.client.is_dead())
+        .cloned()
+}
+
 /// The live link, opening one if needed.
 ///
 /// # Errors
@@ -90,10 +99,16 @@ pub fn current() -> Result<Arc<Link>, NTSTATUS> {
         Box::new(move |m| on_get.complete(m)),
         Box::new(move || on_down.fail_all()),
     )
-    .map_err(|e| match e.kind() {
-        ErrorKind::PermissionDenied => STATUS_ACCESS_DENIED,
-        ErrorKind::Unsupported => STATUS_REVISION_MISMATCH,
-        _ => STATUS_OBJECT_NAME_NOT_FOUND,
+    .map_err(|e| {
+        if let Some(untrusted) = location::untrusted_server(&e) {
+            // The HRESULT alone (access denied) would not say why: one line on stderr.
+            eprintln!("libfltlib: {untrusted}");
+        }
+        match e.kind() {
+            ErrorKind::PermissionDenied => STATUS_ACCESS_DENIED,
+            ErrorKind::Unsupported => STATUS_REVISION_MISMATCH,
+            _ => STATUS_OBJECT_NAME_NOT_FOUND,
+        }
     })?;
     let link = Arc::new(Link { client, parked });
     *cur = Some(link.clone());

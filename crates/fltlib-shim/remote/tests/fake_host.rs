@@ -4,7 +4,9 @@
 //! One test function: the shim's socket is process-wide.
 #![allow(clippy::cast_sign_loss, clippy::cast_possible_wrap)]
 
-use fltlib::{CloseHandle, FilterConnectCommunicationPort, FilterGetMessage, FilterSendMessage};
+use fltlib_remote::{
+    CloseHandle, FilterConnectCommunicationPort, FilterGetMessage, FilterSendMessage,
+};
 use portfilter_sim_wire::{
     Envelope, FRAME_DEADLINE, FromHost, Incoming, Segment, ToHost, UserBuf, WIRE_VERSION, decode,
     encode, read_frame, write_frame,

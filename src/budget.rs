@@ -1,0 +1,90 @@
+//! `FltSendMessage` timeouts whose bound holds under every reading of the Filter Manager's
+//! contract (`../shared/docs/port-semantics.md`):
+//!
+//! * **Never zero.** The documentation says a zero timeout waits "indefinitely"; an older
+//!   fltmgr polls. "Deliver only if a `FilterGetMessage` is already pending" is therefore
+//!   sent as the shortest non-zero *relative* timeout, [`POLL`] (100 ns): unambiguous, and
+//!   re-arming it for each internal wait costs at most a few hundred nanoseconds.
+//! * **An absolute deadline per message.** The documentation calls the timeout the total
+//!   for delivery and reply; an older fltmgr re-arms a *relative* value for each of its up
+//!   to three waits (reader, again after a too-small get, reply), so `-budget` could hold
+//!   the sender ~3 × budget. An absolute system time is the same instant however often it
+//!   is re-armed, so [`Budget::timeout`] passes `now + budget` as a positive (absolute)
+//!   value: the message waits at most its budget under both readings.
+//!
+//! The trade-off (docs/driver.md, "Bounds"): an absolute timeout follows the system clock.
+//! If the clock is set back by Δ while a message waits, that one wait lasts up to Δ longer;
+//! if it is set forward, the wait ends early (the create gets the default verdict, counted
+//! as a timeout). Relative timeouts are immune to clock changes but break the bound under
+//! the re-arming reading, and dividing the budget by three to survive re-arming would cut
+//! every decider's time to a third under the documented reading. Clock steps are rare and
+//! affect only the sends waiting at that moment; a broken bound would affect every create.
+
+use crate::sync::relative_timeout;
+use portfilter_bindings::{KeQuerySystemTimePrecise, LARGE_INTEGER};
+
+/// The shortest non-zero relative timeout: "only if a request is already pending".
+pub(crate) const POLL: LARGE_INTEGER = -1;
+const _: () = assert!(POLL < 0, "relative, never 0");
+
+/// 100 ns units per millisecond.
+const UNITS_PER_MS: i64 = 10_000;
+
+/// The time budget of one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Budget {
+    ms: u32,
+}
+
+impl Budget {
+    /// A budget of `ms` milliseconds (0: do not wait for a reader at all).
+    pub(crate) const fn ms(ms: u32) -> Self {
+        Self { ms }
+    }
+
+    /// The `FltSendMessage` timeout for a message sent now: the absolute system time
+    /// `now + budget`, or [`POLL`] for a zero budget. Never 0.
+    pub(crate) fn timeout(self) -> LARGE_INTEGER {
+        if self.ms == 0 {
+            return POLL;
+        }
+        let mut now: LARGE_INTEGER = 0;
+        // SAFETY: `now` is a valid out pointer.
+        unsafe { KeQuerySystemTimePrecise(&raw mut now) };
+        absolute_deadline(now, self.ms)
+    }
+}
+
+/// `now + ms` as an absolute NT time (positive). Falls back to the relative form if the
+/// clock reads as unset (≤ 0), so that the value can never be 0 or negative-by-accident
+/// in a way that changes its meaning.
+fn absolute_deadline(now: LARGE_INTEGER, ms: u32) -> LARGE_INTEGER {
+    let span = i64::from(ms) * UNITS_PER_MS;
+    match now.checked_add(span) {
+        Some(at) if now > 0 => at,
+        _ => relative_timeout(ms),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zero_budget_is_the_shortest_relative_timeout_never_zero() {
+        assert_eq!(Budget::ms(0).timeout(), POLL);
+    }
+
+    #[test]
+    fn a_budget_is_an_absolute_time_after_now() {
+        let now = 133_000_000_000_000_000; // 2022
+        assert_eq!(absolute_deadline(now, 250), now + 2_500_000);
+        assert_eq!(absolute_deadline(now, 60_000), now + 600_000_000);
+    }
+
+    #[test]
+    fn an_unset_clock_falls_back_to_a_relative_timeout() {
+        assert_eq!(absolute_deadline(0, 100), -1_000_000);
+        assert_eq!(absolute_deadline(i64::MAX, 100), -1_000_000);
+    }
+}

@@ -50,10 +50,11 @@ fi
 
 # The same end-to-end suites again, with the shipped image instead of the driver's source:
 # fltsim's PE loader maps out/portfilter.sys and every harness (driver tests, client
-# tests, portfilter-sim and the cross-process portctl / C client tests) loads it.
+# tests, portfilter-sim and the cross-process portctl / C client tests, whose hosts
+# inherit FLTSIM_IMAGE) loads it.
 step "end-to-end suites against the shipped image (FLTSIM_IMAGE=out/portfilter.sys)"
 export FLTSIM_IMAGE="$PWD/out/portfilter.sys"
-image_suites=(-p portfilter -p portfilter-client -p portfilter-sim)
+image_suites=(-p portfilter -p portfilter-client -p portfilter-sim -p portctl)
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run "${image_suites[@]}" --locked --no-fail-fast \
         -E 'not (binary(pe_image) | binary(inf))'

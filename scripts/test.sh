@@ -54,11 +54,11 @@ fi
 # inherit FLTSIM_IMAGE) loads it.
 step "end-to-end suites against the shipped image (FLTSIM_IMAGE=out/portfilter.sys)"
 export FLTSIM_IMAGE="$PWD/out/portfilter.sys"
-image_suites=(-p portfilter -p portfilter-client -p portfilter-sim -p portctl)
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run "${image_suites[@]}" --locked --no-fail-fast \
-        -E 'not (binary(pe_image) | binary(inf))'
+    # --workspace with a package filter: the same build as above, nothing recompiles.
+    cargo nextest run --workspace --locked --no-fail-fast -E \
+        '(package(portfilter) | package(portfilter-client) | package(portfilter-sim) | package(portctl)) and not (binary(pe_image) | binary(inf))'
 else
-    cargo test "${image_suites[@]}" --locked --no-fail-fast
+    cargo test -p portfilter -p portfilter-client -p portfilter-sim -p portctl --locked --no-fail-fast
 fi
 unset FLTSIM_IMAGE

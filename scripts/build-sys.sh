@@ -2,15 +2,19 @@
 # Cross-builds the driver image portfilter.sys for x86_64-pc-windows-msvc on Linux, without
 # the WDK (DESIGN.md, decision 2: "Windows target on any OS without the WDK").
 #
-#   scripts/build-sys.sh [--sign] [--no-deps]
+#   scripts/build-sys.sh [--dev] [--sign] [--no-deps]
 #
+#   --dev      build with the dev profile (debug: opt-level 0, debug assertions, overflow
+#              checks) instead of release, into out/dev/ unless PORTFILTER_OUT is set. This
+#              is what `cargo make` (debug, its default) and `cargo wdk build` compile on
+#              Windows; CI builds both profiles.
 #   --sign     test-sign the image with osslsigncode and a throwaway self-signed
 #              certificate made by openssl for this build (its private key is deleted at
 #              the end; nothing secret is written under out/). Such a driver loads only on
 #              a machine with test signing on (bcdedit /set testsigning on).
 #   --no-deps  do not run scripts/install-deps.sh first.
 #
-# Output (folder out/, or $PORTFILTER_OUT):
+# Output (folder out/, or out/dev/ with --dev, or $PORTFILTER_OUT):
 #   portfilter.sys         the driver image (PE32+, subsystem NATIVE, entry DriverEntry)
 #   portfilter.map         lld-link's map file (tests/pe_image.rs reads DriverEntry's RVA)
 #   portfilter.pdb         symbols for WinDbg
@@ -31,20 +35,30 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 target=x86_64-pc-windows-msvc
-out=${PORTFILTER_OUT:-$root/out}
 target_dir=$root/target/cross
-work=$target_dir/portfilter-sys-work
 
 sign=0
 deps=1
+profile=release
 for arg in "$@"; do
     case "$arg" in
+        --dev) profile=dev ;;
         --sign) sign=1 ;;
         --no-deps) deps=0 ;;
-        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -euo pipefail/{/^set -euo/!p}' "$0"; exit 0 ;;
         *) echo "build-sys: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
+
+# cargo's output folder for the profile; the dev profile's is called debug.
+if [ "$profile" = dev ]; then
+    profile_dir=debug
+    out=${PORTFILTER_OUT:-$root/out/dev}
+else
+    profile_dir=release
+    out=${PORTFILTER_OUT:-$root/out}
+fi
+work=$target_dir/portfilter-sys-work-$profile
 
 log() { echo "build-sys: $*" >&2; }
 die() { echo "build-sys: error: $*" >&2; exit 1; }
@@ -133,18 +147,31 @@ rm -rf "$tree"
 mkdir -p "$tree"
 tar -C "$root" --exclude=./target --exclude=./out --exclude=./.git -cf - . | tar -C "$tree" -xf -
 
-log "cargo build (release, -Zbuild-std) for $target"
+# The standard library crates rebuilt by -Zbuild-std follow the selected profile; in the dev
+# profile that would make them unoptimised, unlike the precompiled ones that the WDK build on
+# Windows links (rustup ships core/alloc/compiler_builtins built in release, without debug
+# assertions). Unoptimised compiler_builtins keeps references to the C library's fma/fmaf,
+# which no kernel module exports. So build them as rustup does, in both profiles; the
+# driver's own crates (portfilter, its protocol and bindings) keep the profile's settings.
+std_profile=()
+for krate in core alloc compiler_builtins; do
+    std_profile+=(--config "profile.$profile.package.$krate.opt-level=3"
+        --config "profile.$profile.package.$krate.debug-assertions=false"
+        --config "profile.$profile.package.$krate.overflow-checks=false")
+done
+
+log "cargo build ($profile profile, -Zbuild-std) for $target"
 (
     cd "$tree"
     env -u RUSTFLAGS RUSTC="$rustc_bin" RUSTC_BOOTSTRAP=1 \
         CARGO_ENCODED_RUSTFLAGS="$encoded_rustflags" \
         CARGO_TARGET_DIR="$target_dir" \
-        "$cargo_bin" build --release --target "$target" -p portfilter --no-default-features \
+        "$cargo_bin" build --profile "$profile" --target "$target" -p portfilter --no-default-features \
         --lib -Zbuild-std=core,alloc,compiler_builtins \
-        -Zbuild-std-features=compiler-builtins-mem
+        -Zbuild-std-features=compiler-builtins-mem "${std_profile[@]}"
 )
 
-built=$target_dir/$target/release/portfilter.dll
+built=$target_dir/$target/$profile_dir/portfilter.dll
 [ -f "$built" ] || die "the build produced no $built"
 
 # ---- collect the outputs ----------------------------------------------------------------
@@ -155,8 +182,8 @@ cp "$built" "$sys"
 # Debian's lld-link 14 has no /RELEASE), so compute it here.
 python3 "$root/scripts/pe-checksum.py" "$sys"
 cp "$map" "$out/portfilter.map"
-if [ -f "$target_dir/$target/release/portfilter.pdb" ]; then
-    cp "$target_dir/$target/release/portfilter.pdb" "$out/portfilter.pdb"
+if [ -f "$target_dir/$target/$profile_dir/portfilter.pdb" ]; then
+    cp "$target_dir/$target/$profile_dir/portfilter.pdb" "$out/portfilter.pdb"
 fi
 
 # What stampinf does in the WDK flow: $ARCH$ -> amd64, DriverVer = today, crate version.
@@ -205,6 +232,7 @@ fi
 cat >"$out/build-info.txt" <<INFO
 image=portfilter.sys
 target=$target
+profile=$profile
 toolchain=$toolchain
 rustc=$("$rustc_bin" -V)
 linker=$linker

@@ -3,7 +3,7 @@
 #
 #   the real driver hosted by portfilter-sim under fltsim (the user-mode Filter Manager),
 #   portctl guard (decider, demo/rules.toml) and portctl watch (observer, queued batches)
-#   as separate processes through libfltlib.so, and a workload of real file creates
+#   as separate processes through the fltlib shim (crates/fltlib-shim), and a workload of real file creates
 #   (a sample of the Sysmon trace in crates/sim-host/data) from several simulated processes.
 #
 # Phase 1: normal operation: decisions stream, allowed/denied counts, latency percentiles.
@@ -24,7 +24,7 @@ stalled=${PORTFILTER_DEMO_STALLED:-200}
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "Building portfilter-sim, portctl and libfltlib.so (release)"
+say "Building portfilter-sim and portctl (release)"
 cargo build --release --locked -q -p portfilter-sim -p portctl
 bin=target/release
 

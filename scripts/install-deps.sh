@@ -11,7 +11,12 @@
 #   clang-14                          compiles src/glue/usercopy.c (SEH) for the MSVC target
 #   llvm                              llvm-readobj / llvm-objdump to inspect the image by hand
 #   gcc-mingw-w64-x86-64              x86_64-w64-mingw32-gcc + the mingw-w64 DDK headers for
-#                                     the struct layout cross-check
+#                                     the struct layout cross-check; with mingw-w64's
+#                                     <fltuser.h> and libfltlib.a it cross-builds the C
+#                                     example for Windows (scripts/build-examples-windows.sh)
+#   g++-mingw-w64-x86-64 libasio-dev  x86_64-w64-mingw32-g++(-posix) and standalone asio: the
+#                                     C++ example (examples/cpp-asio) for Windows
+#   make                              the examples' Makefiles
 #   osslsigncode openssl              optional test-signing of the cross-built image
 #   python3                           scripts/pe-checksum.py, the INF stamping step
 #
@@ -27,6 +32,9 @@ packages=(
     clang-14
     llvm
     gcc-mingw-w64-x86-64
+    g++-mingw-w64-x86-64
+    libasio-dev
+    make
     osslsigncode
     openssl
     python3

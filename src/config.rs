@@ -5,10 +5,18 @@
 //! needs ([`Settings`]) and runs the filter match in place; `SetConfig` builds the new
 //! configuration in a fresh allocation, then swaps the pointer under the lock *exclusive*.
 //! A create therefore sees one whole configuration, old or new, never a mix.
+//!
+//! The create path's first look (before it queries a name) needs only the skip rules and
+//! the default verdict: they are mirrored in one atomic word ([`Early`]), written under
+//! the exclusive lock whenever the configuration is swapped, and read without any lock —
+//! a skipped create takes no lock at all. That look may be a moment stale (it is then as
+//! if the create ran just before the `SetConfig`); a create that goes on re-reads
+//! everything from one configuration under the shared lock ([`ConfigStore::decide`]).
 
 use crate::pool::PoolBox;
 use crate::skip::SkipPolicy;
 use crate::sync::PushLock;
+use core::sync::atomic::{AtomicU32, Ordering};
 use portfilter_bindings::{NTSTATUS, STATUS_INSUFFICIENT_RESOURCES};
 use portfilter_protocol::config::{
     DEFAULT_BATCH_MAX_EVENTS, DEFAULT_NOTIFY_TIMEOUT_MS, DEFAULT_QUEUE_CAPACITY,
@@ -59,11 +67,6 @@ impl Settings {
             batch_max_events: config.batch_max_events,
         }
     }
-
-    /// The default verdict lets creates through.
-    pub(crate) fn default_verdict_allows(&self) -> bool {
-        self.default_verdict == Decision::Allow
-    }
 }
 
 const fn skip_policy(flags: u32) -> SkipPolicy {
@@ -73,9 +76,51 @@ const fn skip_policy(flags: u32) -> SkipPolicy {
     }
 }
 
+/// What the create path's lock-free first look reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Early {
+    /// The configurable skip rules.
+    pub skip: SkipPolicy,
+    /// The default verdict lets creates through.
+    pub default_allows: bool,
+}
+
+const EARLY_SKIP_DIRECTORIES: u32 = 1;
+const EARLY_SKIP_KERNEL_MODE: u32 = 2;
+const EARLY_DEFAULT_DENIES: u32 = 4;
+
+impl Early {
+    const fn encode(settings: &Settings) -> u32 {
+        let mut word = 0;
+        if settings.skip.directories {
+            word |= EARLY_SKIP_DIRECTORIES;
+        }
+        if settings.skip.kernel_mode {
+            word |= EARLY_SKIP_KERNEL_MODE;
+        }
+        if matches!(settings.default_verdict, Decision::Deny) {
+            word |= EARLY_DEFAULT_DENIES;
+        }
+        word
+    }
+
+    const fn decode(word: u32) -> Self {
+        Self {
+            skip: SkipPolicy {
+                directories: word & EARLY_SKIP_DIRECTORIES != 0,
+                kernel_mode: word & EARLY_SKIP_KERNEL_MODE != 0,
+            },
+            default_allows: word & EARLY_DEFAULT_DENIES == 0,
+        }
+    }
+}
+
 /// The installed configuration.
 pub(crate) struct ConfigStore {
     current: PushLock<Option<PoolBox<Config>>>,
+    /// [`Early`] of the current configuration, encoded (written under `current`'s
+    /// exclusive lock, read without a lock).
+    early: AtomicU32,
     /// Serialises `SetConfig` commands (queue resize + swap form one step).
     setting: PushLock<()>,
 }
@@ -86,6 +131,7 @@ impl ConfigStore {
     pub(crate) const fn new() -> Self {
         Self {
             current: PushLock::new(None),
+            early: AtomicU32::new(Early::encode(&Settings::DEFAULT)),
             setting: PushLock::new(()),
         }
     }
@@ -122,6 +168,13 @@ impl ConfigStore {
             .map_or(Settings::DEFAULT, Settings::of)
     }
 
+    /// The skip rules and default verdict, without a lock (possibly a moment stale).
+    pub(crate) fn early(&self) -> Early {
+        // Relaxed: one self-contained word (no pointer, nothing else published with it);
+        // a stale value is allowed (see the module documentation).
+        Early::decode(self.early.load(Ordering::Relaxed))
+    }
+
     /// The current settings and the filter decision for a create with this path inside
     /// the volume and this extension, from one configuration.
     pub(crate) fn decide(&self, path_in_volume: &[u16], extension: &[u16]) -> (Settings, bool) {
@@ -154,7 +207,12 @@ impl ConfigStore {
     /// Swaps in `fresh` and returns the previous configuration (freed by the caller,
     /// outside the lock).
     pub(crate) fn replace(&self, fresh: PoolBox<Config>) -> Option<PoolBox<Config>> {
-        self.current.write().replace(fresh)
+        let early = Early::encode(&Settings::of(&fresh));
+        let mut current = self.current.write();
+        let old = current.replace(fresh);
+        self.early.store(early, Ordering::Relaxed);
+        drop(current);
+        old
     }
 
     /// Takes the `SetConfig` serialisation lock.
@@ -180,6 +238,22 @@ mod tests {
         let s = Settings::of(&c);
         assert!(s.skip.directories && !s.skip.kernel_mode);
         c.default_verdict = Decision::Deny;
-        assert!(!Settings::of(&c).default_verdict_allows());
+        assert_eq!(Settings::of(&c).default_verdict, Decision::Deny);
+    }
+
+    #[test]
+    fn early_word_round_trips_every_combination() {
+        for word in 0..8 {
+            let early = Early::decode(word);
+            let mut settings = Settings::DEFAULT;
+            settings.skip = early.skip;
+            settings.default_verdict = if early.default_allows {
+                Decision::Allow
+            } else {
+                Decision::Deny
+            };
+            assert_eq!(Early::encode(&settings), word);
+        }
+        assert!(Early::decode(Early::encode(&Settings::DEFAULT)).default_allows);
     }
 }

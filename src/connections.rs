@@ -9,13 +9,22 @@
 //!   the decider. One too many gets `STATUS_CONNECTION_COUNT_LIMIT`, the status the Filter
 //!   Manager itself uses.
 //!
-//! Senders take a reference on a slot while they use its client port (a small rundown
-//! protection): the reference is taken under the table lock, together with the check of
-//! the connection's process id (self-exclusion), and released after `FltSendMessage`
-//! returned ([`Connections::for_each`]). Disconnect marks the slot closing (no new
-//! references), closes the client port, waits for the references to drain, and only then
-//! frees the slot. So a send never reaches a *different* connection that reused the slot,
-//! and the process id checked is the one of the port the event goes to.
+//! Connect and Disconnect change the table under its push lock (exclusive). The create
+//! path reads it **without the lock**: each slot has a *gate*, a small rundown protection
+//! in one atomic word (bit 0: open for new references; the other bits: references held).
+//! Connect writes the slot's client port, role, process id and connection id, then opens
+//! the gate with a `Release` store. A sender takes a reference with a compare-exchange
+//! that succeeds only while the gate is open (`Acquire`: it then sees the fields that
+//! connection published, and those fields cannot change while it holds the reference);
+//! it checks the role and the process id (self-exclusion) *after* taking the reference,
+//! so the process checked is the one of the port the event goes to — the identity and
+//! the port are published, pinned and retired together, as one unit, which is what
+//! keeping them "under the same lock" guarantees. The reference is released after
+//! `FltSendMessage` returned ([`Connections::for_each`]). Disconnect closes the gate (no
+//! new references: every later compare-exchange fails), closes the client port, waits for
+//! the references to drain, and only then frees the slot. So a send never reaches a
+//! *different* connection that reused the slot. A slot that is not open for the role
+//! asked costs the create path two plain loads and no interlocked operation.
 //!
 //! Closing the client port is what wakes a sender blocked on it, under every reading of
 //! the Filter Manager's disconnect (fltmgr wakes senders before calling Disconnect;
@@ -51,14 +60,12 @@ enum SlotState {
 struct Slot {
     state: SlotState,
     role: Role,
-    process_id: u32,
     connection_id: u32,
 }
 
 const FREE_SLOT: Slot = Slot {
     state: SlotState::Free,
     role: Role::Observer,
-    process_id: 0,
     connection_id: 0,
 };
 
@@ -76,9 +83,17 @@ pub(crate) struct Connections {
     /// them (`FltCloseClientPort`) through their address; we write one only in Connect,
     /// while its slot is not yet visible to senders.
     ports: [UnsafeCell<PFLT_PORT>; MAX_CONNECTIONS],
-    /// Senders currently using each slot's port.
-    senders: [AtomicU32; MAX_CONNECTIONS],
-    /// Signalled when a slot's sender count drops to zero.
+    /// Per slot: the rundown word ([`GATE_OPEN`] + [`GATE_REF`] × references held).
+    gates: [AtomicU32; MAX_CONNECTIONS],
+    /// Per slot: the connection's role ([`role_code`]), published by its gate.
+    roles: [AtomicU32; MAX_CONNECTIONS],
+    /// Per slot: the connection's process id, published by its gate.
+    process_ids: [AtomicU32; MAX_CONNECTIONS],
+    /// Per slot: the connection's id, published by its gate.
+    connection_ids: [AtomicU32; MAX_CONNECTIONS],
+    /// Open observer connections (a lock-free hint for the create path).
+    observers: AtomicU32,
+    /// Signalled when a slot's reference count drops to zero.
     drained: [Event; MAX_CONNECTIONS],
     /// Set once the slot's client port is closed (a notification event, cleared when a
     /// connection takes the slot): a second closer waits on it.
@@ -91,8 +106,8 @@ pub(crate) struct Connections {
 }
 
 // SAFETY: `table` is guarded by its push lock; `ports` cells follow the protocol above
-// (written once per connection before publication, then only by the Filter Manager, which
-// synchronises on the port object); the rest are atomics and kernel events.
+// (written once per connection before its gate opens, then only by the Filter Manager,
+// which synchronises on the port object); the rest are atomics and kernel events.
 unsafe impl Sync for Connections {}
 // SAFETY: plain data and kernel object pointers.
 unsafe impl Send for Connections {}
@@ -127,7 +142,11 @@ impl Connections {
                 sealed: false,
             }),
             ports: [const { UnsafeCell::new(core::ptr::null_mut()) }; MAX_CONNECTIONS],
-            senders: [const { AtomicU32::new(0) }; MAX_CONNECTIONS],
+            gates: [const { AtomicU32::new(0) }; MAX_CONNECTIONS],
+            roles: [const { AtomicU32::new(0) }; MAX_CONNECTIONS],
+            process_ids: [const { AtomicU32::new(0) }; MAX_CONNECTIONS],
+            connection_ids: [const { AtomicU32::new(0) }; MAX_CONNECTIONS],
+            observers: AtomicU32::new(0),
             drained: [const { Event::new() }; MAX_CONNECTIONS],
             port_closed: [const { Event::new() }; MAX_CONNECTIONS],
             open: AtomicU32::new(0),
@@ -193,16 +212,27 @@ impl Connections {
         };
         let connection_id = table.next_connection_id;
         table.next_connection_id = table.next_connection_id.wrapping_add(1).max(1);
-        if let Some(cell) = self.ports.get(index) {
-            // SAFETY: the slot is free: no sender holds a reference to it and the Filter
-            // Manager no longer uses the old port (closed before the slot was freed).
-            unsafe { *cell.get() = client_port };
-        }
+        let (Some(cell), Some(gate), Some(role_cell), Some(pid_cell), Some(id_cell)) = (
+            self.ports.get(index),
+            self.gates.get(index),
+            self.roles.get(index),
+            self.process_ids.get(index),
+            self.connection_ids.get(index),
+        ) else {
+            return Err(STATUS_CONNECTION_COUNT_LIMIT);
+        };
+        // SAFETY: the slot is free: its gate is closed with no reference held (disconnect
+        // drained it), so no sender reads the cell, and the Filter Manager no longer uses
+        // the old port (closed before the slot was freed).
+        unsafe { *cell.get() = client_port };
+        // Relaxed: published by the gate's Release store below.
+        role_cell.store(role_code(role), Ordering::Relaxed);
+        pid_cell.store(process_id, Ordering::Relaxed);
+        id_cell.store(connection_id, Ordering::Relaxed);
         if let Some(slot) = table.slots.get_mut(index) {
             *slot = Slot {
                 state: SlotState::Open,
                 role,
-                process_id,
                 connection_id,
             };
         }
@@ -212,7 +242,13 @@ impl Connections {
         if let Some(closed) = self.port_closed.get(index) {
             closed.clear();
         }
+        if role == Role::Observer {
+            self.observers.fetch_add(1, Ordering::AcqRel);
+        }
         self.open.fetch_add(1, Ordering::AcqRel);
+        // Release: a sender whose compare-exchange reads this value (or a later one in its
+        // release sequence) sees the port, role, process and connection id written above.
+        gate.store(GATE_OPEN, Ordering::Release);
         Ok((index, connection_id))
     }
 
@@ -241,9 +277,9 @@ impl Connections {
     /// Disconnect callback never returns before `FltCloseClientPort` ran. Returns whether
     /// this call closed a connection.
     pub(crate) fn disconnect(&self, filter: PFLT_FILTER, index: usize) -> bool {
-        let (Some(cell), Some(senders), Some(drained), Some(closed)) = (
+        let (Some(cell), Some(gate), Some(drained), Some(closed)) = (
             self.ports.get(index),
-            self.senders.get(index),
+            self.gates.get(index),
             self.drained.get(index),
             self.port_closed.get(index),
         ) else {
@@ -252,7 +288,12 @@ impl Connections {
         {
             let mut table = self.table.write();
             match table.slots.get_mut(index) {
-                Some(slot) if slot.state == SlotState::Open => slot.state = SlotState::Closing,
+                Some(slot) if slot.state == SlotState::Open => {
+                    slot.state = SlotState::Closing;
+                    if slot.role == Role::Observer {
+                        self.observers.fetch_sub(1, Ordering::AcqRel);
+                    }
+                }
                 Some(slot) if slot.state == SlotState::Closing => {
                     drop(table);
                     // The other closer's FltCloseClientPort returns promptly; the bounded
@@ -263,15 +304,20 @@ impl Connections {
                 _ => return false,
             }
             self.open.fetch_sub(1, Ordering::AcqRel);
+            drained.clear();
+            // No new references from here on: a compare-exchange that read the gate open
+            // fails, since this changes the word; one ordered after this sees it closed.
+            gate.fetch_and(!GATE_OPEN, Ordering::AcqRel);
         }
-        drained.clear();
         // SAFETY: the cell holds this connection's client port; FltCloseClientPort closes
         // it and sets the cell to null. Sends on it fail with STATUS_PORT_DISCONNECTED.
         unsafe { FltCloseClientPort(filter, cell.get()) };
         closed.set();
         // Every sender that still holds a reference is about to return (its port is
         // closed). The bounded wait only guards against a missed wake-up.
-        while senders.load(Ordering::Acquire) != 0 {
+        // Acquire: pairs with the senders' Release decrements, so their last reads of the
+        // port cell and the slot's fields happen before the slot is reused.
+        while gate.load(Ordering::Acquire) != 0 {
             let _: Wait = drained.wait(Some(10));
         }
         let mut table = self.table.write();
@@ -317,6 +363,11 @@ impl Connections {
         self.open.load(Ordering::Acquire) != 0
     }
 
+    /// Whether any observer is connected (no lock; a hint, as [`Connections::any_open`]).
+    pub(crate) fn any_observer(&self) -> bool {
+        self.observers.load(Ordering::Acquire) != 0
+    }
+
     /// Open connections by role.
     pub(crate) fn counts(&self) -> Counts {
         let table = self.table.read();
@@ -334,13 +385,13 @@ impl Connections {
     }
 
     /// Calls `f` for every open connection of `role` whose process is not `requestor`
-    /// (self-exclusion; `None`: no exclusion), one at a time. While `f` runs, the
-    /// connection's slot is referenced (its port cell stays this connection's); the
-    /// reference is taken under the table lock, together with the process check, and
-    /// released right after `f` returns — a sender never holds a slot while it talks to
-    /// another connection, so a disconnect waits at most for the sends *to it*, which the
-    /// Filter Manager has already woken. Exclusions are counted as
-    /// [`Counter::SelfExcluded`].
+    /// (self-exclusion; `None`: no exclusion), one at a time, without the table lock.
+    /// While `f` runs, the connection's slot is referenced (its port cell stays this
+    /// connection's); the reference is taken first and the role and process are checked
+    /// under it (the module documentation has the protocol), and it is released right
+    /// after `f` returns — a sender never holds a slot while it talks to another
+    /// connection, so a disconnect waits at most for the sends *to it*, which the Filter
+    /// Manager has already woken. Exclusions are counted as [`Counter::SelfExcluded`].
     pub(crate) fn for_each(
         &self,
         role: Role,
@@ -349,32 +400,49 @@ impl Connections {
         mut f: impl FnMut(&Target),
     ) -> Visit {
         let mut visit = Visit::default();
+        let wanted = role_code(role);
         for index in 0..MAX_CONNECTIONS {
-            let target = {
-                let table = self.table.read();
-                let Some(slot) = table.slots.get(index) else {
-                    continue;
-                };
-                if slot.state != SlotState::Open || slot.role != role {
-                    continue;
-                }
-                if requestor == Some(slot.process_id) {
-                    stats.bump(Counter::SelfExcluded);
-                    visit.excluded = true;
-                    continue;
-                }
-                let (Some(senders), Some(cell)) = (self.senders.get(index), self.ports.get(index))
-                else {
-                    continue;
-                };
-                senders.fetch_add(1, Ordering::AcqRel);
-                Target {
-                    port: cell.get(),
-                    process_id: slot.process_id,
-                    connection_id: slot.connection_id,
-                    index,
-                }
+            let (Some(gate), Some(role_cell), Some(pid_cell), Some(id_cell), Some(cell)) = (
+                self.gates.get(index),
+                self.roles.get(index),
+                self.process_ids.get(index),
+                self.connection_ids.get(index),
+                self.ports.get(index),
+            ) else {
+                continue;
             };
+            // A cheap look first (plain loads, possibly stale): skip slots that are closed
+            // or hold another role without touching their gate's cache line for writing.
+            // A stale look only skips a connection that is opening right now (the create
+            // then behaves as if it ran just before the connect) or costs one reference
+            // taken and dropped below.
+            if gate.load(Ordering::Relaxed) & GATE_OPEN == 0
+                || role_cell.load(Ordering::Relaxed) != wanted
+            {
+                continue;
+            }
+            if !acquire_gate(gate) {
+                continue;
+            }
+            // Under the reference (Acquire in `acquire_gate`): these are the values the
+            // connection that opened the gate published, and they stay its values until
+            // we release.
+            let target = Target {
+                port: cell.get(),
+                process_id: pid_cell.load(Ordering::Relaxed),
+                connection_id: id_cell.load(Ordering::Relaxed),
+                index,
+            };
+            if role_cell.load(Ordering::Relaxed) != wanted {
+                self.release(index);
+                continue;
+            }
+            if requestor == Some(target.process_id) {
+                self.release(index);
+                stats.bump(Counter::SelfExcluded);
+                visit.excluded = true;
+                continue;
+            }
             f(&target);
             self.release(index);
             visit.visited += 1;
@@ -383,14 +451,47 @@ impl Connections {
     }
 
     fn release(&self, index: usize) {
-        let (Some(senders), Some(drained)) = (self.senders.get(index), self.drained.get(index))
-        else {
+        let (Some(gate), Some(drained)) = (self.gates.get(index), self.drained.get(index)) else {
             return;
         };
-        if senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // Release: our reads of the port cell and the slot's fields happen before the
+        // disconnecting thread's Acquire load that sees the count reach zero.
+        let before = gate.fetch_sub(GATE_REF, Ordering::AcqRel);
+        if before & !GATE_OPEN == GATE_REF {
             drained.set();
         }
     }
+}
+
+/// Gate bit: the slot accepts new references.
+const GATE_OPEN: u32 = 1;
+/// Gate increment for one reference.
+const GATE_REF: u32 = 2;
+
+/// Takes a reference on an open gate; false when it is closed (or the count would
+/// overflow, which more than 2^31 concurrent senders cannot reach).
+fn acquire_gate(gate: &AtomicU32) -> bool {
+    let mut current = gate.load(Ordering::Relaxed);
+    loop {
+        if current & GATE_OPEN == 0 {
+            return false;
+        }
+        let Some(next) = current.checked_add(GATE_REF) else {
+            return false;
+        };
+        // Acquire on success: synchronises with the connect's Release store that opened
+        // the gate (our compare-exchange reads it or a later read-modify-write in its
+        // release sequence), so the slot's fields are that connection's.
+        match gate.compare_exchange_weak(current, next, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => return true,
+            Err(now) => current = now,
+        }
+    }
+}
+
+/// A role as stored in a slot's atomic (its wire value).
+const fn role_code(role: Role) -> u32 {
+    role as u32
 }
 
 /// One connection handed to [`Connections::for_each`]'s callback.

@@ -64,7 +64,7 @@ pub unsafe extern "system" fn DriverEntry(
     }
 
     if let Err(status) = st.worker.start(st) {
-        crate::log_error!("PsCreateSystemThread failed: {status:#010x}");
+        crate::log_error!("starting the queued-notify worker failed: {status:#010x}");
         // SAFETY: the server port was created just above and is closed once.
         unsafe { FltCloseCommunicationPort(*st.server_port.get()) };
         // SAFETY: the filter handle is valid.

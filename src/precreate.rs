@@ -4,7 +4,7 @@
 //!
 //! Order of work, cheapest first, so that creates nobody wants cost little:
 //! 1. fixed skip rules (paging file, volume open, target directory) — no lock, no name;
-//! 2. the configured skip rules and the "nobody listens" shortcut (one shared acquire);
+//! 2. the configured skip rules and the "nobody listens" shortcut (no lock: atomic words);
 //! 3. the requestor thread's context: with a top-level IRP set or all APCs disabled it
 //!    may hold file-system or memory-manager resources, so the create is reported but
 //!    never held for user mode ([`ThreadContext`]);
@@ -165,11 +165,11 @@ unsafe fn report(state: &DriverState, data: *mut FLT_CALLBACK_DATA) -> Outcome {
         state.stats.bump(Counter::EventsSkipped);
         return Outcome::Allow;
     }
-    // A cheap early look at the configuration (may be a moment stale: then this create
-    // simply behaves as if it ran before the change).
-    let early = state.config.settings();
+    // A cheap early look at the configuration, without a lock (may be a moment stale:
+    // then this create simply behaves as if it ran before the change).
+    let early = state.config.early();
     if skip::skipped_by_policy(&facts, early.skip).is_some()
-        || (!state.connections.any_open() && early.default_verdict_allows())
+        || (!state.connections.any_open() && early.default_allows)
         || fields.create_disposition > portfilter_protocol::event::MAX_CREATE_DISPOSITION
     {
         state.stats.bump(Counter::EventsSkipped);
@@ -234,6 +234,10 @@ fn deliver(
     context: ThreadContext,
 ) -> Outcome {
     let stats = &state.stats;
+    // It passed the skip rules and filters: reported, whether or not the event could be
+    // built (so that events_seen = events_reported + events_skipped always holds; a
+    // create whose event had no pool is counted as reported and dropped).
+    stats.bump(Counter::EventsReported);
     let Some(mut event) = event else {
         // No pool for the event: nobody can be told; decide as if no decider answered.
         stats.bump(Counter::QueueDropped);
@@ -247,7 +251,6 @@ fn deliver(
             Outcome::Allow
         };
     };
-    stats.bump(Counter::EventsReported);
     let filter = state.filter();
     let unsafe_to_wait = context.unsafe_to_wait();
 
@@ -286,7 +289,7 @@ fn deliver(
             );
         }
         Delivery::Queued => {
-            if state.connections.counts().observers > 0 {
+            if state.connections.any_observer() {
                 match state.queue.push(event) {
                     Push::Queued { was_empty } => {
                         stats.bump(Counter::QueueEnqueued);

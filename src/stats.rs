@@ -12,7 +12,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 pub(crate) enum Counter {
     /// Pre-create callbacks that ran.
     EventsSeen,
-    /// Events built and handed to at least one delivery path.
+    /// Creates that passed the skip rules and filters (their event is then delivered, or
+    /// counted as dropped when it could not be built).
     EventsReported,
     /// Creates not reported: skip rules, filters, no connection, unloading.
     EventsSkipped,

@@ -366,9 +366,15 @@ const GROUPS: [(&str, u32, u32, &str, &str); 4] = [
 /// The group chosen in driver.inf (see its header for why).
 const CHOSEN_GROUP: &str = "FSFilter Anti-Virus";
 
+/// The oldest Windows build the driver loads on: Windows 10 version 2004. The driver imports
+/// `ExAllocatePool2`, which older builds lack.
+const MIN_BUILD: u32 = 19041;
+/// From this build on (Windows 11 24H2) a minifilter's service can run from the driver store
+/// and the Filter Manager reads the instance values under `Parameters`.
+const DRIVER_STORE_BUILD: u32 = 25952;
+
 const MODERN: &str = "DefaultInstall.NT$ARCH$.10.0...25952";
-const DOWNLEVEL: &str = "DefaultInstall.NT$ARCH$";
-const DOWNLEVEL_UNINSTALL: &str = "DefaultUninstall.NT$ARCH$";
+const DOWNLEVEL: &str = "DefaultInstall.NT$ARCH$.10.0...19041";
 
 /// `SERVICE_FILE_SYSTEM_DRIVER`.
 const SERVICE_FILE_SYSTEM_DRIVER: &str = "2";
@@ -722,11 +728,18 @@ fn primitive_driver_rules() {
             "[{undecorated}] must be architecture-decorated"
         );
     }
-    let uninstall = inf.require(DOWNLEVEL_UNINSTALL);
-    assert_eq!(
-        uninstall.value("LegacyUninstall"),
-        "1",
-        "DefaultUninstall is allowed only with LegacyUninstall=1"
+    // A primitive driver may have a [DefaultUninstall] only with LegacyUninstall=1, which
+    // builds that support primitive drivers (1903 and later) ignore; every build this INF
+    // installs on is one of them, so such a section could never run.
+    let uninstall: Vec<&str> = inf
+        .sections
+        .iter()
+        .map(|s| s.name.as_str())
+        .filter(|n| n.to_ascii_lowercase().starts_with("defaultuninstall"))
+        .collect();
+    assert!(
+        uninstall.is_empty(),
+        "no build >= {MIN_BUILD} runs a DefaultUninstall section: {uninstall:?}"
     );
     assert!(
         inf.unresolved.is_empty(),
@@ -766,20 +779,243 @@ fn downlevel_install_copies_to_system32_drivers() {
     let service = check_service(&inf, inf.require(&format!("{DOWNLEVEL}.Services")), 12);
     let reg = referenced(&inf, service, "AddReg");
     check_instances(&instances(reg, ""));
+}
 
-    let uninstall = inf.require(DOWNLEVEL_UNINSTALL);
-    let del = referenced(&inf, uninstall, "DelFiles");
-    assert_eq!(dirid(&inf, &del.name), 12);
-    assert_eq!(files(del), [image_name()]);
-    let del_service = inf
-        .require(&format!("{DOWNLEVEL_UNINSTALL}.Services"))
-        .entry("DelService");
-    assert_eq!(del_service.field(0), service_name());
-    assert_eq!(
-        parse_u32(del_service.field(1)) & 0x200,
-        0x200,
-        "DelService must stop the service first (SPSVCINST_STOPSERVICE)"
+/// A `TargetOSVersion` decoration: `NT<arch>[.major[.minor[.product[.suite[.build]]]]]`.
+#[derive(Debug, PartialEq, Eq)]
+struct TargetOs {
+    arch: String,
+    major: Option<u32>,
+    minor: Option<u32>,
+    product_type: Option<u32>,
+    suite_mask: Option<u32>,
+    build: Option<u32>,
+}
+
+/// Splits `DefaultInstall.<decoration>[.Services]` into the decoration (`None` when the
+/// section is undecorated) and whether it is the `.Services` section.
+fn install_decoration(section: &str) -> (Option<TargetOs>, bool) {
+    let rest = &section["DefaultInstall".len()..];
+    let (rest, services) = if rest.to_ascii_lowercase().ends_with(".services") {
+        (&rest[..rest.len() - ".services".len()], true)
+    } else {
+        (rest, false)
+    };
+    let Some(decoration) = rest.strip_prefix('.') else {
+        assert!(rest.is_empty(), "[{section}]: not a DefaultInstall section");
+        return (None, services);
+    };
+    let mut parts = decoration.split('.');
+    let platform = parts.next().unwrap_or_default();
+    assert!(
+        platform.len() > 2 && platform[..2].eq_ignore_ascii_case("nt"),
+        "[{section}]: the decoration must start with NT<architecture>"
     );
+    let mut number = || {
+        parts.next().filter(|p| !p.is_empty()).map(|p| {
+            p.parse::<u32>()
+                .unwrap_or_else(|_| panic!("[{section}]: {p:?} is not a number"))
+        })
+    };
+    let target = TargetOs {
+        arch: platform[2..].to_owned(),
+        major: number(),
+        minor: number(),
+        product_type: number(),
+        suite_mask: number(),
+        build: number(),
+    };
+    assert!(parts.next().is_none(), "[{section}]: too many fields");
+    (Some(target), services)
+}
+
+/// The install sections (`DefaultInstall…` without `.Services`) with their decorations.
+fn install_sections(inf: &Inf) -> Vec<(&str, Option<TargetOs>)> {
+    inf.sections
+        .iter()
+        .map(|s| s.name.as_str())
+        .filter(|n| n.to_ascii_lowercase().starts_with("defaultinstall"))
+        .filter_map(|n| match install_decoration(n) {
+            (target, false) => Some((n, target)),
+            (_, true) => None,
+        })
+        .collect()
+}
+
+/// The install section Windows picks on `build` (10.0.`build`, amd64): among the sections
+/// whose decoration the build satisfies, the one with the highest version; an undecorated
+/// section applies to every build.
+fn section_for_build<'a>(sections: &[(&'a str, Option<TargetOs>)], build: u32) -> Option<&'a str> {
+    sections
+        .iter()
+        .filter(|(_, t)| {
+            t.as_ref()
+                .is_none_or(|t| t.build.is_none_or(|b| b <= build))
+        })
+        .max_by_key(|(_, t)| t.as_ref().map_or(0, |t| t.build.unwrap_or(0)))
+        .map(|(name, _)| *name)
+}
+
+#[test]
+fn decoration_reader_reads_target_os_versions() {
+    assert_eq!(
+        install_decoration("DefaultInstall.NTamd64.10.0...19041.Services"),
+        (
+            Some(TargetOs {
+                arch: "amd64".into(),
+                major: Some(10),
+                minor: Some(0),
+                product_type: None,
+                suite_mask: None,
+                build: Some(19041),
+            }),
+            true
+        )
+    );
+    assert_eq!(install_decoration("DefaultInstall"), (None, false));
+    let (target, services) = install_decoration("DefaultInstall.NT$ARCH$");
+    assert_eq!(
+        target.map(|t| (t.arch, t.build)),
+        Some(("$ARCH$".into(), None))
+    );
+    assert!(!services);
+    // The selection model: an undecorated section catches every build the others miss.
+    let old = [
+        (
+            "DefaultInstall.NT$ARCH$",
+            install_decoration("DefaultInstall.NT$ARCH$").0,
+        ),
+        (MODERN, install_decoration(MODERN).0),
+    ];
+    assert_eq!(
+        section_for_build(&old, 18362),
+        Some("DefaultInstall.NT$ARCH$")
+    );
+    assert_eq!(section_for_build(&old, 25952), Some(MODERN));
+}
+
+/// Windows 10 1903/1909 must find no install section (the driver needs ExAllocatePool2,
+/// build 19041+), so that pnputil refuses the package there instead of installing a driver
+/// that cannot load; 19041-25951 get the system32\drivers install, 25952+ the driver store.
+#[test]
+fn install_sections_need_build_19041_or_later() {
+    let inf = driver_inf();
+    let sections = install_sections(&inf);
+    let mut builds = Vec::new();
+    for (name, target) in &sections {
+        let target = target
+            .as_ref()
+            .unwrap_or_else(|| panic!("[{name}] is undecorated: it would apply to every build"));
+        assert!(
+            target.arch.eq_ignore_ascii_case("$ARCH$"),
+            "[{name}]: architecture {:?} (stampinf fills in $ARCH$)",
+            target.arch
+        );
+        assert_eq!(
+            (target.major, target.minor),
+            (Some(10), Some(0)),
+            "[{name}]: Windows 10.0"
+        );
+        assert_eq!(
+            (target.product_type, target.suite_mask),
+            (None, None),
+            "[{name}]: no product type or suite mask (every edition)"
+        );
+        let build = target
+            .build
+            .unwrap_or_else(|| panic!("[{name}] has no build number: it would apply to 1903"));
+        assert!(
+            build >= MIN_BUILD,
+            "[{name}] applies to builds below {MIN_BUILD}"
+        );
+        builds.push(build);
+        let services = inf.require(&format!("{name}.Services"));
+        assert!(
+            !services.lines.is_empty(),
+            "[{name}.Services] installs the service"
+        );
+    }
+    builds.sort_unstable();
+    assert_eq!(builds, [MIN_BUILD, DRIVER_STORE_BUILD]);
+    // Every .Services section belongs to an install section.
+    for section in &inf.sections {
+        let lower = section.name.to_ascii_lowercase();
+        if lower.starts_with("defaultinstall") && lower.ends_with(".services") {
+            let install = &section.name[..section.name.len() - ".services".len()];
+            assert!(
+                inf.section(install).is_some(),
+                "[{}] without [{install}]",
+                section.name
+            );
+        }
+    }
+    for (build, expected) in [
+        (17763, None), // 1809
+        (18362, None), // 1903
+        (18363, None), // 1909
+        (19041, Some(DOWNLEVEL)),
+        (19045, Some(DOWNLEVEL)),
+        (22631, Some(DOWNLEVEL)),
+        (25951, Some(DOWNLEVEL)),
+        (25952, Some(MODERN)),
+        (26100, Some(MODERN)),
+    ] {
+        assert_eq!(
+            section_for_build(&sections, build),
+            expected,
+            "install section for build {build}"
+        );
+    }
+}
+
+/// The infverif flags of both Windows build flows (Makefile.toml) enforce /w (driver package
+/// isolation) from the build of the driver-store section on, and no earlier: every install
+/// section from that build on keeps the binary in the driver store (DIRID 13); the
+/// system32\drivers section (DIRID 12), which /w would reject, serves only earlier builds.
+#[test]
+fn infverif_wbuild_is_the_driver_store_build() {
+    let inf = driver_inf();
+    let makefile = fs::read_to_string(root().join("Makefile.toml")).expect("Makefile.toml");
+    let mut table = "";
+    let mut flags = None;
+    for line in makefile.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            table = line;
+        } else if table == "[env]"
+            && let Some(value) = line.strip_prefix("WDK_BUILD_ADDITIONAL_INFVERIF_FLAGS")
+        {
+            let value = value
+                .trim_start()
+                .strip_prefix('=')
+                .expect("key = value")
+                .trim();
+            flags = Some(value.trim_matches('"').to_owned());
+        }
+    }
+    let flags = flags.expect("Makefile.toml [env] sets WDK_BUILD_ADDITIONAL_INFVERIF_FLAGS");
+    let wbuild: u32 = flags
+        .strip_prefix("/wbuild 10.0.")
+        .and_then(|b| b.parse().ok())
+        .unwrap_or_else(|| panic!("infverif flags {flags:?}: expected /wbuild 10.0.<build>"));
+    assert_eq!(wbuild, DRIVER_STORE_BUILD);
+    // cargo-wdk (task wdk-build) checks the same way: mode /w and the same /wbuild.
+    assert!(
+        makefile.contains(&format!(
+            "cargo wdk build --target-platform windows --infverif-args \"{flags}\""
+        )),
+        "the wdk-build task must pass --target-platform windows --infverif-args \"{flags}\""
+    );
+    for (name, target) in install_sections(&inf) {
+        let build = target.and_then(|t| t.build).unwrap_or(0);
+        let copy = referenced(&inf, inf.require(name), "CopyFiles");
+        let expected = if build >= wbuild { 13 } else { 12 };
+        assert_eq!(
+            dirid(&inf, &copy.name),
+            expected,
+            "[{name}] (build {build}; /w enforced from {wbuild})"
+        );
+    }
 }
 
 #[test]

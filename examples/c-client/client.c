@@ -9,7 +9,7 @@
  * after its reply timeout, or at once if this process dies).
  *
  * Build on Linux against the simulator (see Makefile / README.md):
- *   cc -std=c11 -I../../include client.c -L<dir of libfltlib.so> -lfltlib -o client
+ *   cc -std=c11 -I../../include client.c -L<dir of libfltlib_shim.so> -lfltlib_shim -o client
  * On Windows the same file builds with <fltuser.h> and FltLib.lib (see fltlib_decl.h).
  *
  * Usage: client [-n EVENTS] [--decide allow|deny|none] [--port NAME]
@@ -123,7 +123,13 @@ int main(int argc, char **argv)
             return usage();
         }
     }
+#ifdef _WIN32
+    /* The Windows C runtime has no line buffering (_IOLBF means full buffering there) and
+     * rejects a size below 2 through its invalid-parameter handler: go unbuffered. */
+    setvbuf(stdout, NULL, _IONBF, 0);
+#else
     setvbuf(stdout, NULL, _IOLBF, 0);
+#endif
 
     /* The port name as UTF-16 (ASCII names). */
     WCHAR name[256];
@@ -142,8 +148,12 @@ int main(int argc, char **argv)
     ctx.header.kind = PF_KIND_CONNECT;
     ctx.role = decide == OBSERVE ? PF_ROLE_OBSERVER : PF_ROLE_DECIDER;
 
+    /* A synchronous handle: this program makes one call at a time and passes no OVERLAPPED.
+     * Without the flag the handle is an overlapped one, and a call with a NULL OVERLAPPED
+     * on it is outside DeviceIoControl's contract. */
     HANDLE port = INVALID_HANDLE_VALUE;
-    HRESULT hr = FilterConnectCommunicationPort(name, 0, &ctx, sizeof ctx, NULL, &port);
+    HRESULT hr = FilterConnectCommunicationPort(name, FLT_PORT_FLAG_SYNC_HANDLE, &ctx, sizeof ctx,
+                                                NULL, &port);
     if (FAILED(hr)) {
         printf("connect failed: HRESULT 0x%08" PRIX32 "\n", (uint32_t)hr);
         return 3;

@@ -3,7 +3,7 @@
  *
  * On Windows a client includes <windows.h> and <fltuser.h> and links FltLib.lib; this
  * header exists because Linux has neither. The declarations have the Windows signatures:
- * on Linux they resolve to libfltlib.so (crates/fltlib-shim), which forwards the calls to
+ * on Linux they resolve to libfltlib_shim.so (crates/fltlib-shim), which forwards the calls to
  * a running portfilter-sim. Written from the documented signatures (learn.microsoft.com).
  */
 #ifndef FLTLIB_DECL_H
@@ -12,6 +12,9 @@
 #ifdef _WIN32
 #include <windows.h>
 #include <fltuser.h>
+#ifndef FLT_PORT_FLAG_SYNC_HANDLE /* Windows 8.1+; mingw-w64's fltuser.h lacks it */
+#define FLT_PORT_FLAG_SYNC_HANDLE 0x00000001
+#endif
 #else
 #include <stdint.h>
 
@@ -38,6 +41,7 @@ typedef struct _SECURITY_ATTRIBUTES *LPSECURITY_ATTRIBUTES;
 #define SUCCEEDED(hr) (((HRESULT)(hr)) >= 0)
 #define FAILED(hr) (((HRESULT)(hr)) < 0)
 #define INVALID_HANDLE_VALUE ((HANDLE)(intptr_t)-1)
+#define FLT_PORT_FLAG_SYNC_HANDLE 0x00000001 /* a synchronous handle (fltUserStructures.h) */
 
 /* fltuserstructures.h: 16 bytes each on x64 (the 64-bit id is 8-aligned). */
 typedef struct _FILTER_MESSAGE_HEADER {

@@ -68,6 +68,15 @@ function Get-PublishedInf {
         ForEach-Object { $_.Driver }
 }
 
+# The output of a native command as one string (stderr included). $ErrorActionPreference is
+# 'Continue' here: under the script's 'Stop', Windows PowerShell 5.1 turns the first line a
+# redirected native command writes to stderr into a terminating error.
+function Get-NativeOutput {
+    param([string] $File, [string[]] $Arguments)
+    $ErrorActionPreference = 'Continue'
+    return (& $File @Arguments 2>&1 | Out-String)
+}
+
 function Test-FilterLoaded {
     $ErrorActionPreference = 'Continue'
     $lines = & fltmc.exe filters 2>&1
@@ -104,7 +113,8 @@ foreach ($file in @($inf, (Join-Path $PackageDir 'portfilter.sys'), (Join-Path $
     }
 }
 
-$bcd = & bcdedit.exe /enum '{current}' 2>&1 | Out-String
+# '{current}' is quoted: unquoted, PowerShell would read {current} as a script block.
+$bcd = Get-NativeOutput 'bcdedit.exe' @('/enum', '{current}')
 if ($bcd -notmatch 'testsigning\s+Yes') {
     Write-Warning 'Test signing looks off: run "bcdedit /set testsigning on" and reboot, or the test-signed driver will not load.'
 }

@@ -5,17 +5,21 @@
 
 .DESCRIPTION
     Run in an elevated PowerShell (5.1 or 7) on a test VM with test signing on. Prints
-    PASS or FAIL per step and exits 1 if any step failed (0 otherwise). Steps that need an
-    earlier one (for example portctl needs the driver loaded) are reported as SKIP when
-    that one failed; unload and uninstall are always attempted.
+    PASS or FAIL per step. Steps that need an earlier one (for example portctl needs the
+    driver loaded) are reported as SKIP when that one did not pass; unload and uninstall are
+    always attempted. Exits 0 only when every step passed (with -SkipInstall: every step but
+    install and uninstall, which are not run); a FAIL, a SKIP or a step that never ran makes
+    it exit 1, so a run in which nothing was tested cannot look like a success.
 
     NOT run by the project's CI: there is no Windows there. Written to be read line by
     line before running it.
 
     Assumed portctl interface (crates/portctl, docs/portctl.md):
       portctl ping                         exit 0, prints "pong from ..."
-      portctl stats --json                 one JSON object of counters, incl. "deciders"
-                                           and "observers" (connections now)
+      portctl stats --json                 one JSON object of counters on stdout, incl.
+                                           "deciders" and "observers" (connections now;
+                                           portctl's own control connection counts as
+                                           neither)
       portctl config set observer-delivery=notify
       portctl guard --rules FILE --json --duration S
                                            one JSON line per create:
@@ -66,15 +70,56 @@ $Altitude = '322999'
 $script:Results = New-Object System.Collections.Generic.List[object]
 $RunId = [guid]::NewGuid().ToString('N').Substring(0, 8)
 
+# Every step that must pass for the run to succeed (-SkipInstall drops the first and the
+# last). A step missing from the results at the end counts as a failure: a run cannot pass
+# by not running its steps.
+$MandatorySteps = @(
+    'elevated shell',
+    'test signing on',
+    'portctl found',
+    'install (pnputil /add-driver)',
+    'load (fltmc load)',
+    'fltmc filters lists portfilter at its altitude',
+    'fltmc instances shows an instance on the system volume',
+    'portctl ping',
+    'portctl stats --json',
+    'guard starts with a deny rule',
+    'allowed create succeeds',
+    'denied create fails with access denied',
+    'guard reported both verdicts',
+    'switch observers to notify delivery',
+    'watch --json sees three creates',
+    'service install (portctl service install)',
+    'service runs and is the decider',
+    'the service denies a create',
+    'the service decides again after fltmc unload + fltmc load',
+    'service uninstall (portctl service uninstall)',
+    'unload (fltmc unload)',
+    'uninstall (pnputil /delete-driver)'
+)
+if ($SkipInstall) {
+    $MandatorySteps = @($MandatorySteps | Where-Object {
+            $_ -ne 'install (pnputil /add-driver)' -and $_ -ne 'uninstall (pnputil /delete-driver)' })
+}
+
 # ---- helpers ---------------------------------------------------------------------------
 
-# Runs one step. $Body returns $true (PASS) or $false / throws (FAIL). $Needs lists steps
-# that must have passed; otherwise the step is SKIP.
+# Runs one step: Step 'name' [-Needs @('earlier step', ...)] { body }.
+# The body must output exactly one [bool]: $true is PASS; $false, a throw, or any other
+# output (a stray value from a command inside the body) is FAIL. $Needs lists steps that
+# must have passed (or, for install with -SkipInstall, been assumed); otherwise the step is
+# SKIP. PositionalBinding off and explicit positions: the name and the script block are
+# the only positional arguments, so a script block can never bind to $Needs.
 function Step {
-    param([string] $Name, [string[]] $Needs = @(), [scriptblock] $Body)
+    [CmdletBinding(PositionalBinding = $false)]
+    param(
+        [Parameter(Mandatory = $true, Position = 0)] [string] $Name,
+        [Parameter(Mandatory = $true, Position = 1)] [scriptblock] $Body,
+        [string[]] $Needs = @()
+    )
     foreach ($need in $Needs) {
-        $prior = $script:Results | Where-Object { $_.Name -eq $need }
-        if (-not $prior -or $prior.Result -ne 'PASS') {
+        $prior = @($script:Results | Where-Object { $_.Name -eq $need })
+        if ($prior.Count -eq 0 -or @('PASS', 'ASSUMED') -notcontains $prior[0].Result) {
             Write-Host ("SKIP  {0} (needs: {1})" -f $Name, $need) -ForegroundColor Yellow
             $script:Results.Add([pscustomobject]@{ Name = $Name; Result = 'SKIP' })
             return
@@ -83,9 +128,14 @@ function Step {
     $result = 'FAIL'
     $detail = ''
     try {
-        if (& $Body) { $result = 'PASS' }
+        $out = @(& $Body)
+        if ($out.Count -eq 1 -and $out[0] -is [bool]) {
+            if ($out[0]) { $result = 'PASS' }
+        } else {
+            $detail = 'the step printed {0} value(s) instead of one [bool]: {1}' -f $out.Count, (($out | ForEach-Object { "$_" }) -join ', ')
+        }
     } catch {
-        $detail = $_.Exception.Message
+        $detail = $_.Exception.GetBaseException().Message
     }
     $color = if ($result -eq 'PASS') { 'Green' } else { 'Red' }
     Write-Host ("{0}  {1}{2}" -f $result, $Name, $(if ($detail) { " -- $detail" } else { '' })) -ForegroundColor $color
@@ -101,10 +151,24 @@ function Run {
     return @{ Code = $LASTEXITCODE; Output = $output }
 }
 
+# portctl stats --json, parsed. Only stdout is JSON: stderr (diagnostics) is kept apart, so
+# a warning line cannot break the parse.
 function Get-Stats {
-    $r = Run $script:PortctlExe @('stats', '--json')
-    if ($r.Code -ne 0) { throw "portctl stats exited with $($r.Code): $($r.Output)" }
-    return $r.Output | ConvertFrom-Json
+    $ErrorActionPreference = 'Continue'
+    $errFile = Join-Path $WorkDir 'stats.err.txt'
+    $json = & $script:PortctlExe stats --json 2> $errFile | Out-String
+    $code = $LASTEXITCODE
+    if ($code -ne 0) {
+        throw "portctl stats exited with ${code}: $json $(Get-Content -Raw -ErrorAction SilentlyContinue $errFile)"
+    }
+    return $json | ConvertFrom-Json
+}
+
+# Whether a parsed JSON object has a property (Set-StrictMode -Version 3 makes reading a
+# missing property an error).
+function Test-Property {
+    param($Object, [string] $Name)
+    return $null -ne $Object.PSObject.Properties[$Name]
 }
 
 # Polls portctl stats until $Condition (given the stats object) holds, or $Seconds pass.
@@ -143,13 +207,16 @@ function Test-FilterListed {
 }
 
 # Creates (or tries to create) a file; returns $null on success, the exception otherwise.
+# PowerShell wraps an exception thrown by a .NET method in a MethodInvocationException;
+# GetBaseException() is the one the method threw (UnauthorizedAccessException for a create
+# the driver denied).
 function Try-Create {
     param([string] $Path)
     try {
         [System.IO.File]::WriteAllText($Path, "portfilter smoke test $RunId")
         return $null
     } catch {
-        return $_.Exception
+        return $_.Exception.GetBaseException()
     }
 }
 
@@ -183,8 +250,9 @@ New-Item -ItemType Directory -Force -Path $WorkDir | Out-Null
 # ---- install and load ------------------------------------------------------------------
 
 if ($SkipInstall) {
-    $script:Results.Add([pscustomobject]@{ Name = 'install (pnputil /add-driver)'; Result = 'PASS' })
-    Write-Host 'SKIP  install (-SkipInstall: assumed installed)' -ForegroundColor Yellow
+    # Not run: later steps may rely on it, but it does not count as a pass.
+    $script:Results.Add([pscustomobject]@{ Name = 'install (pnputil /add-driver)'; Result = 'ASSUMED' })
+    Write-Host 'ASSUMED install (-SkipInstall: the driver is already installed)' -ForegroundColor Yellow
 } else {
     Step 'install (pnputil /add-driver)' -Needs @('elevated shell') {
         if (-not $PackageDir) { throw '-PackageDir is required unless -SkipInstall' }
@@ -252,7 +320,7 @@ Step 'guard starts with a deny rule' -Needs @('portctl stats --json') {
         ("path = '{0}'" -f (Join-Path $WorkDir 'denied*'))
     ) | Set-Content -Path $rules -Encoding ASCII
     $script:Guard = Start-Portctl @('guard', '--rules', "`"$rules`"", '--json', '--duration', '30') 'guard'
-    Wait-Stats { param($s) $s.deciders -eq 1 }
+    Wait-Stats { param($s) (Test-Property $s 'deciders') -and $s.deciders -eq 1 }
 }
 
 Step 'allowed create succeeds' -Needs @('guard starts with a deny rule') {
@@ -271,10 +339,11 @@ Step 'denied create fails with access denied' -Needs @('guard starts with a deny
 Step 'guard reported both verdicts' -Needs @('guard starts with a deny rule') {
     if (-not $script:Guard.WaitForExit(45000)) { Stop-Process -Id $script:Guard.Id -Force }
     $events = @(Read-Events 'guard')
+    # "decision" is left out of events that carry none (StrictMode: test before reading).
     $allowEvent = $events | Where-Object {
-        $_.name -like "*\allowed-$RunId.txt" -and $_.decision -and $_.decision.verdict -eq 'allow' }
+        $_.name -like "*\allowed-$RunId.txt" -and (Test-Property $_ 'decision') -and $_.decision.verdict -eq 'allow' }
     $denyEvent = $events | Where-Object {
-        $_.name -like "*\denied-$RunId.txt" -and $_.decision -and $_.decision.verdict -eq 'deny' }
+        $_.name -like "*\denied-$RunId.txt" -and (Test-Property $_ 'decision') -and $_.decision.verdict -eq 'deny' }
     Write-Host "      $($events.Count) events; allow seen: $([bool]$allowEvent); deny seen: $([bool]$denyEvent)"
     [bool]$allowEvent -and [bool]$denyEvent
 }
@@ -288,9 +357,11 @@ Step 'switch observers to notify delivery' -Needs @('portctl stats --json') {
 }
 
 Step 'watch --json sees three creates' -Needs @('switch observers to notify delivery') {
-    # The stats call itself is an observer connection, hence "at least two".
+    # portctl stats uses a control connection, which the driver counts as neither decider
+    # nor observer: watch is there once the observer count has gone up by one.
+    $before = (Get-Stats).observers
     $watch = Start-Portctl @('watch', '--json', '--duration', '15') 'watch'
-    if (-not (Wait-Stats { param($s) $s.observers -ge 2 })) { throw 'watch did not connect' }
+    if (-not (Wait-Stats { param($s) $s.observers -ge $before + 1 })) { throw 'watch did not connect' }
     $names = 1..3 | ForEach-Object { Join-Path $WorkDir "watch-$RunId-$_.txt" }
     foreach ($name in $names) {
         $e = Try-Create $name
@@ -411,7 +482,20 @@ Remove-Item -Recurse -Force -Path $WorkDir -ErrorAction SilentlyContinue
 $failed = @($script:Results | Where-Object { $_.Result -eq 'FAIL' })
 $passed = @($script:Results | Where-Object { $_.Result -eq 'PASS' })
 $skipped = @($script:Results | Where-Object { $_.Result -eq 'SKIP' })
+$notPassed = @($MandatorySteps | Where-Object {
+        $name = $_
+        -not ($script:Results | Where-Object { $_.Name -eq $name -and $_.Result -eq 'PASS' }) })
+$notRun = @($MandatorySteps | Where-Object {
+        $name = $_
+        -not ($script:Results | Where-Object { $_.Name -eq $name }) })
 Write-Host ''
-Write-Host ("{0} passed, {1} failed, {2} skipped" -f $passed.Count, $failed.Count, $skipped.Count)
-if ($failed.Count -gt 0) { exit 1 }
+foreach ($name in $notRun) {
+    Write-Host "NOT RUN  $name" -ForegroundColor Red
+}
+Write-Host ("{0} passed, {1} failed, {2} skipped, {3} not run" -f $passed.Count, $failed.Count, $skipped.Count, $notRun.Count)
+if ($passed.Count -eq 0 -or $failed.Count -gt 0 -or $notPassed.Count -gt 0) {
+    Write-Host ("SMOKE TEST FAILED: {0} of {1} mandatory steps did not pass" -f $notPassed.Count, $MandatorySteps.Count) -ForegroundColor Red
+    exit 1
+}
+Write-Host 'SMOKE TEST PASSED' -ForegroundColor Green
 exit 0

@@ -34,20 +34,27 @@ use core::mem::size_of;
 use core::sync::atomic::{AtomicBool, Ordering};
 use portfilter_bindings::{
     FALSE, HANDLE, NTSTATUS, OBJ_KERNEL_HANDLE, OBJECT_ATTRIBUTES, PsCreateSystemThread,
-    THREAD_ALL_ACCESS, ZwClose, ZwWaitForSingleObject, nt_success,
+    STATUS_INSUFFICIENT_RESOURCES, THREAD_ALL_ACCESS, ZwClose, ZwWaitForSingleObject, nt_success,
 };
 
-/// The worker thread's handle, wake-up event and stop flag.
+/// The worker thread's handle, batch buffers, wake-up event and stop flag.
 pub(crate) struct Worker {
     thread: UnsafeCell<HANDLE>,
+    /// The batch buffers: allocated by [`Worker::start`] on the DriverEntry thread (so a
+    /// load without the pool for them fails cleanly, instead of a worker that can only
+    /// drop), taken by the thread when it begins.
+    buffers: UnsafeCell<Option<(Batch, Batch)>>,
     /// Signalled by the create path (queue became non-empty) and by [`Worker::stop`].
     wake: Event,
     stop: AtomicBool,
 }
 
 // SAFETY: `thread` is written in `start` before the handle is used and read in `stop`,
-// both from the DriverEntry/unload thread, which the Filter Manager serialises; the rest
-// is an atomic and a kernel event.
+// both from the DriverEntry/unload thread, which the Filter Manager serialises.
+// `buffers` is written in `start` before the thread is created (thread creation orders
+// it before everything the thread does), taken once by the thread as it begins, and
+// touched again only by `stop` after the thread has exited. The rest is an atomic and a
+// kernel event.
 unsafe impl Sync for Worker {}
 // SAFETY: a handle and kernel objects.
 unsafe impl Send for Worker {}
@@ -57,6 +64,7 @@ impl Worker {
     pub(crate) const fn new() -> Self {
         Self {
             thread: UnsafeCell::new(core::ptr::null_mut()),
+            buffers: UnsafeCell::new(None),
             wake: Event::new(),
             stop: AtomicBool::new(false),
         }
@@ -67,11 +75,17 @@ impl Worker {
         self.wake.init(true);
     }
 
-    /// Starts the thread.
+    /// Allocates the batch buffers and starts the thread.
     ///
     /// # Errors
-    /// The status of `PsCreateSystemThread`.
+    /// `STATUS_INSUFFICIENT_RESOURCES` without pool for the buffers; the status of
+    /// `PsCreateSystemThread`. Nothing stays allocated on failure.
     pub(crate) fn start(&self, state: &'static DriverState) -> Result<(), NTSTATUS> {
+        let (Some(batch), Some(filtered)) = (Batch::new(), Batch::new()) else {
+            return Err(STATUS_INSUFFICIENT_RESOURCES);
+        };
+        // SAFETY: no thread exists yet; only this (load) path touches the cell now.
+        unsafe { *self.buffers.get() = Some((batch, filtered)) };
         let mut handle: HANDLE = core::ptr::null_mut();
         // A kernel handle: unload may run in another process context than DriverEntry.
         let mut attributes = OBJECT_ATTRIBUTES {
@@ -96,6 +110,8 @@ impl Worker {
             )
         };
         if !nt_success(status) {
+            // SAFETY: the thread was not created; the buffers are ours again (freed).
+            drop(unsafe { (*self.buffers.get()).take() });
             return Err(status);
         }
         // SAFETY: only the load/unload path touches the handle cell.
@@ -131,6 +147,9 @@ impl Worker {
         unsafe { ZwWaitForSingleObject(handle, FALSE, core::ptr::null_mut()) };
         // SAFETY: the handle is ours and closed once.
         unsafe { ZwClose(handle) };
+        // SAFETY: the thread has exited; it took the buffers as it began (this frees
+        // them should it not have).
+        drop(unsafe { (*self.buffers.get()).take() });
     }
 
     fn stopping(&self) -> bool {
@@ -151,9 +170,12 @@ unsafe extern "system" fn worker_main(context: *mut c_void) {
     // exits (unload waits for it).
     let state: &DriverState = unsafe { &*context.cast::<DriverState>() };
     let worker = &state.worker;
-    let buffers = (Batch::new(), Batch::new());
-    let (Some(mut batch), Some(mut filtered)) = buffers else {
-        crate::log_error!("worker: no memory for batch buffers; queued events will be dropped");
+    // SAFETY: `start` stored the buffers before creating this thread and nothing else
+    // touches the cell until this thread has exited.
+    let buffers = unsafe { (*worker.buffers.get()).take() };
+    let Some((mut batch, mut filtered)) = buffers else {
+        // Cannot happen (`start` allocates them or fails the load); never spin on it.
+        crate::log_error!("worker: no batch buffers; queued events will be dropped");
         while !worker.stopping() {
             let lost = state.queue.clear();
             state.stats.add(Counter::QueueDropped, lost);

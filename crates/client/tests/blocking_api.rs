@@ -1,6 +1,9 @@
 //! The blocking API against the real driver under fltsim: receive / reply, late replies,
 //! commands, and the end of the stream when the driver unloads.
 
+// Linux only: fltsim and the sim host do not exist on Windows (compiles to nothing there).
+#![cfg(not(windows))]
+
 mod common;
 
 use common::{

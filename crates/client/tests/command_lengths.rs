@@ -3,6 +3,9 @@
 //! (shared/docs/port-semantics.md), so every command passes `Command::max_output_bytes()`
 //! and reads the length only on success. Checked under both of fltsim's readings.
 
+// Linux only: fltsim and the sim host do not exist on Windows (compiles to nothing there).
+#![cfg(not(windows))]
+
 mod common;
 
 use common::{Sim, connect};

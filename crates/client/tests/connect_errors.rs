@@ -2,6 +2,9 @@
 //! fltsim: driver not loaded, not elevated, connection limit, second decider, protocol
 //! version mismatch.
 
+// Linux only: fltsim and the sim host do not exist on Windows (compiles to nothing there).
+#![cfg(not(windows))]
+
 mod common;
 
 use common::Sim;

@@ -3,6 +3,9 @@
 //! shutdown that answers what was received and drains every request, disconnects,
 //! handler panics, option checks.
 
+// Linux only: fltsim and the sim host do not exist on Windows (compiles to nothing there).
+#![cfg(not(windows))]
+
 mod common;
 
 use common::{STATUS_ACCESS_DENIED, STATUS_SUCCESS, Sim, configure, connect, create};

@@ -8,6 +8,9 @@
 //! do not inherit the simulated process of the thread that spawned them); the creates
 //! come from another process, so this changes nothing the tests look at.
 
+// Linux only: fltsim and the sim host do not exist on Windows (compiles to nothing there).
+#![cfg(not(windows))]
+
 mod common;
 
 use common::{STATUS_ACCESS_DENIED, STATUS_SUCCESS, Sim, configure, create, notify_mode};

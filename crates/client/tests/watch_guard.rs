@@ -1,6 +1,9 @@
 //! `watch` and `guard` end to end against the real driver under fltsim: the handlers
 //! portctl runs, on the completion-port engine, with their printed output.
 
+// Linux only: fltsim and the sim host do not exist on Windows (compiles to nothing there).
+#![cfg(not(windows))]
+
 mod common;
 
 use common::{

@@ -4,7 +4,7 @@
 
 use crate::readings::{self, Readings};
 use crate::verifier::{self, Violation};
-use crate::{create, driver, filter, kernel, log, names, port, process, usercopy, volumes};
+use crate::{create, driver, faults, filter, kernel, log, names, port, process, usercopy, volumes};
 use parking_lot::{Mutex, MutexGuard};
 
 static MACHINE_LOCK: Mutex<()> = Mutex::new(());
@@ -50,6 +50,7 @@ fn reset_all() {
     volumes::reset();
     process::reset();
     log::reset();
+    faults::reset();
     verifier::reset();
     readings::reset();
 }

@@ -40,8 +40,14 @@ struct Record {
 static NAMES: Mutex<BTreeMap<usize, Record>> = Mutex::new(BTreeMap::new());
 
 pub(crate) fn reset() {
-    // Blocks a previous machine leaked are forgotten (their memory stays allocated).
-    NAMES.lock().clear();
+    // Blocks a previous machine's driver never released (the verifier reported them when
+    // their operation ended): that driver is gone, so the model frees them now.
+    let leaked: Vec<usize> = std::mem::take(&mut *NAMES.lock()).into_keys().collect();
+    for p in leaked {
+        // SAFETY: every key is a `Box<NameBlock>` from FltGetFileNameInformation that was
+        // never released (release removes the key); no driver of this machine can hold it.
+        drop(unsafe { Box::from_raw(p as *mut NameBlock) });
+    }
 }
 
 /// Name blocks handed out and not released.
@@ -127,6 +133,9 @@ pub unsafe extern "system" fn FltGetFileNameInformation(
     if let Some(status) = failure {
         return status;
     }
+    if let Some(status) = crate::faults::enter(crate::faults::Routine::FltGetFileNameInformation) {
+        return status;
+    }
     if crate::kernel::context::top_level_irp() != 0 {
         // [doc] "cannot get file name information if the TopLevelIrp field of the current
         // thread is not NULL, because the resulting file system recursion could cause
@@ -182,6 +191,10 @@ pub extern "system" fn FltParseFileNameInformation(
             format!("FltParseFileNameInformation({file_name_information:p})"),
         );
         return STATUS_INVALID_PARAMETER;
+    }
+    if let Some(status) = crate::faults::enter(crate::faults::Routine::FltParseFileNameInformation)
+    {
+        return status;
     }
     // SAFETY: a live block created by FltGetFileNameInformation (checked above).
     let block = unsafe { &mut *file_name_information.cast::<NameBlock>() };

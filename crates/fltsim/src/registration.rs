@@ -97,6 +97,9 @@ pub unsafe extern "system" fn FltRegisterFilter(
         // [inf] one filter per driver in this model.
         return STATUS_INVALID_DEVICE_STATE;
     }
+    if let Some(status) = crate::faults::enter(crate::faults::Routine::FltRegisterFilter) {
+        return status;
+    }
     let f = Arc::new(Filter::new(operations, Callbacks::from_registration(&r)));
     let p = f.as_ptr();
     filter::set(Some(f));
@@ -149,6 +152,9 @@ pub extern "system" fn FltStartFiltering(filter: PFLT_FILTER) -> NTSTATUS {
         let mut st = f.state.lock();
         if st.started || st.deleting {
             return STATUS_INVALID_DEVICE_STATE;
+        }
+        if let Some(status) = crate::faults::enter(crate::faults::Routine::FltStartFiltering) {
+            return status;
         }
         st.started = true;
     }

@@ -3,6 +3,9 @@
 //! `link!` expands to a plain `extern "system"` block, so the symbols resolve to the
 //! `#[no_mangle]` definitions fltsim exports.
 
+// Linux only: fltsim and the sim host do not exist on Windows (compiles to nothing there).
+#![cfg(not(windows))]
+
 use fltsim::Machine;
 use windows_sys::Win32::Foundation::{CloseHandle, GetLastError, HANDLE, INVALID_HANDLE_VALUE};
 use windows_sys::Win32::Storage::InstallableFileSystems::FilterConnectCommunicationPort;

@@ -1,5 +1,8 @@
 //! The create path: real FLT_CALLBACK_DATA, pre/post-create, final status, names.
 
+// Linux only: fltsim and the sim host do not exist on Windows (compiles to nothing there).
+#![cfg(not(windows))]
+
 mod common;
 use common::*;
 use fltsim::{CreateRequest, create, rule};

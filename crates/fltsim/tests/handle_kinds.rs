@@ -7,6 +7,9 @@
 //! * a synchronous handle: every I/O call waits for the one in progress, so a blocked
 //!   `FilterGetMessage` holds `FilterReplyMessage` and `FilterSendMessage` on other threads.
 
+// Linux only: fltsim and the sim host do not exist on Windows (compiles to nothing there).
+#![cfg(not(windows))]
+
 mod common;
 use common::*;
 use portfilter_bindings::*;

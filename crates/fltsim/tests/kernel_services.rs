@@ -1,4 +1,7 @@
 //! Pool, push locks, events, system threads, time, ids and the DbgPrint log.
+
+// Linux only: fltsim and the sim host do not exist on Windows (compiles to nothing there).
+#![cfg(not(windows))]
 #![allow(clippy::missing_safety_doc)]
 
 use fltsim::{Machine, rule};

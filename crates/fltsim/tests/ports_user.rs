@@ -1,6 +1,9 @@
 //! The user side (FltLib) of docs/port-semantics.md, called through windows-sys: a
 //! client crate's calls link against fltsim's exports and run here.
 
+// Linux only: fltsim and the sim host do not exist on Windows (compiles to nothing there).
+#![cfg(not(windows))]
+
 mod common;
 use common::*;
 use portfilter_bindings::*;

@@ -1,5 +1,8 @@
 //! Registration lifecycle, load/unload, and the verifier checks around them.
 
+// Linux only: fltsim and the sim host do not exist on Windows (compiles to nothing there).
+#![cfg(not(windows))]
+
 mod common;
 use common::*;
 use fltsim::{CreateRequest, create, rule};

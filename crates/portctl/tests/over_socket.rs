@@ -1,7 +1,7 @@
 //! The real `portctl` binary as a separate process, reaching the real driver hosted by
 //! `portfilter-sim` through the fltlib shim (Unix socket): ping, stats, config, guard with
 //! a rules file and Ctrl-C, watch with --count, and the exit codes of the failure cases.
-#![cfg(unix)]
+#![cfg(not(windows))]
 
 mod common;
 

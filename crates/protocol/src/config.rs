@@ -389,9 +389,17 @@ impl Config {
     /// # Errors
     /// As [`decode_into`](Self::decode_into).
     pub fn decode(buf: &[u8], command: Command) -> Result<Self, Error> {
-        let mut config = Self::new();
-        config.decode_into(buf, command)?;
-        Ok(config)
+        // Decoded in place inside the result: an unoptimised build (the driver's dev
+        // profile) would otherwise keep a second 2.1 KiB copy (`Ok(config)`) in this frame,
+        // and a frame over 4 KiB needs a `__chkstk` stack probe that no kernel module
+        // exports (scripts/build-sys.sh --dev links without one).
+        let mut decoded = Ok(const { Self::new() });
+        if let Ok(config) = &mut decoded
+            && let Err(error) = config.decode_into(buf, command)
+        {
+            return Err(error);
+        }
+        decoded
     }
 
     /// Decodes into `self` in place; `self` is unchanged on error (everything is checked

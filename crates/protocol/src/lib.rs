@@ -49,7 +49,11 @@
 //! ```
 //!
 //! Feature `std`: `String` conversion of names ([`Utf16Le::to_string_lossy`]). The
-//! driver uses the crate without it; nothing here allocates.
+//! driver uses the crate without it; nothing else here allocates. Despite its name the
+//! feature needs only `alloc`, never `std`: cargo unifies features across a workspace
+//! build, and a `std` pulled into the driver's crate graph would clash with the driver's
+//! own panic handler on Windows (`cargo build --workspace` there builds the driver and
+//! the client, which turns the feature on, together).
 #![no_std]
 #![cfg_attr(
     not(test),
@@ -63,8 +67,11 @@
     )
 )]
 
-#[cfg(any(test, feature = "std"))]
+#[cfg(test)]
 extern crate std;
+
+#[cfg(feature = "std")]
+extern crate alloc;
 
 pub mod batch;
 pub mod command;

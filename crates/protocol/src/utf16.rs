@@ -97,7 +97,7 @@ impl<'a> Utf16Le<'a> {
     /// The text, with U+FFFD for unpaired surrogates.
     #[cfg(feature = "std")]
     #[must_use]
-    pub fn to_string_lossy(&self) -> std::string::String {
+    pub fn to_string_lossy(&self) -> alloc::string::String {
         self.chars()
             .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
             .collect()

@@ -1,14 +1,15 @@
 //! `portfilter-sim`: the real portfilter driver hosted under fltsim (the user-mode
 //! Filter Manager model), serving its communication ports on a Unix socket so that
-//! separate client processes — `portctl`, or any C program linked with `libfltlib.so`
+//! separate client processes — `portctl`, or any C program linked with `libfltlib_shim.so`
 //! — talk to it; plus commands that inject file creates into a running host.
 //!
 //! See docs/sim-host.md.
 
-mod control;
-mod create_spec;
+// `pub(super)`: src/entry.rs, the binary's root, re-exports these as `crate::…`.
+pub(super) mod control;
+pub(super) mod create_spec;
 mod serve;
-mod status;
+pub(super) mod status;
 mod workload;
 
 use clap::{Args, Parser, Subcommand};
@@ -26,7 +27,7 @@ use fltsim as _;
     about = "Run the portfilter driver under fltsim and serve its ports on a Unix socket",
     long_about = "Run the portfilter driver under fltsim (a user-mode model of the Windows Filter \
 Manager) and serve its communication ports on a Unix socket. Client processes reach it through \
-libfltlib.so (portctl does this on Linux). Other subcommands inject file creates into a running host.\n\n\
+libfltlib_shim.so (portctl does this on Linux). Other subcommands inject file creates into a running host.\n\n\
 Socket: --socket PATH, else $PORTFILTER_SIM_SOCKET, else $XDG_RUNTIME_DIR/portfilter-sim.sock, \
 else /tmp/portfilter-sim-$UID/sim.sock (directory created 0700)."
 )]
@@ -188,7 +189,7 @@ fn create(args: CreateArgs) -> ExitCode {
     }
 }
 
-fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve {

@@ -1,5 +1,8 @@
-//! The C example (examples/c-client) compiled with `cc` against `libfltlib.so`, run as
+//! The C example (examples/c-client) compiled with `cc` against `libfltlib_shim.so`, run as
 //! a separate process against a running `portfilter-sim`: "any fltlib client" works.
+
+// Linux only: fltsim and the sim host do not exist on Windows (compiles to nothing there).
+#![cfg(not(windows))]
 
 mod common;
 
@@ -14,7 +17,7 @@ use std::sync::OnceLock;
 /// The credential test runs this client as another user (uid 65534), so everything that
 /// process loads must be readable by that user wherever the checkout lives: the checkout
 /// (and its `target/`) may sit below a directory only its owner can enter (`/root`, any
-/// `mktemp -d`). The client and a copy of `libfltlib.so` therefore live together in a
+/// `mktemp -d`). The client and a copy of `libfltlib_shim.so` therefore live together in a
 /// world-readable directory under `/tmp`, and the client finds the library through
 /// `$ORIGIN`, never through a path into the checkout.
 fn c_client() -> &'static Path {
@@ -22,7 +25,11 @@ fn c_client() -> &'static Path {
     &BIN.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let dir = common::world_readable_dir();
-        let lib = common::copy_into(dir.path(), &build("fltlib-shim", "libfltlib.so"), 0o644);
+        let lib = common::copy_into(
+            dir.path(),
+            &build("fltlib-shim", "libfltlib_shim.so"),
+            0o644,
+        );
         let libdir = lib.parent().unwrap();
         let bin = dir.path().join("client");
         let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
@@ -33,7 +40,7 @@ fn c_client() -> &'static Path {
                 .arg(root.join("examples/c-client/client.c"))
                 .arg("-L")
                 .arg(libdir)
-                .arg("-lfltlib")
+                .arg("-lfltlib_shim")
                 // Literal `$ORIGIN` (no shell here): the directory of the client itself.
                 .arg("-Wl,-rpath,$ORIGIN")
                 .arg("-o")

@@ -1,6 +1,9 @@
 //! `portfilter-sim` as a process: serve, inject creates, stop/signal, and robustness
 //! against hostile socket peers.
 
+// Linux only: fltsim and the sim host do not exist on Windows (compiles to nothing there).
+#![cfg(not(windows))]
+
 mod common;
 
 use common::{Host, Proc, WAIT, counter, run, sim_bin};

@@ -1,6 +1,9 @@
 //! The real `portctl` binary as a separate process, reaching the driver hosted by
 //! `portfilter-sim` through the fltlib shim (issue #6).
 
+// Linux only: fltsim and the sim host do not exist on Windows (compiles to nothing there).
+#![cfg(not(windows))]
+
 mod common;
 
 use common::{Host, Proc, WAIT, build, counter, run};

@@ -1,4 +1,4 @@
-//! `fltlib-remote` (exported as `libfltlib.so` by `fltlib-shim`): the fltlib and kernel32
+//! `fltlib-remote` (exported as `libfltlib_shim.so` by `fltlib-shim`): the fltlib and kernel32
 //! functions a Filter Manager client calls —
 //! `FilterConnectCommunicationPort`, `FilterGetMessage`, `FilterReplyMessage`,
 //! `FilterSendMessage`, `CloseHandle`, `CreateIoCompletionPort`,
@@ -28,8 +28,13 @@
 //! * `PORTFILTER_SIM_NON_ADMIN=1` makes the process a non-administrator for the port's
 //!   security check (a test knob).
 //!
-//! Link this rlib (portctl) or the cdylib `fltlib-shim` (C programs: `-lfltlib`), never
+//! Link this rlib (portctl) or the cdylib `fltlib-shim` (C programs: `-lfltlib_shim`), never
 //! together with fltsim, which exports the same symbols in-process.
+
+// Linux only: the shim stands in for FltLib.dll on Linux, over a Unix socket. On Windows
+// this crate compiles to nothing, so that a workspace-wide Windows build (cargo-wdk builds
+// every member) succeeds.
+#![cfg(not(windows))]
 
 mod link;
 mod remote;

@@ -91,6 +91,7 @@ pub extern "system" fn KeInitializeEvent(event: *mut KEVENT, kind: i32, state: B
 /// `KeSetEvent`: returns the previous state.
 #[unsafe(no_mangle)]
 pub extern "system" fn KeSetEvent(event: *mut KEVENT, _increment: i32, _wait: BOOLEAN) -> i32 {
+    super::counts::bump(super::counts::Routine::KeSetEvent);
     lookup(event.cast(), "KeSetEvent").map_or(0, |e| i32::from(e.set()))
 }
 

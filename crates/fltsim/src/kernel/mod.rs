@@ -3,6 +3,7 @@
 //! (top-level IRP, APCs disabled).
 
 pub mod context;
+pub mod counts;
 pub mod event;
 pub mod irql;
 pub mod pool;

@@ -142,6 +142,9 @@ pub(crate) fn allocate(flags: u64, size: usize, tag: u32) -> *mut c_void {
         );
         return std::ptr::null_mut();
     }
+    if crate::faults::enter(crate::faults::Routine::ExAllocatePool2).is_some() {
+        return std::ptr::null_mut();
+    }
     {
         let mut pool = POOL.lock();
         if pool.fail_next > 0 {
@@ -256,12 +259,14 @@ pub extern "system" fn ExAllocatePool2(
     number_of_bytes: usize,
     tag: u32,
 ) -> *mut c_void {
+    super::counts::bump(super::counts::Routine::ExAllocatePool2);
     allocate(flags, number_of_bytes, tag)
 }
 
 /// `ExFreePoolWithTag`.
 #[unsafe(no_mangle)]
 pub extern "system" fn ExFreePoolWithTag(p: *mut c_void, tag: u32) {
+    super::counts::bump(super::counts::Routine::ExFreePoolWithTag);
     if p.is_null() {
         verifier::report(rule::POOL_BAD_FREE, "ExFreePoolWithTag(NULL)");
         return;

@@ -90,6 +90,7 @@ pub extern "system" fn FltDeletePushLock(lock: *mut EX_PUSH_LOCK) {
 /// `FltAcquirePushLockExclusive`.
 #[unsafe(no_mangle)]
 pub extern "system" fn FltAcquirePushLockExclusive(lock: *mut EX_PUSH_LOCK) {
+    super::counts::bump(super::counts::Routine::AcquirePushLockExclusive);
     check(lock, "FltAcquirePushLockExclusive", true);
     raw(lock).lock_exclusive();
     if let Some(o) = LOCKS.lock().get_mut(&(lock as usize)) {
@@ -100,6 +101,7 @@ pub extern "system" fn FltAcquirePushLockExclusive(lock: *mut EX_PUSH_LOCK) {
 /// `FltAcquirePushLockShared`.
 #[unsafe(no_mangle)]
 pub extern "system" fn FltAcquirePushLockShared(lock: *mut EX_PUSH_LOCK) {
+    super::counts::bump(super::counts::Routine::AcquirePushLockShared);
     check(lock, "FltAcquirePushLockShared", false);
     raw(lock).lock_shared();
     if let Some(o) = LOCKS.lock().get_mut(&(lock as usize)) {
@@ -110,6 +112,7 @@ pub extern "system" fn FltAcquirePushLockShared(lock: *mut EX_PUSH_LOCK) {
 /// `FltReleasePushLock`.
 #[unsafe(no_mangle)]
 pub extern "system" fn FltReleasePushLock(lock: *mut EX_PUSH_LOCK) {
+    super::counts::bump(super::counts::Routine::ReleasePushLock);
     if lock.is_null() {
         verifier::fatal(rule::NULL_POINTER, "FltReleasePushLock");
     }

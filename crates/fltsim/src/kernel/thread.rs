@@ -132,6 +132,9 @@ pub unsafe extern "system" fn PsCreateSystemThread(
     if thread_handle.is_null() {
         return STATUS_INVALID_PARAMETER;
     }
+    if let Some(status) = crate::faults::enter(crate::faults::Routine::PsCreateSystemThread) {
+        return status;
+    }
     let done = Arc::new(Done::default());
     let ctx = StartContext(start_context as usize);
     let thread_done = done.clone();

@@ -45,6 +45,7 @@ pub unsafe extern "system" fn FltSendMessage(
     reply_length: *mut u32,
     timeout: *mut LARGE_INTEGER,
 ) -> NTSTATUS {
+    crate::kernel::counts::bump(crate::kernel::counts::Routine::FltSendMessage);
     if irql::current() > APC_LEVEL {
         verifier::report(
             rule::SEND_ABOVE_APC_LEVEL,
@@ -65,6 +66,9 @@ pub unsafe extern "system" fn FltSendMessage(
     if (sender_buffer.is_null() && sender_buffer_length != 0) || sender_buffer_length > MAX_MESSAGE
     {
         return STATUS_INVALID_PARAMETER;
+    }
+    if let Some(status) = crate::faults::enter(crate::faults::Routine::FltSendMessage) {
+        return status;
     }
     if !reply_buffer.is_null() && reply_length.is_null() {
         return STATUS_INVALID_PARAMETER;

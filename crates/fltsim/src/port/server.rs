@@ -97,6 +97,9 @@ pub unsafe extern "system" fn FltCreateCommunicationPort(
     let Some((name, attributes)) = (unsafe { read_name(object_attributes) }) else {
         return STATUS_INVALID_PARAMETER;
     };
+    if let Some(status) = crate::faults::enter(crate::faults::Routine::FltCreateCommunicationPort) {
+        return status;
+    }
     if attributes & OBJ_KERNEL_HANDLE == 0 {
         return STATUS_INVALID_PARAMETER;
     }

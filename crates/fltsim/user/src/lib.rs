@@ -11,6 +11,11 @@
 //! NTSTATUS → HRESULT conversion is in [`hresult`], tested entry by entry against the
 //! table of docs/port-semantics.md.
 
+// Linux only: fltsim's Win32 layer exists to stand in for FltLib.dll on Linux. On Windows
+// this crate compiles to nothing, so that a workspace-wide Windows build (cargo-wdk builds
+// every member) succeeds.
+#![cfg(not(windows))]
+
 pub mod api;
 mod backend;
 mod event;

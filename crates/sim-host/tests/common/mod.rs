@@ -1,7 +1,7 @@
 //! Helpers for the cross-process tests: child processes that are killed when a test
 //! fails (guards), output collected line by line with bounded waits, a running
 //! `portfilter-sim` on a private temporary socket, and locating (building if needed)
-//! `libfltlib.so` and `portctl`.
+//! `libfltlib_shim.so` and `portctl`.
 #![allow(dead_code)] // each test file uses a subset
 
 use std::io::{BufRead, BufReader, Read};

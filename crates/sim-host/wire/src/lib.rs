@@ -1,5 +1,5 @@
 //! The protocol between `portfilter-sim` (the driver hosted under fltsim) and its
-//! clients over a Unix stream socket: the fltlib shim (`libfltlib.so`) and the host's
+//! clients over a Unix stream socket: the fltlib shim (`libfltlib_shim.so`) and the host's
 //! own control commands (`portfilter-sim create|workload|stop`).
 //!
 //! * [`frame`]: length-prefixed frames with a size limit and a deadline for a started
@@ -11,6 +11,11 @@
 //!   private per-user default).
 //!
 //! See docs/sim-host.md for the whole picture.
+
+// Linux only: the host and the shim talk over a Unix socket. On Windows this crate
+// compiles to nothing, so that a workspace-wide Windows build (cargo-wdk builds every
+// member) succeeds.
+#![cfg(not(windows))]
 
 pub mod client;
 pub mod frame;

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The driver's own instructions per create, per cost scenario of benches/create_path.rs,
+# under callgrind (deterministic, unlike timings).
+#
+#   bash scripts/callgrind-create-path.sh [CREATES]     (default 2000 per scenario)
+#
+# How: the bench binary runs one scenario (`--scenario NAME --creates N`, after 64
+# warm-up creates); callgrind collects only inside the driver's pre-create callback
+# (`--toggle-collect`), so setup, clients and the queued worker are not counted. The
+# driver's instructions are the callback's inclusive cost minus the inclusive cost of every
+# kernel / Filter Manager routine it calls (fltsim's model of them: the names declared in
+# crates/bindings/src/functions.rs), divided by the creates. What remains is the driver's
+# code and what it inlines or calls of core/alloc and the protocol crate.
+# Needs valgrind (apt-get install -y valgrind).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CREATES="${1:-2000}"
+command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install -y valgrind)" >&2; exit 2; }
+export CARGO_PROFILE_DEV_PANIC=unwind
+BIN=$(cargo bench --no-run -p portfilter --bench create_path --message-format=json 2>/dev/null \
+  | python3 -c 'import json,sys
+for l in sys.stdin:
+    m=json.loads(l)
+    if m.get("reason")=="compiler-artifact" and m.get("executable") and m["target"]["name"]=="create_path": print(m["executable"])' | tail -1)
+[ -x "$BIN" ] || { echo "bench binary not found" >&2; exit 1; }
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+ROUTINES=$(grep -oE 'pub (unsafe )?fn [A-Za-z0-9_]+' crates/bindings/src/functions.rs | awk '{print $NF}' | sort -u | tr '\n' ' ')
+printf '%-24s %14s %12s   %s\n' scenario "driver Ir/create" "all Ir/create" "target"
+for scenario in skipped-no-client skipped-skip-rule skipped-filtered-out reported-queued reported-notify reported-request-reply; do
+  valgrind --tool=callgrind --callgrind-out-file="$OUT/$scenario.out" \
+    --toggle-collect='portfilter::precreate::pre_create' \
+    "$BIN" --scenario "$scenario" --creates "$CREATES" >"$OUT/$scenario.log" 2>&1 || {
+      echo "$scenario: valgrind failed, see below" >&2; tail -20 "$OUT/$scenario.log" >&2; exit 1; }
+  callgrind_annotate --inclusive=yes --threshold=100 "$OUT/$scenario.out" >"$OUT/$scenario.txt" 2>/dev/null
+  python3 - "$OUT/$scenario.txt" "$scenario" "$((CREATES + 64))" "$ROUTINES" <<'PY'
+import re, sys
+path, scenario, creates, routines = sys.argv[1], sys.argv[2], int(sys.argv[3]), set(sys.argv[4].split())
+total = 0; kernel = 0
+for line in open(path):
+    m = re.match(r'\s*([\d,]+)\s+\([^)]*\)\s+(\S.*?)(\s+\[.*\])?$', line) or re.match(r'\s*([\d,]+)\s+(\S.*?)(\s+\[.*\])?$', line)
+    if not m: continue
+    ir = int(m.group(1).replace(',', ''))
+    name = m.group(2).split(':', 1)[-1] if ':' in m.group(2) else m.group(2)
+    if name == 'portfilter::precreate::pre_create': total = max(total, ir)
+    elif name in routines: kernel += ir
+driver = (total - kernel) / creates
+targets = {'skipped-no-client': 300, 'skipped-skip-rule': 300, 'skipped-filtered-out': 300, 'reported-queued': 1500}
+t = targets.get(scenario)
+verdict = '—' if t is None else f'≤ {t}: ' + ('met' if driver <= t else 'NOT met')
+print(f'{scenario:<24} {driver:>14.0f} {total / creates:>12.0f}   {verdict}')
+PY
+done

@@ -4,6 +4,9 @@
 //! bindings (and defined by fltsim) without its line in `src/image/imports.rs` fails here,
 //! before any image that imports it is refused.
 
+// Linux only: fltsim and the sim host do not exist on Windows (compiles to nothing there).
+#![cfg(not(windows))]
+
 use std::collections::BTreeSet;
 
 /// (module, routine) for each `pub fn` of the bindings under a `link(name = …)` block.

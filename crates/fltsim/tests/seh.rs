@@ -8,6 +8,9 @@
 //!
 //! Without the cross tools the tests SKIP loudly, unless `PORTFILTER_REQUIRE_SYS=1`.
 
+// Linux only: fltsim and the sim host do not exist on Windows (compiles to nothing there).
+#![cfg(not(windows))]
+
 use fltsim::image::{self, Library, exception_counts};
 use std::path::{Path, PathBuf};
 use std::process::Command;

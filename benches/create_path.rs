@@ -6,7 +6,9 @@
 //!    by fltsim on the creating thread (deterministic): push-lock acquisitions, the
 //!    interlocked operations those routines cost on Windows, pool allocations, sends —
 //!    beside the issue-13 targets;
-//! 3. observer throughput: events per second and events per port message, plain notify
+//! 3. the same create paths with the driver's source (rlib) and with the shipped
+//!    `out/portfilter.sys` run by fltsim's PE loader, side by side;
+//! 4. observer throughput: events per second and events per port message, plain notify
 //!    versus queued batches, with two creating threads and one fast observer, then with an
 //!    observer that spends 50 µs per message.
 //!
@@ -437,6 +439,70 @@ fn slow_observer_throughput(
     )
 }
 
+/// The shipped image, if built (`scripts/build-sys.sh`).
+fn shipped_image() -> Option<std::path::PathBuf> {
+    let out = std::env::var_os("PORTFILTER_OUT").map_or_else(
+        || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("out"),
+        std::path::PathBuf::from,
+    );
+    Some(out.join("portfilter.sys")).filter(|p| p.exists())
+}
+
+/// A machine with the driver loaded from `image` (the rlib when `None`).
+fn start(image: Option<&std::path::Path>) -> Sim {
+    let machine = fltsim::Machine::boot();
+    match image {
+        Some(path) => fltsim::image::load_driver_image(path).expect("the image loads"),
+        None => fltsim::load_driver(portfilter::DriverEntry).expect("DriverEntry"),
+    }
+    Sim { machine }
+}
+
+/// The same create paths with the driver's source built for Linux (rlib) and with the
+/// shipped `portfilter.sys` loaded by fltsim's PE loader (Windows x64 calling convention
+/// at every import and callback, the image's own code generation).
+fn image_versus_rlib(quick: bool) {
+    let Some(path) = shipped_image() else {
+        println!("(out/portfilter.sys not built: run scripts/build-sys.sh to compare)");
+        return;
+    };
+    let n = if quick { 300 } else { 5_000 };
+    let requests = workload();
+    println!("== rlib versus the shipped image (1 creating thread) ==");
+    let run = |label: &str, client: Option<Delivery>| {
+        let mut means = Vec::new();
+        for image in [None, Some(path.as_path())] {
+            let sim = start(image);
+            let thread = client.map(|delivery| match delivery {
+                Delivery::Queued => {
+                    let o = spawn_observer(OBSERVER, None);
+                    with_config(&o.port, |c| c.observer_delivery = Delivery::Queued);
+                    o
+                }
+                _ => spawn_decider(
+                    DECIDER,
+                    Arc::new(|e: &Seen| Some(Verdict::allow(e.sequence))),
+                ),
+            });
+            means.push(time_creates(&requests, n));
+            if let Some(t) = thread {
+                t.stop();
+            }
+            sim.unload_and_check_pool();
+        }
+        println!(
+            "{label:<34} rlib {:>7.1} µs (p99 {:>7.1})   image {:>7.1} µs (p99 {:>7.1})",
+            means[0].0 / 1e3,
+            means[0].1 / 1e3,
+            means[1].0 / 1e3,
+            means[1].1 / 1e3
+        );
+    };
+    run("driver loaded, no client", None);
+    run("queued, fast observer", Some(Delivery::Queued));
+    run("request-reply, fast decider", Some(Delivery::Notify));
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick" || a == "--test");
@@ -466,6 +532,8 @@ fn main() {
     routine_cost_table(quick);
     println!();
     create_path_costs(quick);
+    println!();
+    image_versus_rlib(quick);
     println!();
     println!("== observer throughput: 2 creating threads, 1 fast observer ==");
     let duration = Duration::from_millis(if quick { 200 } else { 1_500 });

@@ -94,8 +94,11 @@ mkdir -p "$work" "$out"
 
 # ---- C helper and its imports ---------------------------------------------------------
 usercopy_obj=$work/usercopy.obj
+# -fasynchronous-unwind-tables: Windows x64 needs .pdata for every function that moves
+# RSP (exception dispatch unwinds through it); -ffreestanding turns clang-14's default off.
 clang-14 --target="$target" -fms-extensions -ffreestanding -fno-stack-protector \
-    -O2 -Wall -Wextra -Werror -c "$root/src/glue/usercopy.c" -o "$usercopy_obj"
+    -fasynchronous-unwind-tables -O2 -Wall -Wextra -Werror -c "$root/src/glue/usercopy.c" \
+    -o "$usercopy_obj"
 
 # Only what the C object needs; the Rust side imports its own functions (raw-dylib).
 # lld-link merges both into one import descriptor for ntoskrnl.exe.

@@ -15,6 +15,8 @@
 #   7. the PowerShell scripts parsed and their calls bound as PowerShell would
 #      (scripts/check-powershell.sh)
 #   8. a fuzz smoke: every fuzz target from its committed corpus (scripts/fuzz.sh smoke)
+#   9. the end-to-end suites (driver, client, cross-process) once more against the shipped
+#      release image, loaded by fltsim's PE loader (FLTSIM_IMAGE=out/portfilter.sys)
 #   (as root the tests run with target/ private, as in a checkout under /root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -87,6 +89,21 @@ else
     echo "cargo-nextest is not installed: running the same tests with cargo test" >&2
     cargo test --workspace --locked --no-fail-fast
 fi
+
+# The same end-to-end suites again, with the shipped image instead of the driver's source:
+# fltsim's PE loader maps out/portfilter.sys and every harness (driver tests, client
+# tests, portfilter-sim and the cross-process portctl / C client tests, whose hosts
+# inherit FLTSIM_IMAGE) loads it.
+step "end-to-end suites against the shipped image (FLTSIM_IMAGE=out/portfilter.sys)"
+export FLTSIM_IMAGE="$PWD/out/portfilter.sys"
+if cargo nextest --version >/dev/null 2>&1; then
+    # --workspace with a package filter: the same build as above, nothing recompiles.
+    cargo nextest run --workspace --locked --no-fail-fast -E \
+        '(package(portfilter) | package(portfilter-client) | package(portfilter-sim) | package(portctl)) and not (binary(pe_image) | binary(inf))'
+else
+    cargo test -p portfilter -p portfilter-client -p portfilter-sim -p portctl --locked --no-fail-fast
+fi
+unset FLTSIM_IMAGE
 
 step "fuzz smoke (every fuzz target from its committed corpus, a minute in all)"
 # Builds the fuzz targets instrumented (cargo-fuzz, installed when missing) and runs each

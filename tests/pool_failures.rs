@@ -16,13 +16,10 @@ const INSUFFICIENT: i32 = 0x8007_05AA_u32 as i32;
 fn driver_entry_fails_cleanly_without_pool_and_loads_afterwards() {
     let machine = fltsim::Machine::boot();
     pool::fail_next(1);
-    assert_eq!(
-        fltsim::load_driver(portfilter::DriverEntry),
-        Err(STATUS_INSUFFICIENT_RESOURCES)
-    );
+    assert_eq!(common::load_driver(), Err(STATUS_INSUFFICIENT_RESOURCES));
     assert_eq!(pool::live_bytes(portfilter::POOL_TAG), 0);
     assert!(!fltsim::is_loaded());
-    fltsim::load_driver(portfilter::DriverEntry).expect("loads once pool is back");
+    common::load_driver().expect("loads once pool is back");
     fltsim::unload_driver().unwrap();
     assert_eq!(pool::live_bytes(portfilter::POOL_TAG), 0);
     assert!(machine.shutdown().is_empty());

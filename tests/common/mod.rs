@@ -98,7 +98,7 @@ pub struct Sim {
 impl Sim {
     pub fn start() -> Self {
         let machine = fltsim::Machine::boot();
-        fltsim::load_driver(portfilter::DriverEntry).expect("DriverEntry succeeds");
+        load_driver().expect("DriverEntry succeeds");
         Self { machine }
     }
 
@@ -121,6 +121,12 @@ impl Sim {
         let violations = self.machine.shutdown();
         assert!(violations.is_empty(), "verifier: {violations:?}");
     }
+}
+
+/// Loads the driver: the rlib linked into the tests, or the cross-built image when
+/// `FLTSIM_IMAGE` names one (the switch between the two runs of these suites).
+pub fn load_driver() -> Result<(), i32> {
+    fltsim::image::load_driver_from_env(portfilter::DriverEntry)
 }
 
 /// Spawns a simulated admin process (if needed).

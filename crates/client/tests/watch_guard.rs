@@ -159,11 +159,20 @@ fn watch_accounts_for_every_event_of_a_stalled_queued_observer() {
     assert_eq!(u64::from(received), stats.events);
     assert!(stats.batches >= 1);
     assert!(driver.queue_dropped > 0, "{driver:?}");
-    assert_eq!(
-        driver.queue_enqueued + driver.queue_dropped,
-        u64::from(STALLED + 1),
-        "{driver:?}"
-    );
+    // queue_dropped also counts the events of a batch that did not reach the observer
+    // (docs/protocol.md): when the worker tried the stalled observer before the engine
+    // armed a get (timing: it happens under load and with the shipped image), that batch
+    // (at most the queue's 4 events) is in both counters.
+    let events = u64::from(STALLED + 1);
+    let both = driver.queue_enqueued + driver.queue_dropped;
+    if driver.notify_failed == 0 {
+        assert_eq!(both, events, "{driver:?}");
+    } else {
+        assert!(
+            both > events && both <= events + 4 * driver.notify_failed,
+            "{driver:?}"
+        );
+    }
     let text = captured.text();
     assert!(text.contains(r"\burst\"), "{text}");
     assert!(text.contains("-- the driver dropped "), "{text}");

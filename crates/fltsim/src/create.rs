@@ -5,6 +5,7 @@
 //! pre-create (in the requestor's process and thread context, at PASSIVE_LEVEL) and,
 //! when asked for, its post-create, and returns the status the caller would see.
 
+use crate::image::win64::driver_call;
 use crate::kernel::context;
 use crate::kernel::irql::{self, PASSIVE_LEVEL};
 use crate::kernel::thread;
@@ -465,7 +466,12 @@ pub fn create(req: &CreateRequest) -> CreateOutcome {
         crate::pended::begin(data_ptr, tid, &req.path);
         let pre_status = op.pre.map(|pre| {
             // SAFETY: the driver's pre-create with objects valid for the call.
-            unsafe { pre(data_ptr, &raw const objects, &raw mut completion_context) }
+            unsafe {
+                driver_call(
+                    pre,
+                    (data_ptr, &raw const objects, &raw mut completion_context),
+                )
+            }
         });
         // A pended create: this thread waits until the driver completes it; the
         // completion's status then decides as the pre-create's would have.
@@ -498,7 +504,9 @@ pub fn create(req: &CreateRequest) -> CreateOutcome {
                         o.opened = true;
                     }
                     // SAFETY: the driver's post-create with objects valid for the call.
-                    let s = unsafe { post(data_ptr, &raw const objects, completion_context, 0) };
+                    let s = unsafe {
+                        driver_call(post, (data_ptr, &raw const objects, completion_context, 0))
+                    };
                     post_called = true;
                     if s != FLT_POSTOP_FINISHED_PROCESSING {
                         verifier::report(

@@ -1,6 +1,7 @@
 //! Loading and unloading the driver: `DriverEntry` with a fake `DRIVER_OBJECT` and
 //! registry path, and the `fltmc unload` path (the filter's unload callback).
 
+use crate::image::win64::driver_call;
 use crate::kernel::{pool, thread};
 use crate::verifier::{self, rule};
 use crate::{filter, names, process, registration};
@@ -75,7 +76,7 @@ pub fn load_driver(entry: DriverEntry) -> Result<(), NTSTATUS> {
         let _system = process::enter_unchecked(process::SYSTEM_PID);
         // SAFETY: the driver's entry point with a driver object and registry path that
         // stay valid while it is loaded.
-        unsafe { entry(object, path) }
+        unsafe { driver_call(entry, (object, path)) }
     };
     if nt_success(status) {
         Ok(())
@@ -131,7 +132,7 @@ fn unload_with_flags(flags: u32) -> Result<(), NTSTATUS> {
     let status = {
         let _system = process::enter_unchecked(process::SYSTEM_PID);
         // SAFETY: the driver's unload callback.
-        unsafe { unload(flags) }
+        unsafe { driver_call(unload, (flags,)) }
     };
     if !nt_success(status) {
         if flags & FLTFL_FILTER_UNLOAD_MANDATORY == 0 {
@@ -172,6 +173,7 @@ fn finish_unload(when: &str) {
     names::report_unreleased(when);
     pool::report_leaks(when);
     *LOADED.lock() = None;
+    crate::image::on_unload();
 }
 
 pub(crate) fn reset() {

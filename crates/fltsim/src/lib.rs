@@ -35,6 +35,7 @@ pub mod create;
 pub mod driver;
 pub mod faults;
 mod filter;
+pub mod image;
 pub mod kernel;
 pub mod log;
 mod machine;

@@ -44,6 +44,7 @@ fn reset_all() {
     port::reset();
     filter::set(None);
     driver::reset();
+    crate::image::reset();
     create::reset();
     pended::reset();
     names::reset();

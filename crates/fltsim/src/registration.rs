@@ -2,6 +2,7 @@
 //! each simulated volume), `FltUnregisterFilter`.
 
 use crate::filter::{self, Callbacks, Filter, Instance, Operation};
+use crate::image::win64::driver_call;
 use crate::verifier::{self, rule};
 use crate::volumes::{self, Volume};
 use crate::{names, port};
@@ -119,11 +120,14 @@ fn attach(f: &Arc<Filter>, volume: &Arc<Volume>, flags: u32) {
         };
         // SAFETY: the driver's callback with objects valid for the call.
         let status = unsafe {
-            setup(
-                &raw const objects,
-                flags,
-                volume.device_type,
-                volume.filesystem,
+            driver_call(
+                setup,
+                (
+                    &raw const objects,
+                    flags,
+                    volume.device_type,
+                    volume.filesystem,
+                ),
             )
         };
         if !nt_success(status) {
@@ -220,11 +224,21 @@ pub extern "system" fn FltUnregisterFilter(filter: PFLT_FILTER) {
         let objects = related_objects(&f, i);
         if let Some(start) = f.callbacks.teardown_start {
             // SAFETY: the driver's callback with objects valid for the call.
-            unsafe { start(&raw const objects, FLTFL_INSTANCE_TEARDOWN_FILTER_UNLOAD) };
+            unsafe {
+                driver_call(
+                    start,
+                    (&raw const objects, FLTFL_INSTANCE_TEARDOWN_FILTER_UNLOAD),
+                )
+            };
         }
         if let Some(complete) = f.callbacks.teardown_complete {
             // SAFETY: as above.
-            unsafe { complete(&raw const objects, FLTFL_INSTANCE_TEARDOWN_FILTER_UNLOAD) };
+            unsafe {
+                driver_call(
+                    complete,
+                    (&raw const objects, FLTFL_INSTANCE_TEARDOWN_FILTER_UNLOAD),
+                )
+            };
         }
     }
     port::force_close_remaining(filter);

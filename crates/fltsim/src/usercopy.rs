@@ -89,7 +89,11 @@ pub fn is_translated(address: usize) -> bool {
     region_base().is_some_and(|b| address >= b && address < b + REGION_SIZE)
 }
 
-extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut c_void) {
+extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
+    // A fault in a loaded image's code is a Windows exception: SEH dispatch.
+    if crate::image::seh::on_fault(sig, info, ctx) {
+        return;
+    }
     // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
     let addr = unsafe { (*info).si_addr() } as usize;
     let base = REGION
@@ -152,10 +156,14 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        WINDOWS
-            .lock()
-            .active
-            .retain(|w| !self.offsets.contains(&w.offset));
+        let mut w = WINDOWS.lock();
+        let base = region_base().unwrap_or(0);
+        for win in w.active.iter().filter(|w| self.offsets.contains(&w.offset)) {
+            // A loaded image touched the buffer directly (inside its SEH helper): write
+            // back and discard the pages it materialized.
+            crate::image::shadow::release(base + win.offset, win.span);
+        }
+        w.active.retain(|w| !self.offsets.contains(&w.offset));
     }
 }
 
@@ -221,8 +229,9 @@ pub(crate) fn map_call(
     Ok(m)
 }
 
-/// The client address of `[translated, translated + len)`, if it lies in an active window.
-fn translate(translated: usize, len: usize) -> Option<usize> {
+/// The window holding `[translated, translated + len)`: (its translated start, the client
+/// address there, its length).
+pub(crate) fn window_of(translated: usize, len: usize) -> Option<(usize, usize, usize)> {
     let w = WINDOWS.lock();
     w.active
         .iter()
@@ -232,11 +241,21 @@ fn translate(translated: usize, len: usize) -> Option<usize> {
                     .checked_add(len)
                     .is_some_and(|end| end <= a.translated + a.len)
         })
-        .map(|a| a.user + (translated - a.translated))
+        .map(|a| (a.translated, a.user, a.len))
+}
+
+/// Installs the fault handler (and reserves the region) if not done yet.
+pub(crate) fn install_fault_handling() -> bool {
+    region_base().is_some()
+}
+
+/// The client address of `[translated, translated + len)`, if it lies in an active window.
+fn translate(translated: usize, len: usize) -> Option<usize> {
+    window_of(translated, len).map(|(start, user, _)| user + (translated - start))
 }
 
 #[cfg(target_os = "linux")]
-fn copy_raw(to_user: bool, local: *mut c_void, remote: usize, len: usize) -> bool {
+pub(crate) fn copy_raw(to_user: bool, local: *mut c_void, remote: usize, len: usize) -> bool {
     let liov = libc::iovec {
         iov_base: local,
         iov_len: len,
@@ -265,7 +284,7 @@ fn copy_raw(to_user: bool, local: *mut c_void, remote: usize, len: usize) -> boo
 }
 
 #[cfg(not(target_os = "linux"))]
-fn copy_raw(to_user: bool, local: *mut c_void, remote: usize, len: usize) -> bool {
+pub(crate) fn copy_raw(to_user: bool, local: *mut c_void, remote: usize, len: usize) -> bool {
     copy_through_pipe(to_user, local, remote, len)
 }
 

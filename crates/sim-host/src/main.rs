@@ -62,6 +62,10 @@ enum Command {
         /// Print every injected create.
         #[arg(long, short)]
         verbose: bool,
+        /// Host this driver image (a cross-built portfilter.sys) instead of the driver
+        /// linked into portfilter-sim. Default: $FLTSIM_IMAGE when set.
+        #[arg(long, value_name = "PATH")]
+        image: Option<PathBuf>,
     },
     /// Perform one file create in a running host and print its final NTSTATUS.
     ///
@@ -193,11 +197,13 @@ pub(crate) fn main() -> ExitCode {
             admin_uids,
             shared,
             verbose,
+            image,
         } => serve::run(&serve::ServeOptions {
             socket: socket.socket,
             admin_uids,
             shared,
             verbose,
+            image: image.or_else(fltsim::image::image_from_env),
         }),
         Command::Create(args) => create(args),
         Command::Workload {

@@ -11,8 +11,42 @@ use std::process::Command;
 
 #[test]
 fn portctl_over_socket() {
+    portctl_against(Host::start(&[]));
+}
+
+/// The same, with the host running the cross-built image (`serve --image`), not the
+/// driver linked into it. SKIPs loudly without the image unless
+/// `PORTFILTER_REQUIRE_SYS=1`.
+#[test]
+fn portctl_against_the_shipped_image() {
+    let out = std::env::var_os("PORTFILTER_OUT").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../out"),
+        std::path::PathBuf::from,
+    );
+    let image = out.join("portfilter.sys");
+    if !image.exists() {
+        assert_ne!(
+            std::env::var("PORTFILTER_REQUIRE_SYS").as_deref(),
+            Ok("1"),
+            "{} missing: run scripts/build-sys.sh",
+            image.display()
+        );
+        eprintln!("\n*** SKIP: {} not found ***\n", image.display());
+        return;
+    }
+    let image = image.to_str().expect("UTF-8 path");
+    let host = Host::start(&["--image", image]);
+    assert!(
+        host.proc.stdout().contains("driver image "),
+        "{}",
+        host.proc.stdout()
+    );
+    portctl_against(host);
+}
+
+/// ping, stats, an admin-only refusal, guard deciding creates, a clean stop.
+fn portctl_against(host: Host) {
     let portctl = build("portctl", "portctl");
-    let host = Host::start(&[]);
 
     let ping = run(host.command(&portctl).arg("ping"), WAIT);
     assert!(ping.status.success(), "{}{}", ping.stdout, ping.stderr);

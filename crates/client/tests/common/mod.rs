@@ -31,7 +31,7 @@ pub struct Sim {
 impl Sim {
     pub fn boot() -> Self {
         let machine = fltsim::Machine::boot();
-        fltsim::load_driver(portfilter::DriverEntry).expect("DriverEntry");
+        fltsim::image::load_driver_from_env(portfilter::DriverEntry).expect("DriverEntry");
         fltsim::process::spawn(CLIENT_PID, "portctl.exe", true);
         let process = fltsim::process::enter(CLIENT_PID);
         Self {

@@ -2,6 +2,7 @@
 //! (`ZwWaitForSingleObject`, `ZwClose`).
 
 use super::time::Deadline;
+use crate::image::win64::driver_call;
 use crate::verifier::{self, rule};
 use parking_lot::{Condvar, Mutex};
 use portfilter_bindings::{
@@ -143,7 +144,7 @@ pub unsafe extern "system" fn PsCreateSystemThread(
         .spawn(move || {
             let ctx = ctx;
             // SAFETY: the driver's thread routine with the context it chose.
-            unsafe { routine(ctx.0 as *mut c_void) };
+            unsafe { driver_call(routine, (ctx.0 as *mut c_void,)) };
             RUNNING.fetch_sub(1, Ordering::SeqCst);
             *thread_done.finished.lock() = true;
             thread_done.cond.notify_all();

@@ -8,6 +8,7 @@
 
 use super::REGISTRY;
 use super::server::ServerPort;
+use crate::image::win64::driver_call;
 use crate::kernel::time::{Deadline, SendTimeout};
 use crate::readings::{self, DisconnectWake, ErrorLength, TimeoutBudget};
 use crate::verifier::{self, rule};
@@ -250,7 +251,7 @@ impl ClientConn {
             filter::from_ptr(self.server.filter as PFLT_FILTER).and_then(|f| f.enter_callback())
         };
         // SAFETY: the driver's Disconnect callback with the cookie its Connect returned.
-        unsafe { (self.server.disconnect)(self.cookie()) };
+        unsafe { driver_call(self.server.disconnect, (self.cookie(),)) };
         drop(running);
         let mut st = self.st.lock();
         st.disconnect_finished = true;
@@ -558,13 +559,16 @@ impl Connection for ClientConn {
         // SAFETY: the driver's MessageNotify, on the caller's thread, with translated
         // user addresses (touching them directly faults; PfCopy* translate them back).
         let status = unsafe {
-            notify(
-                self.cookie(),
-                mapping.input(),
-                input_len,
-                mapping.output(),
-                output_len,
-                &raw mut ret,
+            driver_call(
+                notify,
+                (
+                    self.cookie(),
+                    mapping.input(),
+                    input_len,
+                    mapping.output(),
+                    output_len,
+                    &raw mut ret,
+                ),
             )
         };
         drop(mapping);

@@ -4,6 +4,7 @@
 use super::REGISTRY;
 use super::connection::ClientConn;
 use super::security::{self, Security};
+use crate::image::win64::driver_call;
 use crate::kernel::irql;
 use crate::verifier::{self, rule};
 use crate::{filter, process};
@@ -227,12 +228,15 @@ pub(crate) fn connect(
     // SAFETY: the driver's Connect callback, with a port and a context copy valid for
     // the call, in the connecting process's context.
     let status = unsafe {
-        (server.connect)(
-            addr as PFLT_PORT,
-            server.cookie as *mut c_void,
-            ctx_ptr,
-            size,
-            &raw mut cookie,
+        driver_call(
+            server.connect,
+            (
+                addr as PFLT_PORT,
+                server.cookie as *mut c_void,
+                ctx_ptr,
+                size,
+                &raw mut cookie,
+            ),
         )
     };
     copy.fill(0xDD);

@@ -36,6 +36,8 @@ pub struct ServeOptions {
     pub shared: bool,
     /// Print every injected create.
     pub verbose: bool,
+    /// A driver image to host instead of the linked driver.
+    pub image: Option<PathBuf>,
 }
 
 /// Runs the host; returns the process exit code.
@@ -67,17 +69,39 @@ pub fn run(opts: &ServeOptions) -> ExitCode {
     let machine = fltsim::Machine::boot();
     // The trace has a few D: paths; C: is fltsim's default volume.
     fltsim::volumes::add('D', r"\Device\HarddiskVolume4");
-    if let Err(status) = fltsim::load_driver(portfilter::DriverEntry) {
-        eprintln!(
-            "portfilter-sim: DriverEntry failed with {}",
-            crate::status::describe(status)
-        );
+    let loaded = match &opts.image {
+        None => fltsim::load_driver(portfilter::DriverEntry).map_err(|status| {
+            format!(
+                "DriverEntry failed with {}",
+                crate::status::describe(status)
+            )
+        }),
+        Some(image) => fltsim::image::load_driver_image(image).map_err(|e| match e {
+            fltsim::image::LoadError::DriverEntry(status) => format!(
+                "{}: DriverEntry failed with {}",
+                image.display(),
+                crate::status::describe(status)
+            ),
+            other => format!("cannot load {}: {other}", image.display()),
+        }),
+    };
+    if let Err(why) = loaded {
+        eprintln!("portfilter-sim: {why}");
         let _ = std::fs::remove_file(&path);
         drop(machine.shutdown());
         return ExitCode::from(1);
     }
+    let which = match (&opts.image, fltsim::image::loaded_image()) {
+        (Some(path), Some(info)) => format!(
+            "driver image {} loaded at {:#x} (linked for {:#x})",
+            path.display(),
+            info.base,
+            info.preferred_base
+        ),
+        _ => "driver loaded".to_owned(),
+    };
     host.say(&format!(
-        "driver loaded; ports {:?}; serving on {} (pid {})",
+        "{which}; ports {:?}; serving on {} (pid {})",
         fltsim::port::server_port_names(),
         path.display(),
         std::process::id()

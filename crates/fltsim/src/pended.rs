@@ -15,6 +15,7 @@
 //!   completed by `FltUnregisterFilter`, a deny (`FLT_PREOP_COMPLETE`) with a status that is
 //!   not an error, an invalid completion status, IRQL above `DISPATCH_LEVEL`.
 
+use crate::image::win64::driver_call;
 use crate::kernel::irql::{self, DISPATCH_LEVEL};
 use crate::verifier::{self, rule};
 use parking_lot::{Condvar, Mutex};
@@ -364,13 +365,13 @@ pub unsafe extern "system" fn FltCbdqInsertIo(
     };
     let mut irql_before: KIRQL = 0;
     // SAFETY: the driver's routines on its queue.
-    unsafe { (r.acquire)(cbdq, &raw mut irql_before) };
+    unsafe { driver_call(r.acquire, (cbdq, &raw mut irql_before)) };
     let disabled = with(|t| t.disabled.get(&(cbdq as usize)).copied().unwrap_or(false));
     let status = if disabled {
         STATUS_FLT_CBDQ_DISABLED
     } else {
         // SAFETY: as above.
-        unsafe { (r.insert)(cbdq, cbd, insert_context) }
+        unsafe { driver_call(r.insert, (cbdq, cbd, insert_context)) }
     };
     let mut cancel_now = false;
     if status >= 0 && !disabled {
@@ -382,7 +383,7 @@ pub unsafe extern "system" fn FltCbdqInsertIo(
         });
     }
     // SAFETY: as above.
-    unsafe { (r.release)(cbdq, irql_before) };
+    unsafe { driver_call(r.release, (cbdq, irql_before)) };
     if cancel_now {
         // The IRP was cancelled already: IoCsqInsertIrp cancels it at once.
         // SAFETY: as above.
@@ -411,12 +412,12 @@ pub unsafe extern "system" fn FltCbdqRemoveNextIo(
     };
     let mut irql_before: KIRQL = 0;
     // SAFETY: the driver's routines on its queue.
-    unsafe { (r.acquire)(cbdq, &raw mut irql_before) };
+    unsafe { driver_call(r.acquire, (cbdq, &raw mut irql_before)) };
     // SAFETY: as above.
-    let cbd = unsafe { (r.peek)(cbdq, std::ptr::null_mut(), peek_context) };
+    let cbd = unsafe { driver_call(r.peek, (cbdq, std::ptr::null_mut(), peek_context)) };
     if !cbd.is_null() {
         // SAFETY: as above.
-        unsafe { (r.remove)(cbdq, cbd) };
+        unsafe { driver_call(r.remove, (cbdq, cbd)) };
         with(|t| {
             if let Some(op) = t.ops.get_mut(&(cbd as usize)) {
                 op.queue = None;
@@ -424,7 +425,7 @@ pub unsafe extern "system" fn FltCbdqRemoveNextIo(
         });
     }
     // SAFETY: as above.
-    unsafe { (r.release)(cbdq, irql_before) };
+    unsafe { driver_call(r.release, (cbdq, irql_before)) };
     cbd
 }
 
@@ -441,10 +442,10 @@ pub unsafe extern "system" fn FltCbdqDisable(cbdq: *mut FLT_CALLBACK_DATA_QUEUE)
     };
     let mut irql_before: KIRQL = 0;
     // SAFETY: the driver's routines on its queue.
-    unsafe { (r.acquire)(cbdq, &raw mut irql_before) };
+    unsafe { driver_call(r.acquire, (cbdq, &raw mut irql_before)) };
     with(|t| t.disabled.insert(cbdq as usize, true));
     // SAFETY: as above.
-    unsafe { (r.release)(cbdq, irql_before) };
+    unsafe { driver_call(r.release, (cbdq, irql_before)) };
 }
 
 /// The I/O manager's cancel routine for a queued callback data, at `DISPATCH_LEVEL`.
@@ -459,7 +460,7 @@ unsafe fn cancel(cbdq: *mut FLT_CALLBACK_DATA_QUEUE, cbd: *mut FLT_CALLBACK_DATA
     let _dispatch = irql::raise(DISPATCH_LEVEL);
     let mut irql_before: KIRQL = 0;
     // SAFETY: the driver's routines on its queue.
-    unsafe { (r.acquire)(cbdq, &raw mut irql_before) };
+    unsafe { driver_call(r.acquire, (cbdq, &raw mut irql_before)) };
     let member = with(|t| {
         t.ops
             .get_mut(&(cbd as usize))
@@ -467,13 +468,13 @@ unsafe fn cancel(cbdq: *mut FLT_CALLBACK_DATA_QUEUE, cbd: *mut FLT_CALLBACK_DATA
     });
     if member {
         // SAFETY: as above.
-        unsafe { (r.remove)(cbdq, cbd) };
+        unsafe { driver_call(r.remove, (cbdq, cbd)) };
     }
     // SAFETY: as above.
-    unsafe { (r.release)(cbdq, irql_before) };
+    unsafe { driver_call(r.release, (cbdq, irql_before)) };
     if member {
         // SAFETY: as above.
-        unsafe { (r.cancelled)(cbdq, cbd) };
+        unsafe { driver_call(r.cancelled, (cbdq, cbd)) };
     }
 }
 

@@ -65,11 +65,18 @@ provided! {
         FltAcquirePushLockExclusive(lock);
         FltAcquirePushLockShared(lock);
         FltReleasePushLock(lock);
+        FltCbdqInitialize(instance, cbdq, insert, remove, peek, acquire, release, cancelled);
+        FltCbdqInsertIo(cbdq, data, context, insert_context);
+        FltCbdqRemoveNextIo(cbdq, peek_context);
+        FltCbdqDisable(cbdq);
+        FltCompletePendedPreOperation(data, status, context);
     }
     "ntoskrnl.exe" {
         ExAllocatePool2(flags, bytes, tag);
         ExFreePoolWithTag(p, tag);
         KeQuerySystemTimePrecise(time);
+        KeAcquireSpinLockRaiseToDpc(lock);
+        KeReleaseSpinLock(lock, irql);
         PsGetCurrentProcessId();
         PsGetCurrentThreadId();
         PsGetThreadId(thread);

@@ -63,6 +63,15 @@ fn clients_refuse_a_host_run_by_another_user() {
         .env_remove("XDG_RUNTIME_DIR")
         .uid(OTHER_UID)
         .gid(OTHER_UID);
+    // In the image run (FLTSIM_IMAGE) the impostor hosts the shipped image as well: a copy
+    // beside its binary, since uid 65534 cannot read the checkout's out/ when the checkout
+    // lies below a private directory.
+    if let Some(image) = std::env::var_os("FLTSIM_IMAGE") {
+        let copy = bin_dir.path().join("portfilter.sys");
+        std::fs::copy(&image, &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).unwrap();
+        cmd.env("FLTSIM_IMAGE", &copy);
+    }
     let mut impostor = Proc::spawn(&mut cmd);
     impostor.wait_for("serving on");
 

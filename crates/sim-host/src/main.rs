@@ -8,6 +8,8 @@
 // `pub(super)`: src/entry.rs, the binary's root, re-exports these as `crate::…`.
 pub(super) mod control;
 pub(super) mod create_spec;
+#[cfg(target_os = "linux")]
+mod guard;
 mod serve;
 pub(super) mod status;
 mod workload;
@@ -66,6 +68,18 @@ enum Command {
         /// linked into portfilter-sim. Default: $FLTSIM_IMAGE when set.
         #[arg(long, value_name = "PATH")]
         image: Option<PathBuf>,
+        /// Decide real opens below this directory with the driver (fanotify permission
+        /// events; root). A mount point is guarded as a whole tree, any other directory
+        /// for its own entries. Its files are \Device\HarddiskVolume9\… (G:).
+        #[arg(long, value_name = "DIR")]
+        guard: Option<PathBuf>,
+        /// Most guarded opens waiting for the driver at once; more are answered at once
+        /// with the driver's default verdict (counted as overload).
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
+        guard_max_in_flight: u32,
+        /// Threads that run guarded opens through the driver.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+        guard_workers: u32,
     },
     /// Perform one file create in a running host and print its final NTSTATUS.
     ///
@@ -198,12 +212,18 @@ pub(crate) fn main() -> ExitCode {
             shared,
             verbose,
             image,
+            guard,
+            guard_max_in_flight,
+            guard_workers,
         } => serve::run(&serve::ServeOptions {
             socket: socket.socket,
             admin_uids,
             shared,
             verbose,
             image: image.or_else(fltsim::image::image_from_env),
+            guard,
+            guard_max_in_flight: guard_max_in_flight as usize,
+            guard_workers: guard_workers as usize,
         }),
         Command::Create(args) => create(args),
         Command::Workload {

@@ -9,7 +9,7 @@ mod buffers;
 mod host;
 mod identity;
 mod listener;
-mod report;
+pub(super) mod report;
 mod session;
 
 use host::Host;
@@ -38,6 +38,12 @@ pub struct ServeOptions {
     pub verbose: bool,
     /// A driver image to host instead of the linked driver.
     pub image: Option<PathBuf>,
+    /// Decide real opens below this directory (`--guard`, Linux).
+    pub guard: Option<PathBuf>,
+    /// `--guard-max-in-flight`.
+    pub guard_max_in_flight: usize,
+    /// `--guard-workers`.
+    pub guard_workers: usize,
 }
 
 /// Runs the host; returns the process exit code.
@@ -50,6 +56,28 @@ pub fn run(opts: &ServeOptions) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // The fanotify group is made before the driver loads, so a refusal (not root, no
+    // fanotify) ends the host before anything else started.
+    #[cfg(target_os = "linux")]
+    let armed = match opts
+        .guard
+        .as_deref()
+        .map(crate::sim::guard::arm)
+        .transpose()
+    {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("portfilter-sim: cannot guard: {e}");
+            let _ = std::fs::remove_file(&path);
+            return ExitCode::from(1);
+        }
+    };
+    #[cfg(not(target_os = "linux"))]
+    if opts.guard.is_some() {
+        eprintln!("portfilter-sim: --guard needs Linux (fanotify)");
+        let _ = std::fs::remove_file(&path);
+        return ExitCode::from(1);
+    }
     let (stop_tx, stop_rx) = mpsc::channel::<String>();
     let host = Arc::new(Host::new(
         AdminPolicy {
@@ -69,6 +97,13 @@ pub fn run(opts: &ServeOptions) -> ExitCode {
     let machine = fltsim::Machine::boot();
     // The trace has a few D: paths; C: is fltsim's default volume.
     fltsim::volumes::add('D', r"\Device\HarddiskVolume4");
+    #[cfg(target_os = "linux")]
+    if armed.is_some() {
+        fltsim::volumes::add(
+            crate::sim::guard::GUARD_DRIVE,
+            crate::sim::guard::GUARD_VOLUME,
+        );
+    }
     let loaded = match &opts.image {
         None => fltsim::load_driver(portfilter::DriverEntry).map_err(|status| {
             format!(
@@ -107,6 +142,29 @@ pub fn run(opts: &ServeOptions) -> ExitCode {
         std::process::id()
     ));
 
+    #[cfg(target_os = "linux")]
+    let guard = match armed {
+        None => None,
+        Some(armed) => {
+            host.say(&armed.describe());
+            let started = crate::sim::guard::Guard::start(
+                armed,
+                &crate::sim::guard::GuardOptions {
+                    max_in_flight: opts.guard_max_in_flight,
+                    workers: opts.guard_workers,
+                    verbose: opts.verbose,
+                },
+            );
+            match started {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    host.say(&format!("cannot guard: {e}"));
+                    None
+                }
+            }
+        }
+    };
+
     let acceptor = {
         let h = host.clone();
         std::thread::Builder::new()
@@ -117,6 +175,11 @@ pub fn run(opts: &ServeOptions) -> ExitCode {
         .recv()
         .unwrap_or_else(|_| "stop channel closed".into());
     host.say(&format!("shutting down: {why}"));
+    // The guard stops first: every open it holds is answered before the driver goes.
+    #[cfg(target_os = "linux")]
+    if let Some(g) = guard {
+        host.say(&g.stop());
+    }
     host.begin_stop();
     // Wake the acceptor out of accept().
     let _ = UnixStream::connect(&path);

@@ -5,7 +5,8 @@
 use fltsim::port::InProcess;
 use fltsim_user::PortBackend;
 use portfilter_protocol::{
-    CONNECT_CONTEXT_BYTES, Command, ConnectContext, Role, STATS_BYTES, Stats, encode_request,
+    CONFIG_MAX_BYTES, CONNECT_CONTEXT_BYTES, Command, Config, ConnectContext, Role, STATS_BYTES,
+    Stats, encode_request,
 };
 use std::fmt::Write as _;
 
@@ -15,6 +16,22 @@ use std::fmt::Write as _;
 /// # Errors
 /// A message saying which step failed (connect, command, decode).
 pub fn driver_stats() -> Result<Stats, String> {
+    let bytes = driver_command(Command::GetStats, STATS_BYTES)?;
+    Stats::decode(&bytes).map_err(|e| format!("decode: {e:?}"))
+}
+
+/// Reads the driver's settings (`GetConfig`) the same way.
+///
+/// # Errors
+/// A message saying which step failed (connect, command, decode).
+pub fn driver_config() -> Result<Config, String> {
+    let bytes = driver_command(Command::GetConfig, CONFIG_MAX_BYTES)?;
+    Config::decode(&bytes, Command::GetConfig).map_err(|e| format!("decode: {e:?}"))
+}
+
+/// Sends one header-only command over a short-lived observer connection of the System
+/// process; returns the reply's bytes.
+fn driver_command(command: Command, out_bytes: usize) -> Result<Vec<u8>, String> {
     let name: Vec<u16> = portfilter::PORT_NAME.encode_utf16().collect();
     let mut context = [0u8; CONNECT_CONTEXT_BYTES];
     ConnectContext::new(Role::Observer)
@@ -25,18 +42,18 @@ pub fn driver_stats() -> Result<Stats, String> {
         .map_err(|s| format!("connect failed with {}", crate::status::describe(s)))?;
     // u64 storage: the driver requires 8-byte aligned command buffers.
     let mut input = [0u64; 1];
-    let mut output = [0u64; STATS_BYTES.div_ceil(8)];
+    let mut output = vec![0u64; out_bytes.div_ceil(8)];
     let result = {
         let in_bytes = u64_bytes_mut(&mut input);
-        encode_request(Command::GetStats, in_bytes).map_err(|e| format!("request: {e:?}"))?;
+        encode_request(command, in_bytes).map_err(|e| format!("request: {e:?}"))?;
         let mut returned = 0u32;
-        // SAFETY: both buffers are live locals of the stated sizes.
+        // SAFETY: both buffers are live and of the stated sizes.
         let status = unsafe {
             conn.send(
                 input.as_ptr().cast(),
                 8,
                 output.as_mut_ptr().cast(),
-                u32::try_from(STATS_BYTES).unwrap_or(0),
+                u32::try_from(out_bytes).unwrap_or(0),
                 &mut returned,
             )
         };
@@ -44,11 +61,11 @@ pub fn driver_stats() -> Result<Stats, String> {
             let bytes = u64_bytes_mut(&mut output);
             bytes
                 .get(..returned as usize)
+                .map(<[u8]>::to_vec)
                 .ok_or_else(|| "reply length out of range".to_owned())
-                .and_then(|b| Stats::decode(b).map_err(|e| format!("decode: {e:?}")))
         } else {
             Err(format!(
-                "GetStats failed with {}",
+                "{command:?} failed with {}",
                 crate::status::describe(status)
             ))
         }

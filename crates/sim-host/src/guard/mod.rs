@@ -117,7 +117,7 @@ pub fn arm(dir: &Path) -> Result<Armed, String> {
     let (flags, mask) = if whole_mount {
         (
             MarkFlags::FAN_MARK_ADD | MarkFlags::FAN_MARK_MOUNT,
-            MaskFlags::FAN_OPEN_PERM,
+            MaskFlags::FAN_OPEN_PERM | MaskFlags::FAN_ONDIR,
         )
     } else {
         (
@@ -186,6 +186,7 @@ pub struct Guard {
     reader: Option<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
     watchdog: Option<JoinHandle<()>>,
+    probe: Duration,
 }
 
 impl Guard {
@@ -222,6 +223,7 @@ impl Guard {
             reader: None,
             workers: Vec::new(),
             watchdog: None,
+            probe: Duration::ZERO,
         };
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -242,11 +244,23 @@ impl Guard {
             Box::new(move || watchdog(&s)),
         )?);
         let s = shared;
+        let root = s.root.clone();
         guard.reader = Some(spawn(
             "guard-reader".into(),
             Box::new(move || reader(&s, &tx)),
         )?);
+        // The host's own open of the guarded directory: answered by the reader at once
+        // (own thread), so this returns — proof the reader runs and cannot hold the host.
+        let probe = Instant::now();
+        std::fs::File::open(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+        guard.probe = probe.elapsed();
         Ok(guard)
+    }
+
+    /// How long the start-up self-open of the guarded directory took.
+    #[must_use]
+    pub fn probe_time(&self) -> Duration {
+        self.probe
     }
 
     /// Stops reading, answers everything still pending (the default verdict), closes the

@@ -156,7 +156,13 @@ pub fn run(opts: &ServeOptions) -> ExitCode {
                 },
             );
             match started {
-                Ok(g) => Some(g),
+                Ok(g) => {
+                    host.say(&format!(
+                        "guard live: the host's own open of the guarded directory was answered in {:.2} ms",
+                        g.probe_time().as_secs_f64() * 1000.0
+                    ));
+                    Some(g)
+                }
                 Err(e) => {
                     host.say(&format!("cannot guard: {e}"));
                     None

@@ -293,3 +293,58 @@ fn guard_refuses_the_root_directory_and_non_directories() {
         assert!(out.stderr.contains(why), "{}", out.stderr);
     }
 }
+
+#[test]
+fn opens_over_the_in_flight_limit_are_answered_at_once_and_counted() {
+    if skip() {
+        return;
+    }
+    let portctl = build("portctl", "portctl");
+    let dir = guarded_dir();
+    let host = Host::start(&[
+        "--guard",
+        dir.path().to_str().unwrap(),
+        "--guard-max-in-flight",
+        "1",
+        "--guard-workers",
+        "1",
+    ]);
+    host.proc.wait_for("guard live");
+    let set = run(
+        host.command(&portctl).args([
+            "config",
+            "set",
+            "reply-timeout-ms=2000",
+            "default-verdict=deny",
+        ]),
+        WAIT,
+    );
+    assert!(set.status.success(), "{}", set.stderr);
+    let guard = start_decider(&host, &portctl, dir.path());
+    guard.signal(libc::SIGSTOP);
+    // One open holds the only slot (the frozen decider keeps it up to 2 s) ...
+    let mut held = Proc::spawn(Command::new("cat").arg(dir.path().join("ok.txt")));
+    std::thread::sleep(Duration::from_millis(300));
+    // ... so the next is answered at once with the default verdict, without the driver.
+    let start = Instant::now();
+    let over = cat(&dir.path().join("ok.txt"));
+    let took = start.elapsed();
+    assert!(
+        !over.status.success() && over.stderr.contains("Operation not permitted"),
+        "{}",
+        over.stderr
+    );
+    assert!(
+        took < Duration::from_millis(1500),
+        "the overloaded open waited {took:?}, as if queued behind the held one"
+    );
+    assert!(
+        !held.wait_exit(CMD).success(),
+        "the held open times out to deny"
+    );
+    guard.signal(libc::SIGCONT);
+    drop(guard);
+    let (status, report) = host.stop();
+    assert!(status.success(), "{report}");
+    assert!(guard_counter(&report, "overload") >= 1, "{report}");
+}

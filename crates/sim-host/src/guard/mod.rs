@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 /// Added to the driver's reply budget before the watchdog answers an event itself.
 pub const WATCHDOG_MARGIN: Duration = Duration::from_millis(500);
-/// How often the watchdog looks (and re-reads the driver's budget: every 50th look).
+/// How often the watchdog looks (and re-reads the driver's budget: every 10th look).
 const WATCHDOG_TICK: Duration = Duration::from_millis(20);
 /// The reader's poll timeout (how fast it notices a stop).
 const POLL_MS: u16 = 100;
@@ -513,7 +513,7 @@ fn watchdog(s: &Shared) {
     while !s.stop.load(Ordering::Acquire) {
         std::thread::sleep(WATCHDOG_TICK);
         ticks = ticks.wrapping_add(1);
-        if ticks % 50 == 0
+        if ticks % 10 == 0
             && let Some(b) = Budget::from_driver()
         {
             *s.budget.lock() = b;

@@ -15,6 +15,11 @@
 #          are pended in the driver, requests arrive in batches, verdicts go back many per
 #          FilterSendMessage; events per message and verdicts per call are printed.
 # Then: final statistics, clean unload, pool leak report.
+# Phase 4 (Linux, root): real file opens decided by the same driver: a second host guards a
+#          temporary tmpfs mount (portfilter-sim serve --guard, fanotify permission
+#          events), portctl guard (demo/linux-guard.toml) decides, portctl watch observes,
+#          and real commands (cat, cp, tar, ls) run in it: allowed and denied.
+#          Skipped, with the reason, where fanotify is unavailable.
 #
 # Knobs: PORTFILTER_DEMO_CREATES (default 2000), PORTFILTER_DEMO_RATE (creates/s, 1000),
 #        PORTFILTER_DEMO_STALLED (phase-2 creates, 200).
@@ -127,5 +132,65 @@ pids=()
 if [ "$status" -ne 0 ]; then
     echo "portfilter-sim exited with status $status (leaks or verifier findings above)" >&2
     exit "$status"
+fi
+
+say "Phase 4: real file opens on Linux, decided by the driver (portfilter-sim serve --guard)"
+guarded="$work/guarded"
+mkdir "$guarded"
+if [ "$(id -u)" -ne 0 ] || ! mount -t tmpfs -o size=64m tmpfs "$guarded" 2>/dev/null; then
+    echo "  SKIPPED: needs root (fanotify permission events and a tmpfs mount)"
+else
+    trap 'cleanup; umount "$guarded" 2>/dev/null || true' EXIT
+    echo "safe to read" >"$guarded/readme.txt"
+    echo "payload" >"$guarded/x.evil"
+    export PORTFILTER_SIM_SOCKET="$work/guard.sock"
+    "$bin/portfilter-sim" serve --guard "$guarded" -v >"$work/ghost.log" 2>&1 &
+    ghost=$!
+    pids+=("$ghost")
+    for _ in $(seq 100); do
+        grep -q 'guard live\|cannot guard' "$work/ghost.log" && break
+        sleep 0.1
+    done
+    if ! grep -q 'guard live' "$work/ghost.log"; then
+        echo "  SKIPPED: $(grep -m1 'cannot guard' "$work/ghost.log" || echo 'the guard did not start')"
+    else
+        grep 'guard' "$work/ghost.log" | sed 's/^/  host | /'
+        "$bin/portctl" watch >"$work/gwatch.log" 2>&1 &
+        gwatch=$!
+        pids+=("$gwatch")
+        "$bin/portctl" guard --rules demo/linux-guard.toml >"$work/gguard.log" 2>&1 &
+        gguard=$!
+        pids+=("$gguard")
+        for _ in $(seq 100); do
+            "$bin/portctl" stats --json 2>/dev/null | grep -q '"deciders":1' && break
+            sleep 0.1
+        done
+        run() {
+            local out rc=0
+            out=$(cd "$guarded" && timeout 10 sh -c "$1" 2>&1) || rc=$?
+            printf '  $ %-44s -> exit %d %s\n' "$1" "$rc" "$(head -c 100 <<<"$out" | tr '\n' ' ')"
+        }
+        run "cat readme.txt"
+        run "cat x.evil"
+        run "echo hello > notes.txt && cat notes.txt"
+        run "cp /bin/true tool.evil"
+        run "mkdir -p secrets && echo key > secrets/id_rsa"
+        run "ls"
+        run "tar -cf /tmp/portfilter-demo.tar readme.txt notes.txt && tar -xf /tmp/portfilter-demo.tar -C secrets"
+        rm -f /tmp/portfilter-demo.tar
+        sleep 0.5
+        kill -INT "$gguard" "$gwatch" 2>/dev/null || true
+        sleep 0.5
+        echo "  what the decider (portctl guard) saw:"
+        grep -E '^(ALLOW|DENY)' "$work/gguard.log" | sed -e 's#\\Device\\HarddiskVolume9#G:#' | cut -c1-"${COLUMNS:-160}" | sed 's/^/  guard | /' | head -n 20
+        echo "  what the observer (portctl watch) saw:"
+        grep -i 'Volume9' "$work/gwatch.log" | sed -e 's#\\Device\\HarddiskVolume9#G:#' | cut -c1-"${COLUMNS:-160}" | sed 's/^/  watch | /' | head -n 20
+        "$bin/portfilter-sim" stop >/dev/null
+        wait "$ghost" || true
+        grep -E 'portfilter-sim: guard /' -A1 "$work/ghost.log" | sed 's/^/  host | /'
+        grep -E 'replies_(allow|deny)' "$work/ghost.log" | sed 's/^/  host | /'
+    fi
+    pids=()
+    umount "$guarded" 2>/dev/null || true
 fi
 say "Done"

@@ -513,7 +513,7 @@ fn watchdog(s: &Shared) {
     while !s.stop.load(Ordering::Acquire) {
         std::thread::sleep(WATCHDOG_TICK);
         ticks = ticks.wrapping_add(1);
-        if ticks % 10 == 0
+        if ticks.is_multiple_of(10)
             && let Some(b) = Budget::from_driver()
         {
             *s.budget.lock() = b;

@@ -348,3 +348,50 @@ fn opens_over_the_in_flight_limit_are_answered_at_once_and_counted() {
     assert!(status.success(), "{report}");
     assert!(guard_counter(&report, "overload") >= 1, "{report}");
 }
+
+#[test]
+fn the_watchdog_answers_an_open_the_driver_has_not_decided_within_budget_and_margin() {
+    if skip() {
+        return;
+    }
+    let portctl = build("portctl", "portctl");
+    let dir = guarded_dir();
+    // One worker: a second open waits behind the first, so its driver call would end
+    // only after two budgets; the watchdog answers it at one budget + 500 ms.
+    let host = Host::start(&[
+        "--guard",
+        dir.path().to_str().unwrap(),
+        "--guard-workers",
+        "1",
+    ]);
+    host.proc.wait_for("guard live");
+    let set = run(
+        host.command(&portctl).args([
+            "config",
+            "set",
+            "reply-timeout-ms=2000",
+            "default-verdict=deny",
+        ]),
+        WAIT,
+    );
+    assert!(set.status.success(), "{}", set.stderr);
+    let guard = start_decider(&host, &portctl, dir.path());
+    std::thread::sleep(Duration::from_millis(300)); // the guard re-reads the budget
+    guard.signal(libc::SIGSTOP);
+    let mut first = Proc::spawn(Command::new("cat").arg(dir.path().join("ok.txt")));
+    std::thread::sleep(Duration::from_millis(100));
+    let mut second = Proc::spawn(Command::new("cat").arg(dir.path().join("ok.txt")));
+    assert!(!first.wait_exit(CMD).success());
+    assert!(
+        !second.wait_exit(CMD).success(),
+        "the default verdict (deny)"
+    );
+    // Let the second driver call end (its reply timeout) before stopping.
+    std::thread::sleep(Duration::from_millis(2500));
+    guard.signal(libc::SIGCONT);
+    drop(guard);
+    let (status, report) = host.stop();
+    assert!(status.success(), "{report}");
+    assert_eq!(guard_counter(&report, "watchdog"), 1, "{report}");
+    assert_eq!(guard_counter(&report, "late"), 1, "{report}");
+}

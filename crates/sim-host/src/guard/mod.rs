@@ -343,6 +343,13 @@ impl Shared {
             Counters::bump(&c.queue_overflow);
             return;
         };
+        if !event.check_version() {
+            // A metadata layout this build does not know: answer without interpreting.
+            Counters::bump(&c.events);
+            Counters::bump(&c.name_unreadable);
+            self.answer(event, true);
+            return;
+        }
         if !event.mask().contains(MaskFlags::FAN_OPEN_PERM) {
             return;
         }

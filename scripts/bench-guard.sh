@@ -72,16 +72,17 @@ files=$(tar -tf "$tarball" | wc -l)
 read -r bare_u bare_r < <(best "$work/guarded")
 
 "$bin/portctl" guard --quiet --deny-ext evil >"$work/guard.log" 2>&1 &
-pids+=("$!")
+decider=$!
+pids+=("$decider")
 for _ in $(seq 100); do
     "$bin/portctl" stats --json 2>/dev/null | grep -q '"deciders":1' && break
     sleep 0.1
 done
 read -r dec_u dec_r < <(best "$work/guarded")
 
+kill -INT "$decider" 2>/dev/null || true
 "$bin/portfilter-sim" stop >/dev/null
 wait "$host" || true
-pids=()
 summary=$(grep 'portfilter-sim: guard /' "$work/host.log")
 grep 'portfilter-sim: guard /' -A1 "$work/host.log" | sed 's/^/  host | /'
 # Every guarded open of the 2 x rounds guarded rounds was one event; `own` is the host's

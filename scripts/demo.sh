@@ -190,7 +190,6 @@ else
         grep -E 'portfilter-sim: guard /' -A1 "$work/ghost.log" | sed 's/^/  host | /'
         grep -E 'replies_(allow|deny)' "$work/ghost.log" | sed 's/^/  host | /'
     fi
-    pids=()
     umount "$guarded" 2>/dev/null || true
 fi
 say "Done"

@@ -10,9 +10,7 @@ use portfilter_client::rules::{Action, FlagRules, RuleSet};
 use portfilter_client::session::{Session, SessionHandler, SessionOptions};
 use portfilter_client::settings::{ConfigView, apply_setting, stats_json};
 use portfilter_client::watch::Watch;
-use portfilter_client::{
-    ConnectOptions, Connection, EndReason, Handler, Role, Verdict,
-};
+use portfilter_client::{ConnectOptions, Connection, EndReason, Handler, Role, Verdict};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -504,9 +504,10 @@ fn async_guard_keeps_deciding_across_a_driver_reload() {
     let mut host = Host::start();
     patient(&host);
     let rules = write_rules(host.dir.path());
-    let mut guard = Proc::spawn(host.command(&portctl_bin()).args([
-        "guard", "--mode", "async", "--rules", &rules, "--json",
-    ]));
+    let mut guard = Proc::spawn(
+        host.command(&portctl_bin())
+            .args(["guard", "--mode", "async", "--rules", &rules, "--json"]),
+    );
     host.wait_counter("deciders", 1);
     let denied = host.create(r"C:\portfilter-smoke\denied-1.txt");
     assert_eq!(denied.code, Some(1), "{}{}", denied.stdout, denied.stderr);

@@ -1,11 +1,14 @@
 //! Decisions per second and create latency: request-reply versus the asynchronous decider
 //! with batched verdicts (a `harness = false` binary; not a timed test).
 //!
-//! Same decision logic in both modes (deny `*.tmp`, allow the rest). N creating
-//! threads run creates back to back for a fixed time (throughput), then at an equal
-//! offered load (half of what request-reply reached; latency p50/p99). For the
-//! asynchronous mode it reports events per request message and verdicts per
-//! `FilterSendMessage`, from the driver's counters.
+//! Same decision logic in both modes (deny `*.tmp`, allow the rest, plus
+//! `PORTFILTER_BENCH_WORK_US` µs of busy work per decision, default 0). For each count
+//! of creating threads (`PORTFILTER_BENCH_THREADS`, a comma list, default `4,8,16,64`)
+//! the threads run creates back to back for a fixed time (throughput, both modes, and
+//! the ratio of the medians of `PORTFILTER_BENCH_REPS` alternating runs, default 3),
+//! then at an equal offered load (half of what request-reply reached;
+//! latency p50/p99). For the asynchronous mode it reports events per request message
+//! and verdicts per `FilterSendMessage`, from the driver's counters.
 //!
 //! `cargo bench -p portfilter --bench async_decisions` (`-- --quick` for a smoke run).
 #![allow(clippy::cast_precision_loss, clippy::missing_panics_doc)]
@@ -27,16 +30,53 @@ use std::time::{Duration, Instant};
 
 const APP: u32 = 1000;
 const DECIDER: u32 = 2001;
-/// Creating threads (`PORTFILTER_BENCH_THREADS`, default 16; at least 4).
-fn threads() -> usize {
-    std::env::var("PORTFILTER_BENCH_THREADS")
+/// Counts of creating threads (`PORTFILTER_BENCH_THREADS`, default `4,8,16,64`).
+fn thread_counts() -> Vec<usize> {
+    let list = std::env::var("PORTFILTER_BENCH_THREADS").unwrap_or_else(|_| "4,8,16,64".into());
+    let counts: Vec<usize> = list
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .filter(|&n| n > 0)
+        .collect();
+    if counts.is_empty() {
+        vec![4, 8, 16, 64]
+    } else {
+        counts
+    }
+}
+
+/// Repetitions of each throughput run (`PORTFILTER_BENCH_REPS`, default 3).
+fn reps() -> usize {
+    std::env::var("PORTFILTER_BENCH_REPS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(16usize)
-        .max(4)
+        .unwrap_or(3usize)
+        .max(1)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Busy work per decision (`PORTFILTER_BENCH_WORK_US`, default 0).
+fn work() -> Duration {
+    Duration::from_micros(
+        std::env::var("PORTFILTER_BENCH_WORK_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    )
 }
 
 fn decide(sequence: u64, name: &str) -> Verdict {
+    let work = work();
+    if !work.is_zero() {
+        let t0 = Instant::now();
+        while t0.elapsed() < work {
+            std::hint::spin_loop();
+        }
+    }
     if name.ends_with(".tmp") {
         Verdict::deny(sequence)
     } else {
@@ -48,11 +88,15 @@ fn decide(sequence: u64, name: &str) -> Verdict {
 enum Mode {
     RequestReply,
     AsyncBatched,
+    /// No decider: the create path (event built, default verdict at once) without any
+    /// trip to user mode — the ceiling of decisions/s for any mode.
+    NoDecider,
 }
 
 /// The decider for `mode`; returns a stopper.
 fn start_decider(mode: Mode) -> Box<dyn FnOnce()> {
     match mode {
+        Mode::NoDecider => Box::new(|| {}),
         Mode::RequestReply => {
             let d = spawn_decider(
                 DECIDER,
@@ -114,12 +158,12 @@ struct Run {
     latencies: Vec<Duration>,
 }
 
-/// `THREADS` threads create for `duration`; `interval`: pace each thread (None: back to
+/// `threads` threads create for `duration`; `interval`: pace each thread (None: back to
 /// back).
-fn drive(duration: Duration, interval: Option<Duration>) -> Run {
+fn drive(threads: usize, duration: Duration, interval: Option<Duration>) -> Run {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
-    let threads: Vec<_> = (0..threads())
+    let threads: Vec<_> = (0..threads)
         .map(|t| {
             let stop = Arc::clone(&stop);
             std::thread::spawn(move || {
@@ -169,6 +213,7 @@ fn pct(lat: &[Duration], p: usize) -> f64 {
 
 fn measure(
     mode: Mode,
+    threads: usize,
     duration: Duration,
     interval: Option<Duration>,
 ) -> (Run, portfilter_protocol::Stats) {
@@ -178,7 +223,7 @@ fn measure(
     let stop_decider = start_decider(mode);
     // Let the decider's first FilterGetMessage be pending.
     std::thread::sleep(Duration::from_millis(20));
-    let run = drive(duration, interval);
+    let run = drive(threads, duration, interval);
     let stats = control.stats();
     stop_decider();
     control.close();
@@ -190,54 +235,116 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let duration = Duration::from_millis(if quick { 300 } else { 2_000 });
     println!(
-        "== decisions/s: {} creating threads, back to back ==",
-        threads()
+        "decision logic: deny *.tmp, allow the rest, {} µs of work per decision",
+        work().as_micros()
     );
-    let mut rate = [0.0f64; 2];
+    let mut table = Vec::new();
+    for threads in thread_counts() {
+        table.push(compare(threads, duration));
+    }
+    println!();
+    println!("== summary ==");
+    println!(
+        "{:>7} {:>12} {:>12} {:>6} {:>12} {:>6} {:>22} {:>22} {:>9} {:>9}",
+        "threads",
+        "rr dec/s",
+        "async dec/s",
+        "ratio",
+        "no-dec c/s",
+        "max",
+        "rr p50/p99 µs",
+        "async p50/p99 µs",
+        "ev/msg",
+        "vd/send"
+    );
+    for row in table {
+        println!("{row}");
+    }
+}
+
+/// One thread count: throughput of both modes back to back, then latency at equal load.
+fn compare(threads: usize, duration: Duration) -> String {
+    println!();
+    println!("== decisions/s: {threads} creating threads, back to back ==");
+    // The machine may be shared: the modes alternate, `reps()` times each, and the
+    // median of each mode is compared (every run is printed).
+    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut ceiling = Vec::new();
+    let mut per_msg = 0.0;
+    let mut per_send = 0.0;
+    for _ in 0..reps() {
+        for (k, mode) in [Mode::RequestReply, Mode::AsyncBatched]
+            .into_iter()
+            .enumerate()
+        {
+            let (run, stats) = measure(mode, threads, duration, None);
+            let rate = run.creates as f64 / run.elapsed.as_secs_f64();
+            rates[k].push(rate);
+            print!(
+                "{:<14} {:>9.0} decisions/s  p50 {:>8.1} µs  p99 {:>8.1} µs",
+                format!("{mode:?}"),
+                rate,
+                pct(&run.latencies, 50),
+                pct(&run.latencies, 99)
+            );
+            if mode == Mode::AsyncBatched {
+                per_msg =
+                    stats.async_request_events as f64 / stats.async_request_messages.max(1) as f64;
+                per_send = stats.verdicts_applied as f64 / stats.verdict_messages.max(1) as f64;
+                print!(
+                    "  {per_msg:>5.1} events/request message  {per_send:>5.1} verdicts/FilterSendMessage  ({} deadline defaults)",
+                    stats.async_deadline_defaults
+                );
+            } else {
+                print!("  1.0 events/request message  1.0 verdicts/FilterReplyMessage");
+            }
+            println!();
+        }
+        let (run, _) = measure(Mode::NoDecider, threads, duration, None);
+        let rate = run.creates as f64 / run.elapsed.as_secs_f64();
+        ceiling.push(rate);
+        println!(
+            "{:<14} {rate:>9.0} creates/s (no trip to user mode)",
+            "NoDecider"
+        );
+    }
+    let rate = [median(&mut rates[0]), median(&mut rates[1])];
+    let ceiling = median(&mut ceiling);
+    println!(
+        "medians: request-reply {:.0}/s, async {:.0}/s, no decider {ceiling:.0}/s (ceiling: {:.2}x request-reply)",
+        rate[0],
+        rate[1],
+        ceiling / rate[0].max(1.0)
+    );
+    let ratio = rate[1] / rate[0].max(1.0);
+    println!("async / request-reply: {ratio:.2}x");
+
+    // Equal offered load: half of request-reply's throughput, spread over the threads.
+    let offered = (rate[0] / 2.0).max(100.0);
+    let interval = Duration::from_secs_f64(threads as f64 / offered);
+    println!("== latency at equal offered load: {offered:.0} creates/s over {threads} threads ==");
+    let mut lat = [(0.0, 0.0); 2];
     for (k, mode) in [Mode::RequestReply, Mode::AsyncBatched]
         .into_iter()
         .enumerate()
     {
-        let (run, stats) = measure(mode, duration, None);
-        rate[k] = run.creates as f64 / run.elapsed.as_secs_f64();
-        print!(
-            "{:<14} {:>9.0} decisions/s  p50 {:>8.1} µs  p99 {:>8.1} µs",
-            format!("{mode:?}"),
-            rate[k],
-            pct(&run.latencies, 50),
-            pct(&run.latencies, 99)
-        );
-        if mode == Mode::AsyncBatched {
-            let per_msg =
-                stats.async_request_events as f64 / stats.async_request_messages.max(1) as f64;
-            let per_send = stats.verdicts_applied as f64 / stats.verdict_messages.max(1) as f64;
-            print!(
-                "  {per_msg:>5.1} events/request message  {per_send:>5.1} verdicts/FilterSendMessage  ({} deadline defaults)",
-                stats.async_deadline_defaults
-            );
-        } else {
-            print!("  1.0 events/request message  1.0 verdicts/FilterReplyMessage");
-        }
-        println!();
-    }
-    println!("async / request-reply: {:.2}x", rate[1] / rate[0].max(1.0));
-
-    // Equal offered load: half of request-reply's throughput, spread over the threads.
-    let offered = (rate[0] / 2.0).max(100.0);
-    let interval = Duration::from_secs_f64(threads() as f64 / offered);
-    println!();
-    println!(
-        "== latency at equal offered load: {offered:.0} creates/s over {} threads ==",
-        threads()
-    );
-    for mode in [Mode::RequestReply, Mode::AsyncBatched] {
-        let (run, _) = measure(mode, duration, Some(interval));
+        let (run, _) = measure(mode, threads, duration, Some(interval));
+        lat[k] = (pct(&run.latencies, 50), pct(&run.latencies, 99));
         println!(
             "{:<14} {:>9.0} creates/s  p50 {:>8.1} µs  p99 {:>8.1} µs",
             format!("{mode:?}"),
             run.creates as f64 / run.elapsed.as_secs_f64(),
-            pct(&run.latencies, 50),
-            pct(&run.latencies, 99)
+            lat[k].0,
+            lat[k].1
         );
     }
+    format!(
+        "{threads:>7} {:>12.0} {:>12.0} {ratio:>5.2}x {:>12.0} {:>5.2}x {:>22} {:>22} {per_msg:>9.1} {per_send:>9.1}",
+        rate[0],
+        rate[1],
+        ceiling,
+        ceiling / rate[0].max(1.0),
+        format!("{:.0} / {:.0}", lat[0].0, lat[0].1),
+        format!("{:.0} / {:.0}", lat[1].0, lat[1].1),
+    )
 }

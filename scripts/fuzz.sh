@@ -6,6 +6,9 @@
 #   connect_context  FilterConnectCommunicationPort with any context bytes and sizes
 #   sequence         a script of connects, closes, gets, replies, cancels, commands,
 #                    SetConfig and creates, then unload; invariants checked at the end
+#   verdict_batch    VerdictBatch bytes from the asynchronous decider with pended creates
+#                    outstanding (known, unknown, duplicate, late sequences); each pended
+#                    create completed exactly once
 #   client_messages  the client's decoders (events, batches, command answers) + rules
 #   rules_file       portctl's TOML rules files
 #   wire_frames      portfilter-sim's socket frames, decoded as both directions
@@ -27,7 +30,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-targets=(message_notify connect_context sequence client_messages rules_file wire_frames)
+targets=(message_notify connect_context sequence verdict_batch client_messages rules_file wire_frames)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz: installing cargo-fuzz (crates.io)"

@@ -190,6 +190,51 @@ fn deadline_applies_the_default_and_a_later_verdict_is_late() {
     sim.unload_and_check_pool();
 }
 
+/// With the decider's `FilterGetMessage` already waiting and nothing queued, the
+/// create path hands the request over itself (no worker hop) — and the worker, asleep
+/// for its idle second, is still woken for that create's deadline.
+#[test]
+fn a_request_handed_straight_to_a_waiting_get_still_gets_its_deadline() {
+    let sim = Sim::start();
+    let control = connect(3001, Role::Control);
+    control.set_config(&config_with(|c| {
+        c.reply_timeout_ms = 100;
+        c.default_verdict = Decision::Deny;
+    }));
+    let decider = Arc::new(async_decider(DECIDER));
+    let reader = {
+        let decider = Arc::clone(&decider);
+        std::thread::spawn(move || read_requests(&decider, 1))
+    };
+    // Its get waits; the worker sleeps (nothing pended: up to a second).
+    std::thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    let create = spawn_create(CreateRequest::new(r"C:\work\direct.txt").pid(APP));
+    let (requests, messages) = reader.join().unwrap();
+    assert_eq!((requests.len(), messages), (1, 1));
+    assert_eq!(
+        join_status(create),
+        STATUS_ACCESS_DENIED,
+        "the default at the deadline"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(90),
+        "held until its deadline: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_millis(700),
+        "the deadline is kept although the worker was asleep for a second: {waited:?}"
+    );
+    let stats = control.stats();
+    assert_eq!(stats.async_deadline_defaults, 1);
+    assert_eq!(stats.async_request_messages, 1);
+    let decider = Arc::try_unwrap(decider).unwrap_or_else(|_| panic!("the reader is done"));
+    decider.close();
+    control.close();
+    sim.unload_and_check_pool();
+}
+
 #[test]
 fn bad_verdicts_are_counted_and_leave_other_creates_alone() {
     let sim = Sim::start();

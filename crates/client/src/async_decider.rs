@@ -217,7 +217,9 @@ struct SinkState {
 
 #[derive(Debug)]
 struct Shared {
-    connection: Arc<Connection>,
+    /// Where batches go; `None` until a session's first connection
+    /// ([`VerdictSink::detached`]).
+    connection: Mutex<Option<Arc<Connection>>>,
     batching: Batching,
     state: Mutex<SinkState>,
     wake: Condvar,
@@ -233,13 +235,41 @@ pub struct VerdictSink {
 }
 
 impl VerdictSink {
+    /// A sink bound to no connection yet: batches fail with [`Error::Disconnected`]
+    /// until [`rebind`](Self::rebind) gives it one (a reconnecting session calls it for
+    /// each connection through [`AsyncGuard`]'s
+    /// [`SessionHandler::on_connection`](crate::session::SessionHandler::on_connection)).
+    #[must_use]
+    pub fn detached(batching: Batching) -> Self {
+        Self::with_connection(None, batching)
+    }
+
+    /// Sends later batches on `connection`. Verdicts still waiting are dropped: they
+    /// answer creates of the previous connection, which the driver completed with its
+    /// default verdict when that connection ended.
+    pub fn rebind(&self, connection: Arc<Connection>) {
+        let _order = lock(&self.shared.send);
+        let dropped = take(&mut lock(&self.shared.state));
+        if !dropped.is_empty() {
+            tracing::debug!(
+                count = dropped.len(),
+                "verdicts for the previous connection dropped"
+            );
+        }
+        *lock(&self.shared.connection) = Some(connection);
+    }
+
     fn new(connection: Arc<Connection>, batching: Batching) -> Self {
+        Self::with_connection(Some(connection), batching)
+    }
+
+    fn with_connection(connection: Option<Arc<Connection>>, batching: Batching) -> Self {
         let batching = Batching {
             max_verdicts: batching.max_verdicts.clamp(1, MAX_BATCH_VERDICTS),
             max_delay: batching.max_delay.max(Duration::from_micros(100)),
         };
         let shared = Arc::new(Shared {
-            connection,
+            connection: Mutex::new(connection),
             batching,
             state: Mutex::new(SinkState::default()),
             wake: Condvar::new(),
@@ -366,9 +396,13 @@ fn flusher_main(shared: &Shared) {
 
 fn send_batch(shared: &Shared, batch: &[VerdictEntry]) -> Result<()> {
     let _order = lock(&shared.send);
+    let connection = lock(&shared.connection).clone();
     let mut result = Ok(());
     for chunk in batch.chunks(MAX_BATCH_VERDICTS) {
-        let outcome = send_verdicts(&shared.connection, chunk);
+        let outcome = match &connection {
+            Some(connection) => send_verdicts(connection, chunk),
+            None => Err(Error::Disconnected),
+        };
         let mut state = lock(&shared.state);
         state.totals.messages += 1;
         state.totals.verdicts += chunk.len() as u64;
@@ -468,5 +502,17 @@ impl crate::Handler for AsyncGuard {
         if let Err(error) = self.sink.flush() {
             tracing::warn!(%error, "sending the last verdicts failed");
         }
+    }
+}
+
+/// On a reconnecting session (`SessionOptions::asynchronous`): link changes are printed
+/// as `guard` prints them, and each new connection becomes the sink's.
+impl crate::session::SessionHandler for AsyncGuard {
+    fn on_link(&self, change: &crate::session::LinkChange) {
+        crate::session::print_link(self.guard.output(), change);
+    }
+
+    fn on_connection(&self, connection: &Arc<Connection>) {
+        self.sink.rebind(Arc::clone(connection));
     }
 }

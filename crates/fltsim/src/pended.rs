@@ -18,7 +18,7 @@
 use crate::image::win64::driver_call;
 use crate::kernel::irql::{self, DISPATCH_LEVEL};
 use crate::verifier::{self, rule};
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 use portfilter_bindings::{
     FLT_CALLBACK_DATA, FLT_CALLBACK_DATA_QUEUE, FLT_PREOP_CALLBACK_STATUS, FLT_PREOP_COMPLETE,
     FLT_PREOP_SUCCESS_NO_CALLBACK, FLT_PREOP_SUCCESS_WITH_CALLBACK, KIRQL, KSPIN_LOCK, NTSTATUS,
@@ -56,6 +56,18 @@ struct Op {
     terminated: bool,
     /// The queue holding it (address of the FLT_CALLBACK_DATA_QUEUE), if any.
     queue: Option<usize>,
+    /// The create's thread once it waits for the completion: woken alone, as the kernel
+    /// signals only the waiting IRP's event (one shared condition variable would wake
+    /// every pended create's thread on each completion).
+    waiter: Option<std::thread::Thread>,
+}
+
+impl Op {
+    fn wake(&self) {
+        if let Some(thread) = &self.waiter {
+            thread.unpark();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -65,7 +77,6 @@ struct Table {
 }
 
 static TABLE: Mutex<Option<Table>> = Mutex::new(None);
-static COMPLETED: Condvar = Condvar::new();
 
 fn with<R>(f: impl FnOnce(&mut Table) -> R) -> R {
     let mut guard = TABLE.lock();
@@ -88,6 +99,7 @@ pub(crate) fn begin(data: *mut FLT_CALLBACK_DATA, tid: u64, path: &str) {
                 pended: false,
                 terminated: false,
                 queue: None,
+                waiter: None,
             },
         );
     });
@@ -128,6 +140,7 @@ pub(crate) fn wait_completed(data: *mut FLT_CALLBACK_DATA) -> Option<FLT_PREOP_C
         .get_mut(&(data as usize))
     {
         op.pended = true;
+        op.waiter = Some(std::thread::current());
     }
     loop {
         let table = guard.get_or_insert_with(Table::default);
@@ -139,7 +152,14 @@ pub(crate) fn wait_completed(data: *mut FLT_CALLBACK_DATA) -> Option<FLT_PREOP_C
             Some(State::Open) => {}
             None => return None,
         }
-        if COMPLETED.wait_until(&mut guard, deadline).timed_out() {
+        // Woken by the completion's unpark (a token: an unpark between the look above
+        // and this park is not lost); spurious returns look again.
+        let now = Instant::now();
+        if now < deadline {
+            drop(guard);
+            std::thread::park_timeout(deadline - now);
+            guard = TABLE.lock();
+        } else {
             let table = guard.get_or_insert_with(Table::default);
             if let Some(op) = table.ops.remove(&(data as usize)) {
                 if let State::Completed(status) = op.state {
@@ -178,9 +198,9 @@ pub(crate) fn check_at_unregister() {
             unsafe { set_status(data as *mut FLT_CALLBACK_DATA, STATUS_CANCELLED) };
             op.state = State::Completed(FLT_PREOP_COMPLETE);
             op.queue = None;
+            op.wake();
         }
     }
-    COMPLETED.notify_all();
 }
 
 /// # Safety
@@ -269,7 +289,7 @@ pub unsafe extern "system" fn FltCompletePendedPreOperation(
         );
     }
     op.state = State::Completed(callback_status);
-    COMPLETED.notify_all();
+    op.wake();
 }
 
 // ---- callback data queues -----------------------------------------------------------

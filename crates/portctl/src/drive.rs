@@ -38,6 +38,7 @@ pub fn session_options(connect: &ConnectOptions, role: Role, run: &RunArgs) -> S
             workers: usize::from(run.workers),
         },
         reconnect: reconnect_policy(run),
+        asynchronous: false,
     }
 }
 

@@ -3,16 +3,14 @@
 use crate::cli::{Cli, Command, ConfigAction, DefaultVerdict, GuardMode, RunArgs};
 use crate::drive;
 use crate::exit::Failure;
-use portfilter_client::async_decider::{AsyncDecider, AsyncGuard, Batching};
+use portfilter_client::async_decider::{AsyncGuard, Batching, VerdictSink};
 use portfilter_client::guard::Guard;
 use portfilter_client::output::{Format, Output};
 use portfilter_client::rules::{Action, FlagRules, RuleSet};
-use portfilter_client::session::{Session, SessionHandler};
+use portfilter_client::session::{Session, SessionHandler, SessionOptions};
 use portfilter_client::settings::{ConfigView, apply_setting, stats_json};
 use portfilter_client::watch::Watch;
-use portfilter_client::{
-    ConnectOptions, Connection, EndReason, Engine, EngineOptions, Handler, Role, Verdict,
-};
+use portfilter_client::{ConnectOptions, Connection, EndReason, Handler, Role, Verdict};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -217,10 +215,11 @@ fn stop_when(run: &RunArgs) -> impl FnMut(&Session) -> bool + use<> {
 
 /// Runs `handler` on a reconnecting session of `role` until Ctrl-C, `--count`,
 /// `--duration`, or an end the session cannot recover from; prints the summary to
-/// `output` and returns what the end means.
+/// `output` and returns what the end means. `asynchronous`: the asynchronous decider.
 fn run_session(
     options: &ConnectOptions,
     role: Role,
+    asynchronous: bool,
     handler: Arc<dyn SessionHandler>,
     run: &RunArgs,
     output: &Output,
@@ -249,7 +248,13 @@ fn run_session(
     } else {
         crate::fatal::OBSERVER_STOPS
     });
-    let session = Session::start(drive::session_options(options, role, run), handler)?;
+    let session = Session::start(
+        SessionOptions {
+            asynchronous,
+            ..drive::session_options(options, role, run)
+        },
+        handler,
+    )?;
     let outcome = drive::drive(session, stop_when(run));
     drive::finish(output, outcome, latencies.summary())
 }
@@ -303,6 +308,10 @@ impl SessionHandler for PanicOn {
     fn on_link(&self, change: &portfilter_client::session::LinkChange) {
         self.inner.on_link(change);
     }
+
+    fn on_connection(&self, connection: &Arc<Connection>) {
+        self.inner.on_connection(connection);
+    }
 }
 
 fn watch(options: &ConnectOptions, format: Format, run: &RunArgs) -> Result<(), Failure> {
@@ -310,6 +319,7 @@ fn watch(options: &ConnectOptions, format: Format, run: &RunArgs) -> Result<(), 
     run_session(
         options,
         Role::Observer,
+        false,
         handler.clone(),
         run,
         handler.output(),
@@ -317,8 +327,9 @@ fn watch(options: &ConnectOptions, format: Format, run: &RunArgs) -> Result<(), 
     )
 }
 
-/// `guard --mode async`: the asynchronous decider on the engine; verdicts go back in
-/// batches.
+/// `guard --mode async`: the asynchronous decider on a reconnecting session (each
+/// connection carries `CONNECT_FLAG_ASYNC`); verdicts go back in batches on the live
+/// connection. Ends and exit statuses as `guard`'s.
 fn guard_async(
     options: &ConnectOptions,
     rules: RuleSet,
@@ -332,59 +343,19 @@ fn guard_async(
     } else {
         Output::stdout(format)
     };
-    let decider = AsyncDecider::connect(options)?;
-    let sink = decider.verdicts(batching);
-    let handler = Arc::new(AsyncGuard::new(Guard::new(rules, events), sink));
-    // One connection, no reconnect: the connect context carries CONNECT_FLAG_ASYNC,
-    // which the reconnecting session does not offer yet.
-    let engine = Engine::start(
-        Arc::clone(decider.connection()),
-        handler.clone(),
-        EngineOptions {
-            requests: usize::from(run.requests),
-            workers: usize::from(run.workers),
-        },
-    )?;
-    install_interrupt_handler();
-    let deadline = run
-        .duration
-        .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
-        .map(|seconds| Instant::now() + Duration::from_secs_f64(seconds));
-    let (reason, stats) = loop {
-        if engine.wait_timeout(Duration::from_millis(50)).is_some() {
-            break engine.wait();
-        }
-        if INTERRUPTED.load(Ordering::SeqCst)
-            || run
-                .count
-                .is_some_and(|count| engine.stats().events >= count)
-            || deadline.is_some_and(|deadline| Instant::now() >= deadline)
-        {
-            break engine.stop();
-        }
-    };
+    let handler = Arc::new(AsyncGuard::new(
+        Guard::new(rules, events),
+        VerdictSink::detached(batching),
+    ));
     let output = Output::stdout(format);
-    let latency = handler.guard().latencies().summary();
-    output.summary(
-        "summary",
-        &serde_json::json!({
-            "ended": if reason == EndReason::Stopped { "stopped" } else { "driver closed the connection" },
-            "events": stats.events,
-            "batches": stats.batches,
-            "malformed": stats.malformed,
-            "latency": latency,
-        }),
-        &format!(
-            "-- {}: {} events in {} request batches, {} malformed\n-- latency from create to here: p50 {} µs, p99 {} µs, max {} µs ({} samples)",
-            if reason == EndReason::Stopped { "stopped" } else { "driver closed the connection" },
-            stats.events,
-            stats.batches,
-            stats.malformed,
-            latency.p50_us,
-            latency.p99_us,
-            latency.max_us,
-            latency.count
-        ),
+    let result = run_session(
+        options,
+        Role::Decider,
+        true,
+        handler.clone(),
+        run,
+        &output,
+        handler.guard().latencies(),
     );
     let totals = handler.sink().totals();
     output.summary(
@@ -404,7 +375,7 @@ fn guard_async(
             totals.verdicts, totals.messages, totals.applied, totals.late, totals.unknown, totals.invalid
         ),
     );
-    Ok(())
+    result
 }
 
 fn guard(
@@ -423,6 +394,7 @@ fn guard(
     run_session(
         options,
         Role::Decider,
+        false,
         handler.clone(),
         run,
         &Output::stdout(format),

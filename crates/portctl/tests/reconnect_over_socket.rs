@@ -495,3 +495,94 @@ mod newer_driver {
         }
     }
 }
+
+/// `guard --mode async` reconnects like `guard`: every connection is the asynchronous
+/// decider (the driver pends the creates and takes verdict batches), and after the reload
+/// the verdicts go back on the new connection.
+#[test]
+fn async_guard_keeps_deciding_across_a_driver_reload() {
+    let mut host = Host::start();
+    patient(&host);
+    let rules = write_rules(host.dir.path());
+    let mut guard = Proc::spawn(
+        host.command(&portctl_bin())
+            .args(["guard", "--mode", "async", "--rules", &rules, "--json"]),
+    );
+    host.wait_counter("deciders", 1);
+    let denied = host.create(r"C:\portfilter-smoke\denied-1.txt");
+    assert_eq!(denied.code, Some(1), "{}{}", denied.stdout, denied.stderr);
+    assert_eq!(
+        host.create(r"C:\portfilter-smoke\allowed-1.txt").code,
+        Some(0)
+    );
+    guard.wait_for_count("\"type\":\"event\"", 2);
+
+    let report = host.shutdown();
+    assert!(report.contains("pool: no leaks"), "{report}");
+    guard.wait_for_count("\"type\":\"disconnected\"", 1);
+    guard.wait_for_count("\"type\":\"waiting\"", 1);
+    assert!(guard.is_running(), "{}", guard.stderr());
+
+    host.serve_again();
+    host.wait_counter("deciders", 1);
+    guard.wait_for_count("\"type\":\"connected\"", 1);
+    patient(&host);
+    let denied = host.create(r"C:\portfilter-smoke\denied-2.txt");
+    assert_eq!(denied.code, Some(1), "decisions resume: {}", denied.stdout);
+    assert!(
+        denied.stdout.contains("STATUS_ACCESS_DENIED"),
+        "{}",
+        denied.stdout
+    );
+    assert_eq!(
+        host.create(r"C:\portfilter-smoke\allowed-2.txt").code,
+        Some(0)
+    );
+    guard.wait_for_count("\"type\":\"event\"", 4);
+    // The reloaded driver pended them and took their verdicts (not a request-reply
+    // decider, not default verdicts).
+    let stats = host.portctl(&["stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_str(stats.stdout.trim()).unwrap();
+    assert_eq!(stats["async_pended"], 2, "{stats}");
+    assert_eq!(stats["verdicts_applied"], 2, "{stats}");
+    assert_eq!(stats["requests_sent"], 0, "{stats}");
+
+    assert_eq!(
+        interrupt_and_wait(&mut guard),
+        Some(0),
+        "{}",
+        guard.stderr()
+    );
+    let back = &lines_of(&guard, "connected")[0];
+    assert_eq!(back["connection"], 2);
+    let summary = &lines_of(&guard, "summary")[0];
+    assert_eq!(summary["ended"], "stopped");
+    assert_eq!(summary["connections"], 2);
+    assert_eq!(summary["events"], 4);
+    let totals = &lines_of(&guard, "verdicts")[0];
+    assert_eq!(totals["applied"], 4, "{totals}");
+    host.stop();
+}
+
+#[test]
+fn async_guard_with_no_reconnect_exits_7_when_the_driver_goes() {
+    let mut host = Host::start();
+    let rules = write_rules(host.dir.path());
+    let mut guard = Proc::spawn(host.command(&portctl_bin()).args([
+        "guard",
+        "--mode",
+        "async",
+        "--rules",
+        &rules,
+        "--no-reconnect",
+    ]));
+    host.wait_counter("deciders", 1);
+    host.shutdown();
+    let status = guard.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(7), "{}", guard.stderr());
+    assert!(
+        guard.stderr().ends_with("portctl: error: the driver closed the connection (driver unloaded or port closed) and --no-reconnect was given\n"),
+        "{}",
+        guard.stderr()
+    );
+}

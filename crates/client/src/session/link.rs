@@ -20,6 +20,13 @@ pub trait SessionHandler: Handler {
     fn on_link(&self, change: &LinkChange) {
         let _ = change;
     }
+
+    /// A new connection is up (after its [`LinkChange::Connected`]) and its engine is
+    /// about to start. A handler that talks to the driver on its own — the
+    /// asynchronous decider's verdict sink — switches to it here.
+    fn on_connection(&self, connection: &Arc<crate::connection::Connection>) {
+        let _ = connection;
+    }
 }
 
 impl<F> SessionHandler for F where F: Fn(&EventView<'_>) -> Verdict + Send + Sync + 'static {}

@@ -60,6 +60,10 @@ pub struct SessionOptions {
     pub engine: EngineOptions,
     /// When and how often to reconnect.
     pub reconnect: ReconnectPolicy,
+    /// Connect every connection of a decider session as the asynchronous decider
+    /// (`CONNECT_FLAG_ASYNC`: pended creates, verdicts through `VerdictBatch`); the
+    /// handler learns each new connection through [`SessionHandler::on_connection`].
+    pub asynchronous: bool,
 }
 
 impl SessionOptions {
@@ -72,6 +76,23 @@ impl SessionOptions {
             connect: ConnectOptions::default(),
             engine: EngineOptions::default(),
             reconnect: ReconnectPolicy::default(),
+            asynchronous: false,
+        }
+    }
+
+    /// Opens one connection as these options say (asynchronous decider or plain role).
+    pub(crate) fn open(&self) -> Result<Connection> {
+        if self.asynchronous {
+            let mut context = [0u8; portfilter_protocol::CONNECT_CONTEXT_BYTES];
+            portfilter_protocol::ConnectContext::async_decider()
+                .encode(&mut context)
+                .map_err(|error| Error::Protocol {
+                    operation: "encoding the connection context",
+                    error,
+                })?;
+            Connection::connect_with_context(self.role, &self.connect, &context)
+        } else {
+            Connection::connect(self.role, &self.connect)
         }
     }
 }
@@ -216,7 +237,7 @@ impl Session {
         let first = if options.reconnect.wait_at_start {
             None
         } else {
-            Some(Connection::connect(options.role, &options.connect)?)
+            Some(options.open()?)
         };
         let shared = Arc::new(Shared::default());
         let runner = runner::Runner {

@@ -91,6 +91,7 @@ impl Runner {
         ));
         self.shared.state.lock().engine_ended = false;
         let connection = Arc::new(connection);
+        self.handler.on_connection(&connection);
         let engine = match Engine::start(
             Arc::clone(&connection),
             Arc::clone(&link) as _,
@@ -160,7 +161,7 @@ impl Runner {
                 return Err(SessionEnd::Stopped);
             }
             attempts = attempts.saturating_add(1);
-            let error = match Connection::connect(self.options.role, &self.options.connect) {
+            let error = match self.options.open() {
                 Ok(connection) => {
                     let outage = Outage {
                         duration: since.elapsed(),

@@ -126,6 +126,7 @@ fn serve(
             wait_at_start: true,
             ..ReconnectPolicy::default()
         },
+        asynchronous: false,
     };
     let session = Session::start(options, handler.clone())?;
     report(&machine.running().map_err(bad)?);

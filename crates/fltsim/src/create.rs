@@ -473,6 +473,9 @@ pub fn create(req: &CreateRequest) -> CreateOutcome {
                 )
             }
         });
+        if context::critical_regions() != 0 {
+            verifier::report(rule::CRITICAL_REGION_UNBALANCED, req.path.clone());
+        }
         // A pended create: this thread waits until the driver completes it; the
         // completion's status then decides as the pre-create's would have.
         let effective = if pre_status == Some(FLT_PREOP_PENDING) {

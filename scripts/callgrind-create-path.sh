@@ -66,4 +66,4 @@ t = targets.get(scenario)
 verdict = '—' if t is None else f'≤ {t}: ' + ('met' if driver <= t else 'NOT met')
 print(f'{scenario:<24} {driver:>14.0f} {total / creates:>12.0f}   {verdict}')
 PY
-donedone
+done

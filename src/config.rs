@@ -297,26 +297,26 @@ impl ConfigStore {
         Early::decode(self.early.load(Ordering::Relaxed))
     }
 
-    /// The current settings and the filter decision for a create with this path inside
-    /// the volume and this extension, from one configuration.
-    pub(crate) fn decide(&self, path_in_volume: &[u16], extension: &[u16]) -> (Settings, bool) {
+    /// The filter decision for a create with this path inside the volume and this
+    /// extension, and when it is reported the settings for the rest of the create, from
+    /// one configuration. `None`: filtered out.
+    pub(crate) fn decide(&self, path_in_volume: &[u16], extension: &[u16]) -> Option<Settings> {
         let pin = self.pin();
         match pin.config() {
-            Some(config) => (
-                Settings::of(config),
-                config.should_report(path_in_volume, extension),
-            ),
-            None => (Settings::DEFAULT, true),
+            Some(config) => config
+                .should_report(path_in_volume, extension)
+                .then(|| Settings::of(config)),
+            None => Some(Settings::DEFAULT),
         }
     }
 
     /// As [`ConfigStore::decide`] for a create whose name is unavailable: it matches no
     /// filter, so it is reported only when there is no include filter.
-    pub(crate) fn decide_unnamed(&self) -> (Settings, bool) {
+    pub(crate) fn decide_unnamed(&self) -> Option<Settings> {
         let pin = self.pin();
         match pin.config() {
-            Some(config) => (Settings::of(config), !config.filters.has_include()),
-            None => (Settings::DEFAULT, true),
+            Some(config) => (!config.filters.has_include()).then(|| Settings::of(config)),
+            None => Some(Settings::DEFAULT),
         }
     }
 
@@ -436,8 +436,7 @@ mod tests {
         let _machine = fltsim::Machine::boot();
         let store = store();
         for ms in 1..=5 {
-            let (settings, reported) = store.decide(&[], &[]);
-            assert!(reported);
+            let settings = store.decide(&[], &[]).expect("no filter: reported");
             assert_eq!(
                 settings.reply_timeout_ms,
                 if ms == 1 {

@@ -10,10 +10,11 @@
 //!    never held for user mode ([`ThreadContext`]);
 //! 4. the file name (normalized, else opened, else none; not queried at all with a
 //!    top-level IRP, where the Filter Manager refuses it), parsed;
-//! 5. one shared acquire of the configuration: the settings used for the rest of this
-//!    create and the path/extension filters come from the same configuration, so a
-//!    concurrent `SetConfig` is seen entirely or not at all;
-//! 6. the event, in a pool buffer of exactly its size (the name is released first);
+//! 5. one lock-free look at the configuration (pinned, see `config`): the settings used
+//!    for the rest of this create and the path/extension filters come from the same
+//!    configuration, so a concurrent `SetConfig` is seen entirely or not at all;
+//! 6. only for a reported create: the requestor's ids, the sequence number, the time, and
+//!    the event, in a pool buffer of exactly its size (the name is released first);
 //! 7. delivery.
 
 use crate::config::Settings;
@@ -106,7 +107,8 @@ pub(crate) unsafe extern "system" fn pre_create(
     }
 }
 
-/// Reads what the skip rules and the event need out of the callback data.
+/// Reads what the skip rules and the event need out of the callback data: the skip facts
+/// and the event's fields except the requestor's ids (see [`requestor_ids`]).
 ///
 /// # Safety
 /// `data` is the running operation's callback data.
@@ -135,18 +137,8 @@ unsafe fn read_facts(data: *mut FLT_CALLBACK_DATA) -> Option<(CreateFacts, Event
     if facts.is_kernel_mode() {
         flags |= EVENT_FLAG_KERNEL_MODE;
     }
-    // SAFETY: valid callback data.
-    let process_id = unsafe { FltGetRequestorProcessId(data) };
-    let thread_id = if data_ref.Thread.is_null() {
-        0
-    } else {
-        // SAFETY: the operation's thread object.
-        unsafe { PsGetThreadId(data_ref.Thread) as usize as u32 }
-    };
     let fields = EventFields {
         flags,
-        process_id,
-        thread_id,
         desired_access,
         create_options: facts.create_options,
         create_disposition: u8::try_from(create.disposition()).unwrap_or(u8::MAX),
@@ -155,6 +147,24 @@ unsafe fn read_facts(data: *mut FLT_CALLBACK_DATA) -> Option<(CreateFacts, Event
         ..EventFields::default()
     };
     Some((facts, fields))
+}
+
+/// The requestor's process and thread ids, asked for only once the create is reported.
+///
+/// # Safety
+/// `data` is the running operation's callback data.
+unsafe fn requestor_ids(data: *mut FLT_CALLBACK_DATA) -> (u32, u32) {
+    // SAFETY: valid callback data (caller).
+    let process_id = unsafe { FltGetRequestorProcessId(data) };
+    // SAFETY: as above.
+    let thread = unsafe { (*data).Thread };
+    let thread_id = if thread.is_null() {
+        0
+    } else {
+        // SAFETY: the operation's thread object.
+        unsafe { PsGetThreadId(thread) as usize as u32 }
+    };
+    (process_id, thread_id)
 }
 
 /// Everything after the entry checks. Returns what to do with the create.
@@ -196,7 +206,7 @@ unsafe fn report(
         // SAFETY: caller's contract.
         unsafe { FileName::query(data) }
     };
-    let (settings, reported) = if let Some(name) = &name {
+    let decided = if let Some(name) = &name {
         let parts = name.parts();
         fields.volume_name_len = u16::try_from(parts.volume_units * 2).unwrap_or(0);
         if name.kind() == NameKind::Opened {
@@ -207,10 +217,14 @@ unsafe fn report(
         fields.flags |= EVENT_FLAG_NAME_UNAVAILABLE;
         state.config.decide_unnamed()
     };
-    if !reported || skip::skipped_by_policy(&facts, settings.skip).is_some() {
+    let Some(settings) =
+        decided.filter(|settings| skip::skipped_by_policy(&facts, settings.skip).is_none())
+    else {
         state.stats.bump(Counter::EventsSkipped);
         return Outcome::Allow;
-    }
+    };
+    // SAFETY: caller's contract.
+    (fields.process_id, fields.thread_id) = unsafe { requestor_ids(data) };
     fields.sequence = state.sequence.fetch_add(1, Ordering::Relaxed) + 1;
     let mut now = 0i64;
     // SAFETY: `now` is a valid out pointer.

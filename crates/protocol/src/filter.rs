@@ -146,18 +146,26 @@ pub fn path_in_volume(name: &[u16], volume_name_len: usize) -> &[u16] {
 /// stream suffix (`\a\b.txt:s` → `txt`); empty when there is none.
 #[must_use]
 pub fn extension_of(path: &[u16]) -> &[u16] {
-    let component = match path.iter().rposition(|&u| u == BACKSLASH) {
-        Some(i) => path.get(i.saturating_add(1)..).unwrap_or_default(),
-        None => path,
-    };
-    let component = match component.iter().position(|&u| u == COLON) {
-        Some(i) => component.get(..i).unwrap_or_default(),
-        None => component,
-    };
-    match component.iter().rposition(|&u| u == DOT) {
-        Some(i) => component.get(i.saturating_add(1)..).unwrap_or_default(),
-        None => &[],
+    // One pass from the end over the final component only: a ':' ends the name part (the
+    // leftmost one counts, and it is met last), and the last '.' before it starts the
+    // extension.
+    let mut end = path.len();
+    let mut dot = None;
+    let mut i = path.len();
+    while let Some(at) = i.checked_sub(1) {
+        match path.get(at).copied() {
+            Some(BACKSLASH) | None => break,
+            Some(COLON) => {
+                end = at;
+                dot = None;
+            }
+            Some(DOT) if dot.is_none() => dot = Some(at),
+            Some(_) => {}
+        }
+        i = at;
     }
+    dot.and_then(|at| path.get(at.saturating_add(1)..end))
+        .unwrap_or_default()
 }
 
 /// Checks a pattern for `kind`.

@@ -72,6 +72,23 @@ fn any_kind() -> impl Strategy<Value = FilterKind> {
     ]
 }
 
+/// The extension as the protocol defines it, step by step: the final component (after
+/// the last `\\`), cut at its first `:` (the stream), then what follows its last `.`.
+fn extension_by_definition(path: &[u16]) -> &[u16] {
+    let component = match path.iter().rposition(|&u| u == u16::from(b'\\')) {
+        Some(i) => &path[i + 1..],
+        None => path,
+    };
+    let component = match component.iter().position(|&u| u == u16::from(b':')) {
+        Some(i) => &component[..i],
+        None => component,
+    };
+    match component.iter().rposition(|&u| u == u16::from(b'.')) {
+        Some(i) => &component[i + 1..],
+        None => &[],
+    }
+}
+
 /// Paths from a small alphabet so that filters and paths collide often.
 fn path_units() -> impl Strategy<Value = Vec<u16>> {
     prop::collection::vec(prop::sample::select(&b"\\.:aAbBxX"[..]), 0..12)
@@ -481,6 +498,11 @@ proptest! {
             let ext = extension_of(&path);
             prop_assert!(after.should_report(&path, ext) || !before.should_report(&path, ext));
         }
+    }
+
+    #[test]
+    fn extension_matches_its_definition(path in path_units()) {
+        prop_assert_eq!(extension_of(&path), extension_by_definition(&path));
     }
 
     #[test]

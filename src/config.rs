@@ -298,13 +298,17 @@ impl ConfigStore {
     }
 
     /// The filter decision for a create with this path inside the volume and this
-    /// extension, and when it is reported the settings for the rest of the create, from
+    /// extension (computed only if an extension filter needs it), and when it is reported the settings for the rest of the create, from
     /// one configuration. `None`: filtered out.
-    pub(crate) fn decide(&self, path_in_volume: &[u16], extension: &[u16]) -> Option<Settings> {
+    pub(crate) fn decide<'e>(
+        &self,
+        path_in_volume: &[u16],
+        extension: impl FnOnce() -> &'e [u16],
+    ) -> Option<Settings> {
         let pin = self.pin();
         match pin.config() {
             Some(config) => config
-                .should_report(path_in_volume, extension)
+                .should_report_lazy(path_in_volume, extension)
                 .then(|| Settings::of(config)),
             None => Some(Settings::DEFAULT),
         }
@@ -436,7 +440,7 @@ mod tests {
         let _machine = fltsim::Machine::boot();
         let store = store();
         for ms in 1..=5 {
-            let settings = store.decide(&[], &[]).expect("no filter: reported");
+            let settings = store.decide(&[], || &[]).expect("no filter: reported");
             assert_eq!(
                 settings.reply_timeout_ms,
                 if ms == 1 {

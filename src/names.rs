@@ -82,17 +82,23 @@ impl FileName {
         } else {
             volume_prefix_units(full)
         };
-        let path = full.get(volume_units..).unwrap_or(&[]);
-        let extension = if self.parsed {
+        NameParts {
+            volume_units,
+            path: full.get(volume_units..).unwrap_or(&[]),
+        }
+    }
+
+    /// The final component's extension of `path` (this name's [`NameParts::path`]) as the
+    /// protocol's filters define it ([`extension_of`]): taken from the Filter Manager's
+    /// parse when that is certainly the same, else scanned. Asked for only when an
+    /// extension filter needs it.
+    pub(crate) fn extension<'a>(&self, path: &'a [u16]) -> &'a [u16] {
+        let parsed = if self.parsed {
             parsed_extension(self.info(), path)
         } else {
             None
         };
-        NameParts {
-            volume_units,
-            path,
-            extension: extension.unwrap_or_else(|| extension_of(path)),
-        }
+        parsed.unwrap_or_else(|| extension_of(path))
     }
 }
 
@@ -110,9 +116,6 @@ pub(crate) struct NameParts<'a> {
     pub volume_units: usize,
     /// The path inside the volume (`\Users\a\b.txt:stream`).
     pub path: &'a [u16],
-    /// The final component's extension without the dot and without any stream (`txt`),
-    /// as the protocol's filters define it.
-    pub extension: &'a [u16],
 }
 
 /// The extension `FltParseFileNameInformation` found, when it is certainly the protocol's

@@ -212,7 +212,9 @@ unsafe fn report(
         if name.kind() == NameKind::Opened {
             fields.flags |= EVENT_FLAG_NAME_OPENED;
         }
-        state.config.decide(parts.path, parts.extension)
+        state
+            .config
+            .decide(parts.path, || name.extension(parts.path))
     } else {
         fields.flags |= EVENT_FLAG_NAME_UNAVAILABLE;
         state.config.decide_unnamed()

@@ -417,11 +417,44 @@ impl FilterList {
     /// extension be reported? (See the module docs for the rules.)
     #[must_use]
     pub fn should_report(&self, path_in_volume: &[u16], extension: &[u16]) -> bool {
+        self.should_report_lazy(path_in_volume, || extension)
+    }
+
+    /// [`should_report`](Self::should_report) with the extension computed only if an
+    /// extension filter is consulted (at most once): a list of prefix filters, or one
+    /// that an exclude prefix decides first, never looks at it.
+    #[must_use]
+    pub fn should_report_lazy<'e>(
+        &self,
+        path_in_volume: &[u16],
+        extension: impl FnOnce() -> &'e [u16],
+    ) -> bool {
+        let mut extension = Some(extension);
+        let mut known: &[u16] = &[];
         let mut has_include = false;
         let mut included = false;
-        for filter in self {
-            let hit = filter.matches(path_in_volume, extension);
-            if filter.kind.is_include() {
+        let count = self.len();
+        for slot in self.slots.get(..count).unwrap_or_default() {
+            let start = usize::from(slot.start);
+            let Some(pattern) = self
+                .units
+                .get(start..start.saturating_add(usize::from(slot.len)))
+            else {
+                continue;
+            };
+            let is_include = slot.kind.is_include();
+            if is_include && included {
+                continue; // already included: only an exclude can still change the answer
+            }
+            let hit = if slot.kind.is_prefix() {
+                starts_with_ignore_case(path_in_volume, pattern)
+            } else {
+                if let Some(compute) = extension.take() {
+                    known = compute();
+                }
+                eq_ignore_case(known, pattern)
+            };
+            if is_include {
                 has_include = true;
                 included |= hit;
             } else if hit {

@@ -501,6 +501,32 @@ proptest! {
     }
 
     #[test]
+    fn the_matcher_follows_the_rules_and_asks_for_the_extension_only_when_needed(
+        filters in any_filters(),
+        path in path_units(),
+    ) {
+        let list = list_of(&filters);
+        let ext = extension_of(&path);
+        // The rules, filter by filter: an exclude hit drops; else reported when there is
+        // no include or one include hits.
+        let hit = |f: &portfilter_protocol::filter::Filter<'_>| f.matches(&path, ext);
+        let excluded = list.iter().any(|f| !f.kind.is_include() && hit(&f));
+        let includes: Vec<_> = list.iter().filter(|f| f.kind.is_include()).collect();
+        let expected = !excluded && (includes.is_empty() || includes.iter().any(hit));
+        let mut asked = 0;
+        let lazy = list.should_report_lazy(&path, || {
+            asked += 1;
+            ext
+        });
+        prop_assert_eq!(lazy, expected);
+        prop_assert_eq!(list.should_report(&path, ext), expected);
+        prop_assert!(asked <= 1);
+        if !list.iter().any(|f| !f.kind.is_prefix()) {
+            prop_assert_eq!(asked, 0, "no extension filter: the extension is not computed");
+        }
+    }
+
+    #[test]
     fn extension_matches_its_definition(path in path_units()) {
         prop_assert_eq!(extension_of(&path), extension_by_definition(&path));
     }

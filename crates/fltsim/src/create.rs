@@ -546,6 +546,7 @@ pub fn create(req: &CreateRequest) -> CreateOutcome {
 }
 
 /// `FltGetRequestorProcessId`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn FltGetRequestorProcessId(callback_data: *mut FLT_CALLBACK_DATA) -> u32 {
     let pid = OPS.lock().get(&(callback_data as usize)).map(|o| o.pid);
@@ -566,6 +567,7 @@ pub extern "system" fn FltGetRequestorProcessId(callback_data: *mut FLT_CALLBACK
 ///
 /// # Safety
 /// `is_directory` is writable.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn FltIsDirectory(
     file_object: *mut FILE_OBJECT,

@@ -94,12 +94,14 @@ pub fn enter_guarded_region() -> GuardedRegion {
 }
 
 /// `IoGetTopLevelIrp`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn IoGetTopLevelIrp() -> PIRP {
     top_level_irp() as PIRP
 }
 
 /// `KeAreAllApcsDisabled`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn KeAreAllApcsDisabled() -> BOOLEAN {
     if all_apcs_disabled() { TRUE } else { FALSE }
@@ -108,12 +110,14 @@ pub extern "system" fn KeAreAllApcsDisabled() -> BOOLEAN {
 /// `KeEnterCriticalRegion`: normal kernel APCs are disabled until the matching leave (no
 /// APC is delivered here, so only the nesting is tracked; a leave without an enter is a
 /// verifier violation).
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn KeEnterCriticalRegion() {
     CRITICAL_REGIONS.with(|c| c.set(c.get().saturating_add(1)));
 }
 
 /// `KeLeaveCriticalRegion`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn KeLeaveCriticalRegion() {
     let unbalanced = CRITICAL_REGIONS.with(|c| {

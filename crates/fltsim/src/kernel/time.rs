@@ -140,6 +140,7 @@ impl SendTimeout {
 ///
 /// # Safety
 /// `current_time` is a writable `LARGE_INTEGER`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn KeQuerySystemTimePrecise(current_time: *mut LARGE_INTEGER) {
     if current_time.is_null() {

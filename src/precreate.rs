@@ -107,12 +107,21 @@ pub(crate) unsafe extern "system" fn pre_create(
     }
 }
 
-/// Reads what the skip rules and the event need out of the callback data: the skip facts
-/// and the event's fields except the requestor's ids (see [`requestor_ids`]).
+/// What the event takes from the create's parameters (copied out with the skip facts,
+/// turned into [`EventFields`] only for a reported create).
+#[derive(Clone, Copy)]
+struct Parameters {
+    desired_access: u32,
+    create_disposition: u8,
+    share_access: u16,
+    file_attributes: u32,
+}
+
+/// Reads what the skip rules and the event need out of the callback data.
 ///
 /// # Safety
 /// `data` is the running operation's callback data.
-unsafe fn read_facts(data: *mut FLT_CALLBACK_DATA) -> Option<(CreateFacts, EventFields)> {
+unsafe fn read_facts(data: *mut FLT_CALLBACK_DATA) -> Option<(CreateFacts, Parameters)> {
     // SAFETY: valid callback data (caller); Iopb is valid for its lifetime.
     let data_ref = unsafe { &*data };
     // SAFETY: as above.
@@ -130,23 +139,47 @@ unsafe fn read_facts(data: *mut FLT_CALLBACK_DATA) -> Option<(CreateFacts, Event
         create_options: create.create_options(),
         requestor_mode: data_ref.RequestorMode,
     };
-    let mut flags = 0;
+    let parameters = Parameters {
+        desired_access,
+        create_disposition: u8::try_from(create.disposition()).unwrap_or(u8::MAX),
+        share_access: create.ShareAccess,
+        file_attributes: u32::from(create.FileAttributes),
+    };
+    Some((facts, parameters))
+}
+
+/// The event's fields of a reported create: everything but the sequence number and the
+/// time.
+///
+/// # Safety
+/// `data` is the running operation's callback data.
+unsafe fn event_fields(
+    data: *mut FLT_CALLBACK_DATA,
+    facts: &CreateFacts,
+    parameters: Parameters,
+    mut flags: u32,
+    volume_name_len: u16,
+) -> EventFields {
     if facts.is_directory() {
         flags |= EVENT_FLAG_DIRECTORY;
     }
     if facts.is_kernel_mode() {
         flags |= EVENT_FLAG_KERNEL_MODE;
     }
-    let fields = EventFields {
+    // SAFETY: caller's contract.
+    let (process_id, thread_id) = unsafe { requestor_ids(data) };
+    EventFields {
         flags,
-        desired_access,
+        process_id,
+        thread_id,
+        desired_access: parameters.desired_access,
         create_options: facts.create_options,
-        create_disposition: u8::try_from(create.disposition()).unwrap_or(u8::MAX),
-        share_access: create.ShareAccess,
-        file_attributes: u32::from(create.FileAttributes),
+        create_disposition: parameters.create_disposition,
+        share_access: parameters.share_access,
+        file_attributes: parameters.file_attributes,
+        volume_name_len,
         ..EventFields::default()
-    };
-    Some((facts, fields))
+    }
 }
 
 /// The requestor's process and thread ids, asked for only once the create is reported.
@@ -177,7 +210,7 @@ unsafe fn report(
     instance: PFLT_INSTANCE,
 ) -> Outcome {
     // SAFETY: caller's contract.
-    let Some((facts, mut fields)) = (unsafe { read_facts(data) }) else {
+    let Some((facts, parameters)) = (unsafe { read_facts(data) }) else {
         return Outcome::Allow;
     };
     if skip::always_skipped(&facts).is_some() || state.unloading.load(Ordering::Acquire) {
@@ -189,16 +222,18 @@ unsafe fn report(
     let early = state.config.early();
     if skip::skipped_by_policy(&facts, early.skip).is_some()
         || (!state.connections.any_open() && early.default_allows)
-        || fields.create_disposition > portfilter_protocol::event::MAX_CREATE_DISPOSITION
+        || parameters.create_disposition > portfilter_protocol::event::MAX_CREATE_DISPOSITION
     {
         state.stats.bump(Counter::EventsSkipped);
         return Outcome::Allow;
     }
 
     let context = ThreadContext::current();
+    let mut flags = 0;
     if context.unsafe_to_wait() {
-        fields.flags |= EVENT_FLAG_UNSAFE_CONTEXT;
+        flags |= EVENT_FLAG_UNSAFE_CONTEXT;
     }
+    let mut volume_name_len = 0;
     let name = if context.top_level_irp {
         // The Filter Manager refuses name queries here (STATUS_FLT_INVALID_NAME_REQUEST).
         None
@@ -208,15 +243,15 @@ unsafe fn report(
     };
     let decided = if let Some(name) = &name {
         let parts = name.parts();
-        fields.volume_name_len = u16::try_from(parts.volume_units * 2).unwrap_or(0);
+        volume_name_len = u16::try_from(parts.volume_units * 2).unwrap_or(0);
         if name.kind() == NameKind::Opened {
-            fields.flags |= EVENT_FLAG_NAME_OPENED;
+            flags |= EVENT_FLAG_NAME_OPENED;
         }
         state
             .config
             .decide(parts.path, || name.extension(parts.path))
     } else {
-        fields.flags |= EVENT_FLAG_NAME_UNAVAILABLE;
+        flags |= EVENT_FLAG_NAME_UNAVAILABLE;
         state.config.decide_unnamed()
     };
     let Some(settings) =
@@ -226,7 +261,7 @@ unsafe fn report(
         return Outcome::Allow;
     };
     // SAFETY: caller's contract.
-    (fields.process_id, fields.thread_id) = unsafe { requestor_ids(data) };
+    let mut fields = unsafe { event_fields(data, &facts, parameters, flags, volume_name_len) };
     fields.sequence = state.sequence.fetch_add(1, Ordering::Relaxed) + 1;
     let mut now = 0i64;
     // SAFETY: `now` is a valid out pointer.

@@ -121,11 +121,30 @@ pub fn upcase_unit(unit: u16) -> u16 {
 
 /// Case-insensitive equality of two UTF-16 strings (see [`upcase_unit`]).
 #[must_use]
+#[inline]
 pub fn eq_ignore_case(a: &[u16], b: &[u16]) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|(&x, &y)| x == y || upcase_unit(x) == upcase_unit(y))
+    a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| units_eq_ignore_case(x, y))
+}
+
+/// `upcase_unit(x) == upcase_unit(y)`, with the all-ASCII case inline (the filter match
+/// runs on every create that has a name).
+#[inline]
+fn units_eq_ignore_case(x: u16, y: u16) -> bool {
+    if x == y {
+        true
+    } else if x | y < 0x80 {
+        // Both ASCII: only a-z and A-Z pair up.
+        x ^ y == 0x20 && (0x41..=0x5A).contains(&(x & !0x20))
+    } else {
+        // A non-ASCII unit may still upcase to ASCII (U+0131 → I, U+017F → S).
+        units_eq_ignore_case_slow(x, y)
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn units_eq_ignore_case_slow(x: u16, y: u16) -> bool {
+    upcase_unit(x) == upcase_unit(y)
 }
 
 /// Case-insensitive `starts_with` (see [`upcase_unit`]).
@@ -549,6 +568,21 @@ mod tests {
         assert_eq!(upcase_unit(0xD83D), 0xD83D); // surrogate unchanged
         assert!(eq_ignore_case(&u("ÉCOLE.Txt"), &u("école.tXT")));
         assert!(!eq_ignore_case(&u("a"), &u("ab")));
+    }
+
+    #[test]
+    fn ascii_and_the_non_ascii_units_that_upcase_to_ascii_compare_as_upcased() {
+        for x in 0..0x80u16 {
+            for y in 0..0x80u16 {
+                assert_eq!(
+                    eq_ignore_case(&[x], &[y]),
+                    upcase_unit(x) == upcase_unit(y),
+                    "{x:#x} {y:#x}"
+                );
+            }
+        }
+        assert!(eq_ignore_case(&[0x0131], &[u16::from(b'I')]), "dotless i");
+        assert!(eq_ignore_case(&[u16::from(b's')], &[0x017F]), "long s");
     }
 
     #[test]

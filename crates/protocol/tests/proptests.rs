@@ -527,6 +527,14 @@ proptest! {
     }
 
     #[test]
+    fn unit_comparison_is_upcase_equality(
+        x in prop_oneof![0u16..0x80, 0x80u16..0x250, any::<u16>()],
+        y in prop_oneof![0u16..0x80, 0x80u16..0x250, any::<u16>()],
+    ) {
+        prop_assert_eq!(eq_ignore_case(&[x], &[y]), upcase_unit(x) == upcase_unit(y));
+    }
+
+    #[test]
     fn extension_matches_its_definition(path in path_units()) {
         prop_assert_eq!(extension_of(&path), extension_by_definition(&path));
     }

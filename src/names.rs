@@ -33,6 +33,7 @@ impl FileName {
     ///
     /// # Safety
     /// `data` is the callback data of the running pre-create callback.
+    #[inline(always)]
     pub(crate) unsafe fn query(data: *mut FLT_CALLBACK_DATA) -> Option<Self> {
         for (format, kind) in [
             (FLT_FILE_NAME_NORMALIZED, NameKind::Normalized),
@@ -75,6 +76,7 @@ impl FileName {
     }
 
     /// The parsed parts of the name, for the event and the filters.
+    #[inline(always)]
     pub(crate) fn parts(&self) -> NameParts<'_> {
         let full = self.full();
         let volume_units = if self.parsed {

@@ -56,6 +56,7 @@ pub(crate) struct ThreadContext {
 
 impl ThreadContext {
     /// The calling (requestor) thread's context.
+    #[inline(always)]
     fn current() -> Self {
         // SAFETY: reads the current thread's TopLevelIrp field; callable at any IRQL <=
         // DISPATCH_LEVEL, and a pre-create runs at PASSIVE_LEVEL or APC_LEVEL.

@@ -1,23 +1,40 @@
 //! The current configuration, shared by the create path and the commands.
 //!
-//! The protocol's [`Config`] (about 2 KiB with its filters) lives in one pool allocation
-//! behind a push lock. The create path takes the lock *shared*, copies the few scalars it
-//! needs ([`Settings`]) and runs the filter match in place; `SetConfig` builds the new
-//! configuration in a fresh allocation, then swaps the pointer under the lock *exclusive*.
-//! A create therefore sees one whole configuration, old or new, never a mix.
+//! The protocol's [`Config`] (about 2 KiB with its filters) lives in one pool allocation,
+//! immutable once published. The current block is published through an atomic pointer
+//! and read **without a lock**; `SetConfig` builds the new configuration in a fresh
+//! allocation, swaps the pointer, and frees the old block only once no reader can still
+//! hold it. A create therefore sees one whole configuration, old or new, never a mix, and
+//! a create that the path filter drops takes no lock.
+//!
+//! Readers are tracked by a two-generation rundown ([`ConfigStore::pin`]): a reader adds
+//! itself to the counter of the current generation (an interlocked add), checks that the
+//! generation did not change meanwhile (else it backs out and retries), then loads the
+//! pointer; it leaves with an interlocked subtract. The writer (serialised) swaps the
+//! pointer, then moves the generation on, then waits until the *previous* generation's
+//! counter drains to zero. Every reader that could have loaded the old pointer registered
+//! in the previous generation before the move (all of these operations are sequentially
+//! consistent), so once that counter is zero no reader holds the old block; readers
+//! arriving meanwhile register in the new generation, so the writer cannot be starved by a
+//! stream of creates. A reader holds its pin only for a few plain reads (the filter match,
+//! or copying the scalars), never across a wait, and inside a critical region
+//! (`KeEnterCriticalRegion`, as a push lock does) so that suspending its thread cannot hold
+//! up a `SetConfig`. Unload frees the last block after every callback has returned.
 //!
 //! The create path's first look (before it queries a name) needs only the skip rules and
-//! the default verdict: they are mirrored in one atomic word ([`Early`]), written under
-//! the exclusive lock whenever the configuration is swapped, and read without any lock —
-//! a skipped create takes no lock at all. That look may be a moment stale (it is then as
-//! if the create ran just before the `SetConfig`); a create that goes on re-reads
-//! everything from one configuration under the shared lock ([`ConfigStore::decide`]).
+//! the default verdict: they are mirrored in one atomic word ([`Early`]), written when the
+//! configuration is swapped, and read without any pin — a skipped create takes no
+//! interlocked operation at all. That look may be a moment stale (it is then as if the
+//! create ran just before the `SetConfig`); a create that goes on re-reads everything from
+//! one configuration ([`ConfigStore::decide`]).
 
 use crate::pool::PoolBox;
 use crate::skip::SkipPolicy;
-use crate::sync::PushLock;
-use core::sync::atomic::{AtomicU32, Ordering};
-use portfilter_bindings::{NTSTATUS, STATUS_INSUFFICIENT_RESOURCES};
+use crate::sync::{Event, PushLock};
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use portfilter_bindings::{
+    KeEnterCriticalRegion, KeLeaveCriticalRegion, NTSTATUS, STATUS_INSUFFICIENT_RESOURCES,
+};
 use portfilter_protocol::config::{
     DEFAULT_BATCH_MAX_EVENTS, DEFAULT_NOTIFY_TIMEOUT_MS, DEFAULT_QUEUE_CAPACITY,
     DEFAULT_REPLY_TIMEOUT_MS, DEFAULT_SKIP_FLAGS, SKIP_DIRECTORIES, SKIP_KERNEL_MODE,
@@ -115,14 +132,54 @@ impl Early {
     }
 }
 
+/// One reader in a generation's counter.
+const READER: u32 = 2;
+/// A writer waits for this generation's counter to drain (the last reader out signals).
+const DRAINING: u32 = 1;
+
 /// The installed configuration.
 pub(crate) struct ConfigStore {
-    current: PushLock<Option<PoolBox<Config>>>,
-    /// [`Early`] of the current configuration, encoded (written under `current`'s
-    /// exclusive lock, read without a lock).
+    /// The current block (from [`PoolBox::into_raw`]; null before `install_default`).
+    current: AtomicPtr<Config>,
+    /// The reader generation; a reader registers in `readers[generation & 1]`.
+    generation: AtomicU32,
+    /// Per generation parity: [`READER`] × readers registered, plus [`DRAINING`].
+    readers: [AtomicU32; 2],
+    /// Signalled by the last reader out of a draining generation (a notification event).
+    drained: Event,
+    /// Serialises swaps (install, `SetConfig`, unload).
+    swapping: PushLock<()>,
+    /// [`Early`] of the current configuration, encoded (written by the swap, read without
+    /// a pin).
     early: AtomicU32,
     /// Serialises `SetConfig` commands (queue resize + swap form one step).
     setting: PushLock<()>,
+}
+
+/// A reader's hold on the current configuration block; released on drop.
+pub(crate) struct Pin<'a> {
+    store: &'a ConfigStore,
+    counter: &'a AtomicU32,
+}
+
+impl Pin<'_> {
+    /// The configuration pinned (`None` before one is installed).
+    pub(crate) fn config(&self) -> Option<&Config> {
+        let current = self.store.current.load(Ordering::SeqCst);
+        // SAFETY: a non-null `current` is a live block from `PoolBox::into_raw`; it is
+        // freed only after the generation this pin registered in has drained (module
+        // documentation), i.e. not while `self` lives; blocks are never written after
+        // being published.
+        unsafe { current.as_ref() }
+    }
+}
+
+impl Drop for Pin<'_> {
+    fn drop(&mut self) {
+        self.store.unregister(self.counter);
+        // SAFETY: pairs with the KeEnterCriticalRegion in `ConfigStore::pin`.
+        unsafe { KeLeaveCriticalRegion() };
+    }
 }
 
 impl ConfigStore {
@@ -130,15 +187,20 @@ impl ConfigStore {
     /// [`ConfigStore::install_default`].
     pub(crate) const fn new() -> Self {
         Self {
-            current: PushLock::new(None),
+            current: AtomicPtr::new(core::ptr::null_mut()),
+            generation: AtomicU32::new(0),
+            readers: [AtomicU32::new(0), AtomicU32::new(0)],
+            drained: Event::new(),
+            swapping: PushLock::new(()),
             early: AtomicU32::new(Early::encode(&Settings::DEFAULT)),
             setting: PushLock::new(()),
         }
     }
 
-    /// Initialises the locks in place.
+    /// Initialises the locks and the event in place.
     pub(crate) fn init(&self) {
-        self.current.init();
+        self.drained.init(false);
+        self.swapping.init();
         self.setting.init();
     }
 
@@ -154,65 +216,133 @@ impl ConfigStore {
 
     /// Frees the configuration and deletes the locks. Call when no thread uses it.
     pub(crate) fn destroy(&self) {
-        let old = self.current.write().take();
-        drop(old);
-        self.current.delete();
+        let swapping = self.swapping.write();
+        let old = self.current.swap(core::ptr::null_mut(), Ordering::SeqCst);
+        self.retire_readers();
+        drop(swapping);
+        // SAFETY: `old` came from `PoolBox::into_raw` in `replace` (or is null) and no
+        // reader holds it any more (`retire_readers`).
+        drop(unsafe { PoolBox::from_raw(old) });
+        self.swapping.delete();
         self.setting.delete();
+    }
+
+    /// Registers a reader in the current generation.
+    pub(crate) fn pin(&self) -> Pin<'_> {
+        // SAFETY: no precondition beyond IRQL <= APC_LEVEL (pre-create and commands run at
+        // PASSIVE_LEVEL or APC_LEVEL); left in `Pin::drop`.
+        unsafe { KeEnterCriticalRegion() };
+        loop {
+            let generation = self.generation.load(Ordering::SeqCst);
+            let counter = self.counter(generation);
+            counter.fetch_add(READER, Ordering::SeqCst);
+            if self.generation.load(Ordering::SeqCst) == generation {
+                return Pin {
+                    store: self,
+                    counter,
+                };
+            }
+            // A swap moved the generation on meanwhile: its writer may already have
+            // found our old counter drained. Back out and register in the new one.
+            self.unregister(counter);
+        }
+    }
+
+    fn counter(&self, generation: u32) -> &AtomicU32 {
+        if generation & 1 == 0 {
+            &self.readers[0]
+        } else {
+            &self.readers[1]
+        }
+    }
+
+    fn unregister(&self, counter: &AtomicU32) {
+        if counter.fetch_sub(READER, Ordering::SeqCst) == READER | DRAINING {
+            self.drained.set();
+        }
+    }
+
+    /// Moves the generation on and waits until no reader of the previous one remains.
+    /// Call with `swapping` held, after the pointer swap.
+    fn retire_readers(&self) {
+        let generation = self.generation.load(Ordering::SeqCst);
+        self.generation
+            .store(generation.wrapping_add(1), Ordering::SeqCst);
+        let counter = self.counter(generation);
+        if counter.fetch_or(DRAINING, Ordering::SeqCst) != 0 {
+            loop {
+                // Clear, then look: a reader leaving after the look signals after the
+                // clear, so the wait below cannot miss it.
+                self.drained.clear();
+                if counter.load(Ordering::SeqCst) == DRAINING {
+                    break;
+                }
+                // Unbounded: a reader holds its pin for a few reads only, never across a
+                // wait, and cannot be suspended meanwhile (critical region).
+                self.drained.wait(None);
+            }
+        }
+        counter.fetch_and(!DRAINING, Ordering::SeqCst);
     }
 
     /// The current settings.
     pub(crate) fn settings(&self) -> Settings {
-        self.current
-            .read()
-            .as_deref()
-            .map_or(Settings::DEFAULT, Settings::of)
+        self.pin().config().map_or(Settings::DEFAULT, Settings::of)
     }
 
-    /// The skip rules and default verdict, without a lock (possibly a moment stale).
+    /// The skip rules and default verdict, without a pin (possibly a moment stale).
     pub(crate) fn early(&self) -> Early {
         // Relaxed: one self-contained word (no pointer, nothing else published with it);
         // a stale value is allowed (see the module documentation).
         Early::decode(self.early.load(Ordering::Relaxed))
     }
 
-    /// The current settings and the filter decision for a create with this path inside
-    /// the volume and this extension, from one configuration.
-    pub(crate) fn decide(&self, path_in_volume: &[u16], extension: &[u16]) -> (Settings, bool) {
-        let current = self.current.read();
-        match current.as_deref() {
-            Some(config) => (
-                Settings::of(config),
-                config.should_report(path_in_volume, extension),
-            ),
-            None => (Settings::DEFAULT, true),
+    /// The filter decision for a create with this path inside the volume and this
+    /// extension (computed only if an extension filter needs it), and when it is reported the settings for the rest of the create, from
+    /// one configuration. `None`: filtered out.
+    pub(crate) fn decide<'e>(
+        &self,
+        path_in_volume: &[u16],
+        extension: impl FnOnce() -> &'e [u16],
+    ) -> Option<Settings> {
+        let pin = self.pin();
+        match pin.config() {
+            Some(config) => config
+                .should_report_lazy(path_in_volume, extension)
+                .then(|| Settings::of(config)),
+            None => Some(Settings::DEFAULT),
         }
     }
 
     /// As [`ConfigStore::decide`] for a create whose name is unavailable: it matches no
     /// filter, so it is reported only when there is no include filter.
-    pub(crate) fn decide_unnamed(&self) -> (Settings, bool) {
-        let current = self.current.read();
-        match current.as_deref() {
-            Some(config) => (Settings::of(config), !config.filters.has_include()),
-            None => (Settings::DEFAULT, true),
+    pub(crate) fn decide_unnamed(&self) -> Option<Settings> {
+        let pin = self.pin();
+        match pin.config() {
+            Some(config) => (!config.filters.has_include()).then(|| Settings::of(config)),
+            None => Some(Settings::DEFAULT),
         }
     }
 
-    /// Runs `f` on the current configuration under the shared lock (keep `f` short).
+    /// Runs `f` on the current configuration, pinned (keep `f` short: a `SetConfig`
+    /// waits for it).
     pub(crate) fn with<R>(&self, f: impl FnOnce(Option<&Config>) -> R) -> R {
-        let current = self.current.read();
-        f(current.as_deref())
+        let pin = self.pin();
+        f(pin.config())
     }
 
-    /// Swaps in `fresh` and returns the previous configuration (freed by the caller,
-    /// outside the lock).
+    /// Swaps in `fresh` and returns the previous configuration (freed by the caller; no
+    /// reader holds it any more).
     pub(crate) fn replace(&self, fresh: PoolBox<Config>) -> Option<PoolBox<Config>> {
         let early = Early::encode(&Settings::of(&fresh));
-        let mut current = self.current.write();
-        let old = current.replace(fresh);
+        let swapping = self.swapping.write();
+        let old = self.current.swap(fresh.into_raw(), Ordering::SeqCst);
         self.early.store(early, Ordering::Relaxed);
-        drop(current);
-        old
+        self.retire_readers();
+        drop(swapping);
+        // SAFETY: `old` came from `PoolBox::into_raw` here before (or is null), and no
+        // reader holds it any more (`retire_readers`).
+        unsafe { PoolBox::from_raw(old) }
     }
 
     /// Takes the `SetConfig` serialisation lock.
@@ -255,5 +385,109 @@ mod tests {
             assert_eq!(Early::encode(&settings), word);
         }
         assert!(Early::decode(Early::encode(&Settings::DEFAULT)).default_allows);
+    }
+
+    fn store() -> std::boxed::Box<ConfigStore> {
+        let store = std::boxed::Box::new(ConfigStore::new());
+        store.init();
+        store.install_default().expect("pool");
+        store
+    }
+
+    fn config_with_timeout(ms: u32) -> PoolBox<Config> {
+        let mut fresh = new_config().expect("pool");
+        fresh.reply_timeout_ms = ms;
+        fresh
+    }
+
+    #[test]
+    fn a_swap_waits_until_the_old_blocks_readers_left() {
+        let _machine = fltsim::Machine::boot();
+        let store = store();
+        let swapped = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let pin = store.pin();
+            let before = pin.config().map(|c| c.reply_timeout_ms);
+            assert_eq!(before, Some(DEFAULT_REPLY_TIMEOUT_MS));
+            let writer = scope.spawn(|| {
+                let old = store.replace(config_with_timeout(7));
+                swapped.store(true, Ordering::SeqCst);
+                old.map(|c| c.reply_timeout_ms)
+            });
+            // Whatever the scheduling, the swap cannot return while we hold the old block.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(!swapped.load(Ordering::SeqCst), "freed under a reader");
+            // A reader arriving meanwhile already sees the new block, and is not waited
+            // for (it registered in the new generation).
+            let late = store.pin();
+            assert_eq!(late.config().map(|c| c.reply_timeout_ms), Some(7));
+            assert_eq!(pin.config().map(|c| c.reply_timeout_ms), Some(7));
+            drop(pin);
+            assert_eq!(
+                writer.join().expect("writer"),
+                Some(DEFAULT_REPLY_TIMEOUT_MS),
+                "the old block comes back once its reader left"
+            );
+            drop(late);
+        });
+        assert!(swapped.load(Ordering::SeqCst));
+        assert_eq!(store.settings().reply_timeout_ms, 7);
+        store.destroy();
+    }
+
+    #[test]
+    fn readers_leave_no_trace_and_swaps_without_readers_do_not_wait() {
+        let _machine = fltsim::Machine::boot();
+        let store = store();
+        for ms in 1..=5 {
+            let settings = store.decide(&[], || &[]).expect("no filter: reported");
+            assert_eq!(
+                settings.reply_timeout_ms,
+                if ms == 1 {
+                    DEFAULT_REPLY_TIMEOUT_MS
+                } else {
+                    ms - 1
+                }
+            );
+            drop(store.replace(config_with_timeout(ms)));
+        }
+        assert_eq!(store.readers[0].load(Ordering::SeqCst), 0);
+        assert_eq!(store.readers[1].load(Ordering::SeqCst), 0);
+        assert_eq!(
+            fltsim::kernel::context::critical_regions(),
+            0,
+            "every pin left its region"
+        );
+        store.destroy();
+    }
+
+    #[test]
+    fn concurrent_readers_always_see_a_whole_live_configuration() {
+        let _machine = fltsim::Machine::boot();
+        let store = store();
+        let mut first = config_with_timeout(1000);
+        first.notify_timeout_ms = 1000;
+        drop(store.replace(first));
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            for _ in 0..3 {
+                scope.spawn(|| {
+                    while !stop.load(Ordering::Relaxed) {
+                        store.with(|config| {
+                            let config = config.expect("installed");
+                            // Each block is written once with both fields equal.
+                            assert_eq!(config.reply_timeout_ms, config.notify_timeout_ms);
+                        });
+                    }
+                });
+            }
+            for ms in 1..300 {
+                let mut fresh = config_with_timeout(ms);
+                fresh.notify_timeout_ms = ms;
+                drop(store.replace(fresh));
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        store.destroy();
     }
 }

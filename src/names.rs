@@ -4,8 +4,9 @@
 use core::ptr::NonNull;
 use portfilter_bindings::{
     FLT_CALLBACK_DATA, FLT_FILE_NAME_INFORMATION, FLT_FILE_NAME_NORMALIZED, FLT_FILE_NAME_OPENED,
-    FLT_FILE_NAME_QUERY_DEFAULT, FltGetFileNameInformation, FltParseFileNameInformation,
-    FltReleaseFileNameInformation, STATUS_SUCCESS, UNICODE_STRING,
+    FLT_FILE_NAME_QUERY_DEFAULT, FLTFL_FILE_NAME_PARSED_EXTENSION, FLTFL_FILE_NAME_PARSED_STREAM,
+    FltGetFileNameInformation, FltParseFileNameInformation, FltReleaseFileNameInformation,
+    STATUS_SUCCESS, UNICODE_STRING,
 };
 use portfilter_protocol::extension_of;
 
@@ -32,6 +33,7 @@ impl FileName {
     ///
     /// # Safety
     /// `data` is the callback data of the running pre-create callback.
+    #[inline(always)]
     pub(crate) unsafe fn query(data: *mut FLT_CALLBACK_DATA) -> Option<Self> {
         for (format, kind) in [
             (FLT_FILE_NAME_NORMALIZED, NameKind::Normalized),
@@ -74,6 +76,7 @@ impl FileName {
     }
 
     /// The parsed parts of the name, for the event and the filters.
+    #[inline(always)]
     pub(crate) fn parts(&self) -> NameParts<'_> {
         let full = self.full();
         let volume_units = if self.parsed {
@@ -81,12 +84,23 @@ impl FileName {
         } else {
             volume_prefix_units(full)
         };
-        let path = full.get(volume_units..).unwrap_or(&[]);
         NameParts {
             volume_units,
-            path,
-            extension: extension_of(path),
+            path: full.get(volume_units..).unwrap_or(&[]),
         }
+    }
+
+    /// The final component's extension of `path` (this name's [`NameParts::path`]) as the
+    /// protocol's filters define it ([`extension_of`]): taken from the Filter Manager's
+    /// parse when that is certainly the same, else scanned. Asked for only when an
+    /// extension filter needs it.
+    pub(crate) fn extension<'a>(&self, path: &'a [u16]) -> &'a [u16] {
+        let parsed = if self.parsed {
+            parsed_extension(self.info(), path)
+        } else {
+            None
+        };
+        parsed.unwrap_or_else(|| extension_of(path))
     }
 }
 
@@ -104,9 +118,35 @@ pub(crate) struct NameParts<'a> {
     pub volume_units: usize,
     /// The path inside the volume (`\Users\a\b.txt:stream`).
     pub path: &'a [u16],
-    /// The final component's extension without the dot and without any stream (`txt`),
-    /// as the protocol's filters define it.
-    pub extension: &'a [u16],
+}
+
+/// The extension `FltParseFileNameInformation` found, when it is certainly the protocol's
+/// [`extension_of`] `path` — the common case, a name without a stream whose final
+/// component has an extension — so that the create path need not scan the final
+/// component: the Filter Manager reported no stream, and its extension is a non-empty
+/// suffix of the path right after a `.`, holding no `.`, `\` or `:` (so it is what follows
+/// the component's last dot). `None` otherwise (the caller scans).
+fn parsed_extension<'a>(info: &FLT_FILE_NAME_INFORMATION, path: &'a [u16]) -> Option<&'a [u16]> {
+    const NEEDED: u16 = FLTFL_FILE_NAME_PARSED_EXTENSION | FLTFL_FILE_NAME_PARSED_STREAM;
+    if info.NamesParsed & NEEDED != NEEDED || info.Stream.Length != 0 {
+        return None;
+    }
+    let units = usize::from(info.Extension.Length / 2);
+    // The extension must be the path's tail: same end address, within the path.
+    let start = path.len().checked_sub(units)?;
+    let dot = start.checked_sub(1)?;
+    let tail = path.get(start..)?;
+    let ends_together = core::ptr::eq(
+        tail.as_ptr_range().end,
+        info.Extension.Buffer.cast_const().wrapping_add(units),
+    );
+    let clean = !tail.is_empty()
+        && ends_together
+        && path.get(dot) == Some(&DOT)
+        && !tail
+            .iter()
+            .any(|&u| u == DOT || u == BACKSLASH || u == COLON);
+    clean.then_some(tail)
 }
 
 /// The UTF-16 units of a kernel `UNICODE_STRING` (empty for a null buffer).
@@ -120,6 +160,8 @@ fn units(s: &UNICODE_STRING) -> &[u16] {
 }
 
 const BACKSLASH: u16 = b'\\' as u16;
+const DOT: u16 = b'.' as u16;
+const COLON: u16 = b':' as u16;
 
 /// The volume prefix of an NT name when the Filter Manager could not parse it: the first
 /// three components of `\Device\<volume>\...` (0 when the name has another shape).
@@ -188,5 +230,81 @@ mod tests {
         assert!(units(&s(1, buf.as_mut_ptr())).is_empty(), "half a unit");
         assert!(units(&s(0, buf.as_mut_ptr())).is_empty());
         assert!(units(&s(4, core::ptr::null_mut())).is_empty(), "no buffer");
+    }
+
+    /// Name information over `name`, parsed as the Filter Manager does: `ext` and
+    /// `stream` are (start, units) inside `name`.
+    fn parsed_info(
+        name: &mut [u16],
+        ext: (usize, usize),
+        stream: (usize, usize),
+        flags: u16,
+    ) -> FLT_FILE_NAME_INFORMATION {
+        let at = |name: &mut [u16], (start, len): (usize, usize)| UNICODE_STRING {
+            Length: u16::try_from(len * 2).unwrap(),
+            MaximumLength: u16::try_from(len * 2).unwrap(),
+            Buffer: name[start..].as_mut_ptr(),
+        };
+        // SAFETY: plain data; all-zero is a valid (empty) value.
+        let mut info: FLT_FILE_NAME_INFORMATION = unsafe { core::mem::zeroed() };
+        info.NamesParsed = flags;
+        info.Extension = at(name, ext);
+        info.Stream = at(name, stream);
+        info.Name = at(name, (0, name.len()));
+        info
+    }
+
+    const PARSED: u16 = FLTFL_FILE_NAME_PARSED_EXTENSION | FLTFL_FILE_NAME_PARSED_STREAM;
+
+    #[test]
+    fn the_parsed_extension_is_used_only_when_it_is_certainly_the_protocols() {
+        let mut name = w(r"\a\b.txt");
+        let len = name.len();
+        let path: &[u16] = &name.clone();
+        let info = parsed_info(&mut name, (len - 3, 3), (len, 0), PARSED);
+        // Compare by content, over a path that shares the name's buffer.
+        let full = units(&info.Name);
+        assert_eq!(parsed_extension(&info, full), Some(&w("txt")[..]));
+        assert_eq!(extension_of(path), &w("txt")[..]);
+        // Not parsed for extension and stream: scan.
+        let info = parsed_info(
+            &mut name,
+            (len - 3, 3),
+            (len, 0),
+            FLTFL_FILE_NAME_PARSED_EXTENSION,
+        );
+        assert_eq!(parsed_extension(&info, units(&info.Name)), None);
+        // A stream: scan.
+        let info = parsed_info(&mut name, (len - 3, 3), (len - 1, 1), PARSED);
+        assert_eq!(parsed_extension(&info, units(&info.Name)), None);
+        // Not the tail of the path, or not after a dot, or holding a separator: scan.
+        let info = parsed_info(&mut name, (len - 4, 3), (len, 0), PARSED);
+        assert_eq!(
+            parsed_extension(&info, units(&info.Name)),
+            None,
+            "not the tail"
+        );
+        let info = parsed_info(&mut name, (len - 2, 2), (len, 0), PARSED);
+        assert_eq!(
+            parsed_extension(&info, units(&info.Name)),
+            None,
+            "no dot before"
+        );
+        let info = parsed_info(&mut name, (len - 4, 4), (len, 0), PARSED);
+        assert_eq!(
+            parsed_extension(&info, units(&info.Name)),
+            None,
+            "holds the dot"
+        );
+        let info = parsed_info(&mut name, (len, 0), (len, 0), PARSED);
+        assert_eq!(
+            parsed_extension(&info, units(&info.Name)),
+            None,
+            "empty: scan"
+        );
+        // The same units elsewhere in memory are not the path's tail.
+        let mut other = w(r"\a\b.txt");
+        let info = parsed_info(&mut other, (len - 3, 3), (len, 0), PARSED);
+        assert_eq!(parsed_extension(&info, path), None, "another buffer");
     }
 }

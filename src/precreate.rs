@@ -10,10 +10,11 @@
 //!    never held for user mode ([`ThreadContext`]);
 //! 4. the file name (normalized, else opened, else none; not queried at all with a
 //!    top-level IRP, where the Filter Manager refuses it), parsed;
-//! 5. one shared acquire of the configuration: the settings used for the rest of this
-//!    create and the path/extension filters come from the same configuration, so a
-//!    concurrent `SetConfig` is seen entirely or not at all;
-//! 6. the event, in a pool buffer of exactly its size (the name is released first);
+//! 5. one lock-free look at the configuration (pinned, see `config`): the settings used
+//!    for the rest of this create and the path/extension filters come from the same
+//!    configuration, so a concurrent `SetConfig` is seen entirely or not at all;
+//! 6. only for a reported create: the requestor's ids, the sequence number, the time, and
+//!    the event, in a pool buffer of exactly its size (the name is released first);
 //! 7. delivery.
 
 use crate::config::Settings;
@@ -55,6 +56,7 @@ pub(crate) struct ThreadContext {
 
 impl ThreadContext {
     /// The calling (requestor) thread's context.
+    #[inline(always)]
     fn current() -> Self {
         // SAFETY: reads the current thread's TopLevelIrp field; callable at any IRQL <=
         // DISPATCH_LEVEL, and a pre-create runs at PASSIVE_LEVEL or APC_LEVEL.
@@ -106,11 +108,21 @@ pub(crate) unsafe extern "system" fn pre_create(
     }
 }
 
+/// What the event takes from the create's parameters (copied out with the skip facts,
+/// turned into [`EventFields`] only for a reported create).
+#[derive(Clone, Copy)]
+struct Parameters {
+    desired_access: u32,
+    create_disposition: u8,
+    share_access: u16,
+    file_attributes: u32,
+}
+
 /// Reads what the skip rules and the event need out of the callback data.
 ///
 /// # Safety
 /// `data` is the running operation's callback data.
-unsafe fn read_facts(data: *mut FLT_CALLBACK_DATA) -> Option<(CreateFacts, EventFields)> {
+unsafe fn read_facts(data: *mut FLT_CALLBACK_DATA) -> Option<(CreateFacts, Parameters)> {
     // SAFETY: valid callback data (caller); Iopb is valid for its lifetime.
     let data_ref = unsafe { &*data };
     // SAFETY: as above.
@@ -128,33 +140,65 @@ unsafe fn read_facts(data: *mut FLT_CALLBACK_DATA) -> Option<(CreateFacts, Event
         create_options: create.create_options(),
         requestor_mode: data_ref.RequestorMode,
     };
-    let mut flags = 0;
+    let parameters = Parameters {
+        desired_access,
+        create_disposition: u8::try_from(create.disposition()).unwrap_or(u8::MAX),
+        share_access: create.ShareAccess,
+        file_attributes: u32::from(create.FileAttributes),
+    };
+    Some((facts, parameters))
+}
+
+/// The event's fields of a reported create: everything but the sequence number and the
+/// time.
+///
+/// # Safety
+/// `data` is the running operation's callback data.
+unsafe fn event_fields(
+    data: *mut FLT_CALLBACK_DATA,
+    facts: &CreateFacts,
+    parameters: Parameters,
+    mut flags: u32,
+    volume_name_len: u16,
+) -> EventFields {
     if facts.is_directory() {
         flags |= EVENT_FLAG_DIRECTORY;
     }
     if facts.is_kernel_mode() {
         flags |= EVENT_FLAG_KERNEL_MODE;
     }
-    // SAFETY: valid callback data.
-    let process_id = unsafe { FltGetRequestorProcessId(data) };
-    let thread_id = if data_ref.Thread.is_null() {
-        0
-    } else {
-        // SAFETY: the operation's thread object.
-        unsafe { PsGetThreadId(data_ref.Thread) as usize as u32 }
-    };
-    let fields = EventFields {
+    // SAFETY: caller's contract.
+    let (process_id, thread_id) = unsafe { requestor_ids(data) };
+    EventFields {
         flags,
         process_id,
         thread_id,
-        desired_access,
+        desired_access: parameters.desired_access,
         create_options: facts.create_options,
-        create_disposition: u8::try_from(create.disposition()).unwrap_or(u8::MAX),
-        share_access: create.ShareAccess,
-        file_attributes: u32::from(create.FileAttributes),
+        create_disposition: parameters.create_disposition,
+        share_access: parameters.share_access,
+        file_attributes: parameters.file_attributes,
+        volume_name_len,
         ..EventFields::default()
+    }
+}
+
+/// The requestor's process and thread ids, asked for only once the create is reported.
+///
+/// # Safety
+/// `data` is the running operation's callback data.
+unsafe fn requestor_ids(data: *mut FLT_CALLBACK_DATA) -> (u32, u32) {
+    // SAFETY: valid callback data (caller).
+    let process_id = unsafe { FltGetRequestorProcessId(data) };
+    // SAFETY: as above.
+    let thread = unsafe { (*data).Thread };
+    let thread_id = if thread.is_null() {
+        0
+    } else {
+        // SAFETY: the operation's thread object.
+        unsafe { PsGetThreadId(thread) as usize as u32 }
     };
-    Some((facts, fields))
+    (process_id, thread_id)
 }
 
 /// Everything after the entry checks. Returns what to do with the create.
@@ -167,7 +211,7 @@ unsafe fn report(
     instance: PFLT_INSTANCE,
 ) -> Outcome {
     // SAFETY: caller's contract.
-    let Some((facts, mut fields)) = (unsafe { read_facts(data) }) else {
+    let Some((facts, parameters)) = (unsafe { read_facts(data) }) else {
         return Outcome::Allow;
     };
     if skip::always_skipped(&facts).is_some() || state.unloading.load(Ordering::Acquire) {
@@ -179,16 +223,18 @@ unsafe fn report(
     let early = state.config.early();
     if skip::skipped_by_policy(&facts, early.skip).is_some()
         || (!state.connections.any_open() && early.default_allows)
-        || fields.create_disposition > portfilter_protocol::event::MAX_CREATE_DISPOSITION
+        || parameters.create_disposition > portfilter_protocol::event::MAX_CREATE_DISPOSITION
     {
         state.stats.bump(Counter::EventsSkipped);
         return Outcome::Allow;
     }
 
     let context = ThreadContext::current();
+    let mut flags = 0;
     if context.unsafe_to_wait() {
-        fields.flags |= EVENT_FLAG_UNSAFE_CONTEXT;
+        flags |= EVENT_FLAG_UNSAFE_CONTEXT;
     }
+    let mut volume_name_len = 0;
     let name = if context.top_level_irp {
         // The Filter Manager refuses name queries here (STATUS_FLT_INVALID_NAME_REQUEST).
         None
@@ -196,21 +242,27 @@ unsafe fn report(
         // SAFETY: caller's contract.
         unsafe { FileName::query(data) }
     };
-    let (settings, reported) = if let Some(name) = &name {
+    let decided = if let Some(name) = &name {
         let parts = name.parts();
-        fields.volume_name_len = u16::try_from(parts.volume_units * 2).unwrap_or(0);
+        volume_name_len = u16::try_from(parts.volume_units * 2).unwrap_or(0);
         if name.kind() == NameKind::Opened {
-            fields.flags |= EVENT_FLAG_NAME_OPENED;
+            flags |= EVENT_FLAG_NAME_OPENED;
         }
-        state.config.decide(parts.path, parts.extension)
+        state
+            .config
+            .decide(parts.path, || name.extension(parts.path))
     } else {
-        fields.flags |= EVENT_FLAG_NAME_UNAVAILABLE;
+        flags |= EVENT_FLAG_NAME_UNAVAILABLE;
         state.config.decide_unnamed()
     };
-    if !reported || skip::skipped_by_policy(&facts, settings.skip).is_some() {
+    let Some(settings) =
+        decided.filter(|settings| skip::skipped_by_policy(&facts, settings.skip).is_none())
+    else {
         state.stats.bump(Counter::EventsSkipped);
         return Outcome::Allow;
-    }
+    };
+    // SAFETY: caller's contract.
+    let mut fields = unsafe { event_fields(data, &facts, parameters, flags, volume_name_len) };
     fields.sequence = state.sequence.fetch_add(1, Ordering::Relaxed) + 1;
     let mut now = 0i64;
     // SAFETY: `now` is a valid out pointer.

@@ -195,6 +195,12 @@ unsafe extern "system" {
     /// Whether the current thread is inside a guarded region or at IRQL >= APC_LEVEL (all
     /// APC delivery disabled). IRQL <= DISPATCH_LEVEL.
     pub fn KeAreAllApcsDisabled() -> BOOLEAN;
+    /// Enters a critical region: normal kernel APCs (thread suspension among them) are not
+    /// delivered to the current thread until the matching [`KeLeaveCriticalRegion`].
+    /// IRQL <= APC_LEVEL.
+    pub fn KeEnterCriticalRegion();
+    /// Leaves the critical region entered by [`KeEnterCriticalRegion`]. IRQL <= APC_LEVEL.
+    pub fn KeLeaveCriticalRegion();
     /// Stops the system with a bug check. Used only by the cross build's panic handler.
     pub fn KeBugCheckEx(
         BugCheckCode: u32,

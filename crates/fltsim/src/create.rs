@@ -473,6 +473,9 @@ pub fn create(req: &CreateRequest) -> CreateOutcome {
                 )
             }
         });
+        if context::critical_regions() != 0 {
+            verifier::report(rule::CRITICAL_REGION_UNBALANCED, req.path.clone());
+        }
         // A pended create: this thread waits until the driver completes it; the
         // completion's status then decides as the pre-create's would have.
         let effective = if pre_status == Some(FLT_PREOP_PENDING) {
@@ -543,6 +546,7 @@ pub fn create(req: &CreateRequest) -> CreateOutcome {
 }
 
 /// `FltGetRequestorProcessId`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn FltGetRequestorProcessId(callback_data: *mut FLT_CALLBACK_DATA) -> u32 {
     let pid = OPS.lock().get(&(callback_data as usize)).map(|o| o.pid);
@@ -563,6 +567,7 @@ pub extern "system" fn FltGetRequestorProcessId(callback_data: *mut FLT_CALLBACK
 ///
 /// # Safety
 /// `is_directory` is writable.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn FltIsDirectory(
     file_object: *mut FILE_OBJECT,

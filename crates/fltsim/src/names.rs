@@ -104,6 +104,7 @@ fn counted(chars: &[u16], start: usize, len: usize) -> UNICODE_STRING {
 ///
 /// # Safety
 /// `file_name_information` is writable.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn FltGetFileNameInformation(
     callback_data: *mut FLT_CALLBACK_DATA,
@@ -181,6 +182,7 @@ fn live(p: *mut FLT_FILE_NAME_INFORMATION) -> bool {
 }
 
 /// `FltParseFileNameInformation`: fills ParentDir, FinalComponent, Extension, Stream.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn FltParseFileNameInformation(
     file_name_information: *mut FLT_FILE_NAME_INFORMATION,
@@ -228,6 +230,7 @@ pub extern "system" fn FltParseFileNameInformation(
 }
 
 /// `FltReleaseFileNameInformation`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn FltReleaseFileNameInformation(
     file_name_information: *mut FLT_FILE_NAME_INFORMATION,

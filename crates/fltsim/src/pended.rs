@@ -217,6 +217,7 @@ unsafe fn set_status(data: *mut FLT_CALLBACK_DATA, status: NTSTATUS) {
 ///
 /// # Safety
 /// `callback_data` is what the pre-create was called with.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn FltCompletePendedPreOperation(
     callback_data: *mut FLT_CALLBACK_DATA,
@@ -367,6 +368,7 @@ pub unsafe extern "system" fn FltCbdqInitialize(
 ///
 /// # Safety
 /// `cbdq` was initialised; `cbd` is a live callback data.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn FltCbdqInsertIo(
     cbdq: *mut FLT_CALLBACK_DATA_QUEUE,
@@ -416,6 +418,7 @@ pub unsafe extern "system" fn FltCbdqInsertIo(
 ///
 /// # Safety
 /// `cbdq` was initialised.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn FltCbdqRemoveNextIo(
     cbdq: *mut FLT_CALLBACK_DATA_QUEUE,
@@ -453,6 +456,7 @@ pub unsafe extern "system" fn FltCbdqRemoveNextIo(
 ///
 /// # Safety
 /// `cbdq` was initialised.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn FltCbdqDisable(cbdq: *mut FLT_CALLBACK_DATA_QUEUE) {
     check_dispatch("FltCbdqDisable");
@@ -538,6 +542,7 @@ pub fn pended_count() -> usize {
 ///
 /// # Safety
 /// `lock` is a valid, initialised (zeroed) `KSPIN_LOCK`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn KeAcquireSpinLockRaiseToDpc(lock: *mut KSPIN_LOCK) -> KIRQL {
     let previous = irql::current();
@@ -570,6 +575,7 @@ pub unsafe extern "system" fn KeAcquireSpinLockRaiseToDpc(lock: *mut KSPIN_LOCK)
 ///
 /// # Safety
 /// `lock` is held by the caller.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn KeReleaseSpinLock(lock: *mut KSPIN_LOCK, new_irql: KIRQL) {
     // SAFETY: as in the acquire.

@@ -142,6 +142,7 @@ pub fn current_is_admin() -> bool {
 }
 
 /// `PsGetCurrentProcessId`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn PsGetCurrentProcessId() -> HANDLE {
     current() as usize as HANDLE

@@ -69,6 +69,7 @@ unsafe fn read_operations(ops: *const FLT_OPERATION_REGISTRATION) -> Option<Vec<
 ///
 /// # Safety
 /// `registration` is null or a readable `FLT_REGISTRATION`; `ret_filter` is writable.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn FltRegisterFilter(
     driver: PDRIVER_OBJECT,
@@ -139,6 +140,7 @@ fn attach(f: &Arc<Filter>, volume: &Arc<Volume>, flags: u32) {
 }
 
 /// `FltStartFiltering`: instance setup on every volume.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn FltStartFiltering(filter: PFLT_FILTER) -> NTSTATUS {
     let Some(f) = filter::from_ptr(filter) else {
@@ -197,6 +199,7 @@ pub(crate) fn instance_on(f: &Arc<Filter>, volume: &Arc<Volume>) -> Option<Arc<I
 /// `FltUnregisterFilter`: stops new callbacks, disconnects remaining clients (their
 /// Disconnect callbacks run here), waits for callbacks in flight, tears instances
 /// down, and checks what the driver left behind.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn FltUnregisterFilter(filter: PFLT_FILTER) {
     let Some(f) = filter::from_ptr(filter) else {

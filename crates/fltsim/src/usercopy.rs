@@ -354,6 +354,7 @@ fn copy(
 ///
 /// # Safety
 /// `destination` is a kernel buffer of `length` writable bytes.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn PfCopyFromUser(
     destination: *mut c_void,
@@ -367,6 +368,7 @@ pub unsafe extern "system" fn PfCopyFromUser(
 ///
 /// # Safety
 /// `source` is a kernel buffer of `length` readable bytes.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn PfCopyToUser(
     user_destination: *mut c_void,

@@ -107,6 +107,9 @@ pub mod rule {
     pub const NULL_POINTER: &str = "null pointer passed to a kernel routine";
     /// `FltRegisterFilter` was passed a driver object the model did not create.
     pub const BAD_DRIVER_OBJECT: &str = "FltRegisterFilter with an unknown driver object";
+    /// `KeLeaveCriticalRegion` without an enter, or a pre-create that returned inside a
+    /// critical region it entered.
+    pub const CRITICAL_REGION_UNBALANCED: &str = "critical region entered and left unevenly";
 }
 
 /// One recorded violation.

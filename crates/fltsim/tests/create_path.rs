@@ -376,3 +376,29 @@ fn request_reply_create_waits_for_the_client_verdict() {
     });
     close(h as _);
 }
+
+#[test]
+fn critical_regions_nest_per_thread_and_a_leave_without_an_enter_is_a_violation() {
+    let m = fltsim::Machine::boot();
+    // SAFETY: FFI into the model.
+    unsafe {
+        KeEnterCriticalRegion();
+        KeEnterCriticalRegion();
+    }
+    assert_eq!(fltsim::kernel::context::critical_regions(), 2);
+    std::thread::spawn(|| assert_eq!(fltsim::kernel::context::critical_regions(), 0))
+        .join()
+        .expect("another thread");
+    // SAFETY: as above.
+    unsafe {
+        KeLeaveCriticalRegion();
+        KeLeaveCriticalRegion();
+    }
+    assert_eq!(fltsim::kernel::context::critical_regions(), 0);
+    assert!(m.violations().is_empty(), "balanced");
+    // SAFETY: as above.
+    unsafe { KeLeaveCriticalRegion() };
+    let violations = m.take_violations();
+    assert_eq!(violations.len(), 1);
+    assert_eq!(violations[0].rule, rule::CRITICAL_REGION_UNBALANCED);
+}

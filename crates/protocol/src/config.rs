@@ -443,6 +443,17 @@ impl Config {
     pub fn should_report(&self, path_in_volume: &[u16], extension: &[u16]) -> bool {
         self.filters.should_report(path_in_volume, extension)
     }
+
+    /// The filter decision with the extension computed only when an extension filter
+    /// needs it ([`FilterList::should_report_lazy`]).
+    #[must_use]
+    pub fn should_report_lazy<'e>(
+        &self,
+        path_in_volume: &[u16],
+        extension: impl FnOnce() -> &'e [u16],
+    ) -> bool {
+        self.filters.should_report_lazy(path_in_volume, extension)
+    }
 }
 
 const fn check_command(command: Command) -> Result<(), Error> {

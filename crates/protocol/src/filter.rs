@@ -121,11 +121,30 @@ pub fn upcase_unit(unit: u16) -> u16 {
 
 /// Case-insensitive equality of two UTF-16 strings (see [`upcase_unit`]).
 #[must_use]
+#[inline]
 pub fn eq_ignore_case(a: &[u16], b: &[u16]) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|(&x, &y)| x == y || upcase_unit(x) == upcase_unit(y))
+    a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| units_eq_ignore_case(x, y))
+}
+
+/// `upcase_unit(x) == upcase_unit(y)`, with the all-ASCII case inline (the filter match
+/// runs on every create that has a name).
+#[inline]
+fn units_eq_ignore_case(x: u16, y: u16) -> bool {
+    if x == y {
+        true
+    } else if x | y < 0x80 {
+        // Both ASCII: only a-z and A-Z pair up.
+        x ^ y == 0x20 && (0x41..=0x5A).contains(&(x & !0x20))
+    } else {
+        // A non-ASCII unit may still upcase to ASCII (U+0131 → I, U+017F → S).
+        units_eq_ignore_case_slow(x, y)
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn units_eq_ignore_case_slow(x: u16, y: u16) -> bool {
+    upcase_unit(x) == upcase_unit(y)
 }
 
 /// Case-insensitive `starts_with` (see [`upcase_unit`]).
@@ -146,18 +165,26 @@ pub fn path_in_volume(name: &[u16], volume_name_len: usize) -> &[u16] {
 /// stream suffix (`\a\b.txt:s` → `txt`); empty when there is none.
 #[must_use]
 pub fn extension_of(path: &[u16]) -> &[u16] {
-    let component = match path.iter().rposition(|&u| u == BACKSLASH) {
-        Some(i) => path.get(i.saturating_add(1)..).unwrap_or_default(),
-        None => path,
-    };
-    let component = match component.iter().position(|&u| u == COLON) {
-        Some(i) => component.get(..i).unwrap_or_default(),
-        None => component,
-    };
-    match component.iter().rposition(|&u| u == DOT) {
-        Some(i) => component.get(i.saturating_add(1)..).unwrap_or_default(),
-        None => &[],
+    // One pass from the end over the final component only: a ':' ends the name part (the
+    // leftmost one counts, and it is met last), and the last '.' before it starts the
+    // extension.
+    let mut end = path.len();
+    let mut dot = None;
+    let mut i = path.len();
+    while let Some(at) = i.checked_sub(1) {
+        match path.get(at).copied() {
+            Some(BACKSLASH) | None => break,
+            Some(COLON) => {
+                end = at;
+                dot = None;
+            }
+            Some(DOT) if dot.is_none() => dot = Some(at),
+            Some(_) => {}
+        }
+        i = at;
     }
+    dot.and_then(|at| path.get(at.saturating_add(1)..end))
+        .unwrap_or_default()
 }
 
 /// Checks a pattern for `kind`.
@@ -409,11 +436,44 @@ impl FilterList {
     /// extension be reported? (See the module docs for the rules.)
     #[must_use]
     pub fn should_report(&self, path_in_volume: &[u16], extension: &[u16]) -> bool {
+        self.should_report_lazy(path_in_volume, || extension)
+    }
+
+    /// [`should_report`](Self::should_report) with the extension computed only if an
+    /// extension filter is consulted (at most once): a list of prefix filters, or one
+    /// that an exclude prefix decides first, never looks at it.
+    #[must_use]
+    pub fn should_report_lazy<'e>(
+        &self,
+        path_in_volume: &[u16],
+        extension: impl FnOnce() -> &'e [u16],
+    ) -> bool {
+        let mut extension = Some(extension);
+        let mut known: &[u16] = &[];
         let mut has_include = false;
         let mut included = false;
-        for filter in self {
-            let hit = filter.matches(path_in_volume, extension);
-            if filter.kind.is_include() {
+        let count = self.len();
+        for slot in self.slots.get(..count).unwrap_or_default() {
+            let start = usize::from(slot.start);
+            let Some(pattern) = self
+                .units
+                .get(start..start.saturating_add(usize::from(slot.len)))
+            else {
+                continue;
+            };
+            let is_include = slot.kind.is_include();
+            if is_include && included {
+                continue; // already included: only an exclude can still change the answer
+            }
+            let hit = if slot.kind.is_prefix() {
+                starts_with_ignore_case(path_in_volume, pattern)
+            } else {
+                if let Some(compute) = extension.take() {
+                    known = compute();
+                }
+                eq_ignore_case(known, pattern)
+            };
+            if is_include {
                 has_include = true;
                 included |= hit;
             } else if hit {
@@ -508,6 +568,21 @@ mod tests {
         assert_eq!(upcase_unit(0xD83D), 0xD83D); // surrogate unchanged
         assert!(eq_ignore_case(&u("ÉCOLE.Txt"), &u("école.tXT")));
         assert!(!eq_ignore_case(&u("a"), &u("ab")));
+    }
+
+    #[test]
+    fn ascii_and_the_non_ascii_units_that_upcase_to_ascii_compare_as_upcased() {
+        for x in 0..0x80u16 {
+            for y in 0..0x80u16 {
+                assert_eq!(
+                    eq_ignore_case(&[x], &[y]),
+                    upcase_unit(x) == upcase_unit(y),
+                    "{x:#x} {y:#x}"
+                );
+            }
+        }
+        assert!(eq_ignore_case(&[0x0131], &[u16::from(b'I')]), "dotless i");
+        assert!(eq_ignore_case(&[u16::from(b's')], &[0x017F]), "long s");
     }
 
     #[test]

@@ -72,6 +72,23 @@ fn any_kind() -> impl Strategy<Value = FilterKind> {
     ]
 }
 
+/// The extension as the protocol defines it, step by step: the final component (after
+/// the last `\\`), cut at its first `:` (the stream), then what follows its last `.`.
+fn extension_by_definition(path: &[u16]) -> &[u16] {
+    let component = match path.iter().rposition(|&u| u == u16::from(b'\\')) {
+        Some(i) => &path[i + 1..],
+        None => path,
+    };
+    let component = match component.iter().position(|&u| u == u16::from(b':')) {
+        Some(i) => &component[..i],
+        None => component,
+    };
+    match component.iter().rposition(|&u| u == u16::from(b'.')) {
+        Some(i) => &component[i + 1..],
+        None => &[],
+    }
+}
+
 /// Paths from a small alphabet so that filters and paths collide often.
 fn path_units() -> impl Strategy<Value = Vec<u16>> {
     prop::collection::vec(prop::sample::select(&b"\\.:aAbBxX"[..]), 0..12)
@@ -481,6 +498,45 @@ proptest! {
             let ext = extension_of(&path);
             prop_assert!(after.should_report(&path, ext) || !before.should_report(&path, ext));
         }
+    }
+
+    #[test]
+    fn the_matcher_follows_the_rules_and_asks_for_the_extension_only_when_needed(
+        filters in any_filters(),
+        path in path_units(),
+    ) {
+        let list = list_of(&filters);
+        let ext = extension_of(&path);
+        // The rules, filter by filter: an exclude hit drops; else reported when there is
+        // no include or one include hits.
+        let hit = |f: &portfilter_protocol::filter::Filter<'_>| f.matches(&path, ext);
+        let excluded = list.iter().any(|f| !f.kind.is_include() && hit(&f));
+        let includes: Vec<_> = list.iter().filter(|f| f.kind.is_include()).collect();
+        let expected = !excluded && (includes.is_empty() || includes.iter().any(hit));
+        let mut asked = 0;
+        let lazy = list.should_report_lazy(&path, || {
+            asked += 1;
+            ext
+        });
+        prop_assert_eq!(lazy, expected);
+        prop_assert_eq!(list.should_report(&path, ext), expected);
+        prop_assert!(asked <= 1);
+        if !list.iter().any(|f| !f.kind.is_prefix()) {
+            prop_assert_eq!(asked, 0, "no extension filter: the extension is not computed");
+        }
+    }
+
+    #[test]
+    fn unit_comparison_is_upcase_equality(
+        x in prop_oneof![0u16..0x80, 0x80u16..0x250, any::<u16>()],
+        y in prop_oneof![0u16..0x80, 0x80u16..0x250, any::<u16>()],
+    ) {
+        prop_assert_eq!(eq_ignore_case(&[x], &[y]), upcase_unit(x) == upcase_unit(y));
+    }
+
+    #[test]
+    fn extension_matches_its_definition(path in path_units()) {
+        prop_assert_eq!(extension_of(&path), extension_by_definition(&path));
     }
 
     #[test]

@@ -89,6 +89,8 @@ provided! {
         ZwClose(handle);
         IoGetTopLevelIrp();
         KeAreAllApcsDisabled();
+        KeEnterCriticalRegion();
+        KeLeaveCriticalRegion();
         DbgPrintEx(component, level, format, a1: usize);
     }
 }

@@ -28,6 +28,14 @@ pub const FSRTL_FAST_IO_TOP_LEVEL_IRP: usize = 0x04;
 thread_local! {
     static TOP_LEVEL_IRP: Cell<usize> = const { Cell::new(0) };
     static GUARDED_REGIONS: Cell<u32> = const { Cell::new(0) };
+    static CRITICAL_REGIONS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// How deep the calling thread is in critical regions (`KeEnterCriticalRegion`), for
+/// tests: 0 outside any.
+#[must_use]
+pub fn critical_regions() -> u32 {
+    CRITICAL_REGIONS.with(Cell::get)
 }
 
 /// The calling thread's `TopLevelIrp` (0 = none).
@@ -86,13 +94,41 @@ pub fn enter_guarded_region() -> GuardedRegion {
 }
 
 /// `IoGetTopLevelIrp`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn IoGetTopLevelIrp() -> PIRP {
     top_level_irp() as PIRP
 }
 
 /// `KeAreAllApcsDisabled`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn KeAreAllApcsDisabled() -> BOOLEAN {
     if all_apcs_disabled() { TRUE } else { FALSE }
+}
+
+/// `KeEnterCriticalRegion`: normal kernel APCs are disabled until the matching leave (no
+/// APC is delivered here, so only the nesting is tracked; a leave without an enter is a
+/// verifier violation).
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "system" fn KeEnterCriticalRegion() {
+    CRITICAL_REGIONS.with(|c| c.set(c.get().saturating_add(1)));
+}
+
+/// `KeLeaveCriticalRegion`.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "system" fn KeLeaveCriticalRegion() {
+    let unbalanced = CRITICAL_REGIONS.with(|c| {
+        let depth = c.get();
+        c.set(depth.saturating_sub(1));
+        depth == 0
+    });
+    if unbalanced {
+        crate::verifier::report(
+            crate::verifier::rule::CRITICAL_REGION_UNBALANCED,
+            "KeLeaveCriticalRegion without KeEnterCriticalRegion".to_string(),
+        );
+    }
 }

@@ -73,6 +73,7 @@ pub(crate) fn reset() {
 }
 
 /// `KeInitializeEvent`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn KeInitializeEvent(event: *mut KEVENT, kind: i32, state: BOOLEAN) {
     if event.is_null() {
@@ -89,6 +90,7 @@ pub extern "system" fn KeInitializeEvent(event: *mut KEVENT, kind: i32, state: B
 }
 
 /// `KeSetEvent`: returns the previous state.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn KeSetEvent(event: *mut KEVENT, _increment: i32, _wait: BOOLEAN) -> i32 {
     super::counts::bump(super::counts::Routine::KeSetEvent);
@@ -96,6 +98,7 @@ pub extern "system" fn KeSetEvent(event: *mut KEVENT, _increment: i32, _wait: BO
 }
 
 /// `KeClearEvent`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn KeClearEvent(event: *mut KEVENT) {
     if let Some(e) = lookup(event.cast(), "KeClearEvent") {
@@ -107,6 +110,7 @@ pub extern "system" fn KeClearEvent(event: *mut KEVENT) {
 ///
 /// # Safety
 /// `timeout` is null or a readable `LARGE_INTEGER`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn KeWaitForSingleObject(
     object: *mut c_void,

@@ -253,6 +253,7 @@ pub(crate) fn reset() {
 }
 
 /// `ExAllocatePool2`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn ExAllocatePool2(
     flags: u64,
@@ -264,6 +265,7 @@ pub extern "system" fn ExAllocatePool2(
 }
 
 /// `ExFreePoolWithTag`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn ExFreePoolWithTag(p: *mut c_void, tag: u32) {
     super::counts::bump(super::counts::Routine::ExFreePoolWithTag);

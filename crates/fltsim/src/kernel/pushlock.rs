@@ -66,6 +66,7 @@ fn check(lock: *mut EX_PUSH_LOCK, routine: &str, exclusive: bool) {
 }
 
 /// `FltInitializePushLock`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn FltInitializePushLock(lock: *mut EX_PUSH_LOCK) {
     if lock.is_null() {
@@ -77,6 +78,7 @@ pub extern "system" fn FltInitializePushLock(lock: *mut EX_PUSH_LOCK) {
 }
 
 /// `FltDeletePushLock`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn FltDeletePushLock(lock: *mut EX_PUSH_LOCK) {
     let removed = LOCKS.lock().remove(&(lock as usize));
@@ -88,6 +90,7 @@ pub extern "system" fn FltDeletePushLock(lock: *mut EX_PUSH_LOCK) {
 }
 
 /// `FltAcquirePushLockExclusive`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn FltAcquirePushLockExclusive(lock: *mut EX_PUSH_LOCK) {
     super::counts::bump(super::counts::Routine::AcquirePushLockExclusive);
@@ -99,6 +102,7 @@ pub extern "system" fn FltAcquirePushLockExclusive(lock: *mut EX_PUSH_LOCK) {
 }
 
 /// `FltAcquirePushLockShared`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn FltAcquirePushLockShared(lock: *mut EX_PUSH_LOCK) {
     super::counts::bump(super::counts::Routine::AcquirePushLockShared);
@@ -110,6 +114,7 @@ pub extern "system" fn FltAcquirePushLockShared(lock: *mut EX_PUSH_LOCK) {
 }
 
 /// `FltReleasePushLock`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn FltReleasePushLock(lock: *mut EX_PUSH_LOCK) {
     super::counts::bump(super::counts::Routine::ReleasePushLock);

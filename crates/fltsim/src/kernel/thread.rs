@@ -46,12 +46,14 @@ pub(crate) fn override_thread_id(tid: u64) -> ThreadIdGuard {
 }
 
 /// `PsGetCurrentThreadId`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn PsGetCurrentThreadId() -> HANDLE {
     current_thread_id() as usize as HANDLE
 }
 
 /// `PsGetThreadId`: only the fake `ETHREAD`s of simulated creates are known.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn PsGetThreadId(thread: PETHREAD) -> HANDLE {
     match crate::create::thread_id_of(thread) {
@@ -116,6 +118,7 @@ unsafe impl Send for StartContext {}
 ///
 /// # Safety
 /// `thread_handle` is writable; `start_routine` is a valid thread routine.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn PsCreateSystemThread(
     thread_handle: *mut HANDLE,
@@ -175,6 +178,7 @@ pub unsafe extern "system" fn PsCreateSystemThread(
 ///
 /// # Safety
 /// `timeout` is null or a readable `LARGE_INTEGER`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn ZwWaitForSingleObject(
     handle: HANDLE,
@@ -213,6 +217,7 @@ pub unsafe extern "system" fn ZwWaitForSingleObject(
 }
 
 /// `ZwClose` of a system thread handle (a finished thread is joined).
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn ZwClose(handle: HANDLE) -> NTSTATUS {
     let Some(mut t) = HANDLES.lock().threads.remove(&(handle as usize)) else {

@@ -123,12 +123,14 @@ impl SendTimeout {
     /// from now; every other kind ends when it would have ended anyway (`None`).
     #[must_use]
     pub fn rearm(self) -> Option<Deadline> {
+        self.rearm_from(Instant::now())
+    }
+
+    /// As [`SendTimeout::rearm`] for a wait that started at `start`.
+    #[must_use]
+    pub fn rearm_from(self, start: Instant) -> Option<Deadline> {
         match self {
-            Self::Relative(d) => Some(
-                Instant::now()
-                    .checked_add(d)
-                    .map_or(Deadline::Never, Deadline::At),
-            ),
+            Self::Relative(d) => Some(start.checked_add(d).map_or(Deadline::Never, Deadline::At)),
             Self::Forever | Self::Zero | Self::Absolute(_) => None,
         }
     }
@@ -138,6 +140,7 @@ impl SendTimeout {
 ///
 /// # Safety
 /// `current_time` is a writable `LARGE_INTEGER`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn KeQuerySystemTimePrecise(current_time: *mut LARGE_INTEGER) {
     if current_time.is_null() {

@@ -49,6 +49,12 @@ struct Sender {
     outcome: Outcome,
     /// Too-small `FilterGetMessage` requests that bounced this message.
     bounces: u32,
+    /// When a `FilterGetMessage` took it (the reply wait's re-armed budget counts from
+    /// here; the sender is not woken for it unless the delivery settles its send).
+    delivered_at: Option<Instant>,
+    /// This sender's own wake-up (with the connection's mutex): only the sender whose
+    /// state changed is woken, not every sender of the connection.
+    wake: Arc<Condvar>,
 }
 
 impl Sender {
@@ -65,6 +71,8 @@ impl Sender {
             reply_capacity: self.reply_capacity,
             outcome: Outcome::Delivered,
             bounces: 0,
+            delivered_at: None,
+            wake: Arc::clone(&self.wake),
         }
     }
 }
@@ -96,6 +104,8 @@ pub(crate) struct ClientConn {
     pub _options: u32,
     cookie: AtomicUsize,
     st: Mutex<State>,
+    /// Waiters on the connection's own state (disconnect, running MessageNotify calls);
+    /// senders wait on their [`Sender::wake`].
     cond: Condvar,
     reported_not_closed: AtomicBool,
 }
@@ -173,6 +183,7 @@ impl ClientConn {
         for s in st.senders.values_mut() {
             if matches!(s.outcome, Outcome::Waiting | Outcome::Delivered) {
                 s.outcome = Outcome::Disconnected;
+                s.wake.notify_one();
             }
         }
         self.cond.notify_all();
@@ -307,6 +318,8 @@ impl ClientConn {
             reply_capacity,
             outcome: Outcome::Waiting,
             bounces: 0,
+            delivered_at: None,
+            wake: Arc::new(Condvar::new()),
         };
         let needed = sender.needed();
         let mut too_small = Vec::new();
@@ -323,6 +336,7 @@ impl ClientConn {
         let delivered_now = taker.is_some();
         if delivered_now {
             sender.outcome = Outcome::Delivered;
+            sender.delivered_at = Some(Instant::now());
             if reply_capacity.is_some() {
                 st.awaiting_reply.insert(message_id, seq);
             }
@@ -340,6 +354,7 @@ impl ClientConn {
         // The waits already under way (re-armed at most once each).
         let mut rearmed_after_bounce = sender.bounces > 0;
         let mut rearmed_for_reply = delivered_now;
+        let wake = Arc::clone(&sender.wake);
         if keep {
             st.senders.insert(seq, sender);
         }
@@ -383,11 +398,18 @@ impl ClientConn {
                 st.senders.remove(&seq);
                 return result;
             }
-            // [re] reading: each new wait re-arms a relative timeout.
+            // [re] reading: each new wait re-arms a relative timeout — the reply wait from
+            // the delivery (which does not wake this thread: it takes the new budget
+            // when it next wakes, at the latest when the old one ends).
             let delivered = matches!(s.outcome, Outcome::Delivered);
             let bounced = s.bounces > 0;
-            if rearm
-                && ((delivered && !rearmed_for_reply) || (bounced && !rearmed_after_bounce))
+            if rearm && delivered && !rearmed_for_reply {
+                if let Some(d) = timeout.rearm_from(s.delivered_at.unwrap_or_else(Instant::now)) {
+                    deadline = d;
+                }
+            } else if rearm
+                && bounced
+                && !rearmed_after_bounce
                 && let Some(d) = timeout.rearm()
             {
                 deadline = d;
@@ -396,13 +418,13 @@ impl ClientConn {
             rearmed_after_bounce |= bounced;
             let expired = match deadline {
                 Deadline::Never => {
-                    self.cond.wait(&mut st);
+                    wake.wait(&mut st);
                     false
                 }
                 Deadline::Immediate => true,
                 Deadline::At(at) if Instant::now() >= at => true,
                 Deadline::At(at) => {
-                    let _ = self.cond.wait_until(&mut st, at);
+                    let _ = wake.wait_until(&mut st, at);
                     false
                 }
             };
@@ -435,7 +457,7 @@ impl Connection for ClientConn {
         if needed > request.capacity() as usize {
             s.bounces = s.bounces.saturating_add(1);
             // The sender starts a new wait (re-armed under the [re] budget reading).
-            self.cond.notify_all();
+            s.wake.notify_one();
             drop(st);
             // The message stays with its sender, which keeps waiting. [re]
             request.complete(STATUS_BUFFER_TOO_SMALL, &[], needed);
@@ -443,12 +465,16 @@ impl Connection for ClientConn {
         }
         let payload = std::mem::take(&mut s.payload);
         s.outcome = Outcome::Delivered;
+        s.delivered_at = Some(Instant::now());
+        if s.reply_capacity.is_none() {
+            // The delivery settles a send that expects no reply.
+            s.wake.notify_one();
+        }
         let header = s.header();
         st.undelivered.pop_front();
         if header.reply_capacity.is_some() {
             st.awaiting_reply.insert(header.message_id, seq);
         }
-        self.cond.notify_all();
         drop(st);
         deliver(request, &header, &payload);
         Ok(())
@@ -506,7 +532,7 @@ impl Connection for ClientConn {
             },
             data: payload[..n].to_vec(),
         };
-        self.cond.notify_all();
+        s.wake.notify_one();
         if truncated {
             STATUS_BUFFER_OVERFLOW
         } else {

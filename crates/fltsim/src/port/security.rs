@@ -69,6 +69,7 @@ pub(crate) fn from_descriptor(sd: PSECURITY_DESCRIPTOR) -> Security {
 ///
 /// # Safety
 /// `security_descriptor` is writable.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn FltBuildDefaultSecurityDescriptor(
     security_descriptor: *mut PSECURITY_DESCRIPTOR,
@@ -98,6 +99,7 @@ pub unsafe extern "system" fn FltBuildDefaultSecurityDescriptor(
 }
 
 /// `FltFreeSecurityDescriptor`.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn FltFreeSecurityDescriptor(security_descriptor: PSECURITY_DESCRIPTOR) {
     if security_descriptor.is_null() {

@@ -35,6 +35,7 @@ const MAX_MESSAGE: u32 = 64 * 1024 * 1024;
 ///
 /// # Safety
 /// Pointers as the WDK documents them.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn FltSendMessage(
     filter: PFLT_FILTER,
@@ -112,14 +113,16 @@ pub unsafe extern "system" fn FltSendMessage(
             }
         }
     };
-    let payload = if sender_buffer_length == 0 {
-        Vec::new()
+    // Read in place: the connection copies it once (the caller's buffer need not outlive
+    // this call).
+    let payload: &[u8] = if sender_buffer_length == 0 {
+        &[]
     } else {
-        // SAFETY: a kernel buffer of `sender_buffer_length` bytes (the caller's contract).
+        // SAFETY: a kernel buffer of `sender_buffer_length` bytes (the caller's contract),
+        // valid and unchanged for the duration of this call.
         unsafe {
             std::slice::from_raw_parts(sender_buffer.cast::<u8>(), sender_buffer_length as usize)
         }
-        .to_vec()
     };
     let reply_capacity = if reply_buffer.is_null() {
         None
@@ -127,7 +130,7 @@ pub unsafe extern "system" fn FltSendMessage(
         // SAFETY: non-null, readable per the contract.
         Some(unsafe { reply_length.read() }.min(u32::MAX - FILTER_HEADER_SIZE as u32))
     };
-    let result = conn.kernel_send(&payload, reply_capacity, timeout);
+    let result = conn.kernel_send(payload, reply_capacity, timeout);
     if let Some(cap) = reply_capacity {
         let n = result.reply.len().min(cap as usize);
         if n > 0 {
@@ -151,6 +154,7 @@ pub unsafe extern "system" fn FltSendMessage(
 ///
 /// # Safety
 /// `client_port` points to the driver's port variable.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn FltCloseClientPort(filter: PFLT_FILTER, client_port: *mut PFLT_PORT) {
     irql::check_passive("FltCloseClientPort");

@@ -143,6 +143,7 @@ pub unsafe extern "system" fn FltCreateCommunicationPort(
 }
 
 /// `FltCloseCommunicationPort`: no new connects; existing connections stay.
+#[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "system" fn FltCloseCommunicationPort(server_port: PFLT_PORT) {
     irql::check_passive("FltCloseCommunicationPort");

@@ -86,15 +86,14 @@ fn c_observer_receives_injected_creates() {
     assert!(status.success(), "{report}");
 }
 
-#[test]
-fn c_decider_denies_and_the_create_fails() {
+/// One create answered deny by the C client started with `-n 1` and `decide` (its
+/// deciding mode): the create fails with `STATUS_ACCESS_DENIED` and the client ends after
+/// that one event. Returns the client's stdout and the host's report.
+fn c_client_denies_one_create(decide: &[&str], path: &str) -> (String, String) {
     let host = Host::start(&[]);
-    let client = Proc::spawn(
-        host.command(c_client())
-            .args(["-n", "1", "--decide", "deny"]),
-    );
+    let client = Proc::spawn(host.command(c_client()).args(["-n", "1"]).args(decide));
     client.wait_for("ready");
-    let out = host.sim(&["create", r"C:\temp\payload.exe"]);
+    let out = host.sim(&["create", path]);
     assert_eq!(out.status.code(), Some(1), "{}{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains("0xC0000022 STATUS_ACCESS_DENIED"),
@@ -102,40 +101,31 @@ fn c_decider_denies_and_the_create_fails() {
         out.stdout
     );
     client.wait_for("done: 1 event(s)");
-    assert!(
-        client
-            .stdout()
-            .contains("verdict deny for seq=1: HRESULT 0x00000000")
-    );
     let (status, report) = host.stop();
     assert!(status.success(), "{report}");
+    (client.stdout(), report)
+}
+
+#[test]
+fn c_decider_denies_and_the_create_fails() {
+    let (stdout, report) =
+        c_client_denies_one_create(&["--decide", "deny"], r"C:\temp\payload.exe");
+    assert!(
+        stdout.contains("verdict deny for seq=1: HRESULT 0x00000000"),
+        "{stdout}"
+    );
     assert_eq!(counter(&report, "replies_deny"), 1, "{report}");
 }
 
 #[test]
 fn c_async_decider_answers_a_batch_with_one_send_message() {
-    let host = Host::start(&[]);
-    let client = Proc::spawn(
-        host.command(c_client())
-            .args(["-n", "1", "--decide-async", "deny"]),
-    );
-    client.wait_for("ready");
-    let out = host.sim(&["create", r"C:\temp\pended.exe"]);
-    assert_eq!(out.status.code(), Some(1), "{}{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout.contains("0xC0000022 STATUS_ACCESS_DENIED"),
-        "{}",
-        out.stdout
-    );
-    client.wait_for("done: 1 event(s)");
-    let stdout = client.stdout();
+    let (stdout, report) =
+        c_client_denies_one_create(&["--decide-async", "deny"], r"C:\temp\pended.exe");
     assert!(stdout.contains("as asynchronous decider"), "{stdout}");
     assert!(
         stdout.contains("verdict batch: 1 sent, 1 applied, 0 late, 0 unknown, 0 invalid"),
         "{stdout}"
     );
-    let (status, report) = host.stop();
-    assert!(status.success(), "{report}");
     assert_eq!(counter(&report, "verdicts_applied"), 1, "{report}");
     assert_eq!(counter(&report, "async_pended"), 1, "{report}");
 }

@@ -221,9 +221,23 @@ fn killing_a_deciding_client_releases_its_waiting_create_at_once() {
     assert!(report.contains("pool: no leaks"), "{report}");
 }
 
+/// The C client run to completion with `-n 0` (connect, then end) as user and group `id`.
+fn c_client_as(host: &Host, id: u32) -> common::Output {
+    use std::os::unix::process::CommandExt;
+    run(
+        host.command(c_client())
+            .arg("-n")
+            .arg("0")
+            .uid(id)
+            .gid(id)
+            // A working directory that user can enter (the test's own is in the checkout).
+            .current_dir(c_client().parent().unwrap()),
+        WAIT,
+    )
+}
+
 #[test]
 fn peer_uid_decides_administrator_or_standard_user() {
-    use std::os::unix::process::CommandExt;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("skipped: running clients as another uid needs root");
@@ -232,16 +246,7 @@ fn peer_uid_decides_administrator_or_standard_user() {
     const NOBODY: u32 = 65534;
     // --shared lets other users reach the socket; their uid is not an administrator's.
     let host = Host::start_with(&["--shared"], true);
-    let out = run(
-        host.command(c_client())
-            .arg("-n")
-            .arg("0")
-            .uid(NOBODY)
-            .gid(NOBODY)
-            // A working directory that user can enter (the test's own is in the checkout).
-            .current_dir(c_client().parent().unwrap()),
-        WAIT,
-    );
+    let out = c_client_as(&host, NOBODY);
     assert_eq!(out.status.code(), Some(3), "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("HRESULT 0x80070005"), "{}", out.stdout);
     host.proc
@@ -252,16 +257,7 @@ fn peer_uid_decides_administrator_or_standard_user() {
     // Listed with --admin-uid, the same user connects.
     let admin_uid = NOBODY.to_string();
     let host = Host::start_with(&["--shared", "--admin-uid", &admin_uid], true);
-    let out = run(
-        host.command(c_client())
-            .arg("-n")
-            .arg("0")
-            .uid(NOBODY)
-            .gid(NOBODY)
-            // A working directory that user can enter (the test's own is in the checkout).
-            .current_dir(c_client().parent().unwrap()),
-        WAIT,
-    );
+    let out = c_client_as(&host, NOBODY);
     assert_eq!(out.status.code(), Some(0), "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("done: 0 event(s)"), "{}", out.stdout);
     host.proc

@@ -86,15 +86,14 @@ fn c_observer_receives_injected_creates() {
     assert!(status.success(), "{report}");
 }
 
-#[test]
-fn c_decider_denies_and_the_create_fails() {
+/// One create answered deny by the C client started with `-n 1` and `decide` (its
+/// deciding mode): the create fails with `STATUS_ACCESS_DENIED` and the client ends after
+/// that one event. Returns the client's stdout and the host's report.
+fn c_client_denies_one_create(decide: &[&str], path: &str) -> (String, String) {
     let host = Host::start(&[]);
-    let client = Proc::spawn(
-        host.command(c_client())
-            .args(["-n", "1", "--decide", "deny"]),
-    );
+    let client = Proc::spawn(host.command(c_client()).args(["-n", "1"]).args(decide));
     client.wait_for("ready");
-    let out = host.sim(&["create", r"C:\temp\payload.exe"]);
+    let out = host.sim(&["create", path]);
     assert_eq!(out.status.code(), Some(1), "{}{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains("0xC0000022 STATUS_ACCESS_DENIED"),
@@ -102,40 +101,31 @@ fn c_decider_denies_and_the_create_fails() {
         out.stdout
     );
     client.wait_for("done: 1 event(s)");
-    assert!(
-        client
-            .stdout()
-            .contains("verdict deny for seq=1: HRESULT 0x00000000")
-    );
     let (status, report) = host.stop();
     assert!(status.success(), "{report}");
+    (client.stdout(), report)
+}
+
+#[test]
+fn c_decider_denies_and_the_create_fails() {
+    let (stdout, report) =
+        c_client_denies_one_create(&["--decide", "deny"], r"C:\temp\payload.exe");
+    assert!(
+        stdout.contains("verdict deny for seq=1: HRESULT 0x00000000"),
+        "{stdout}"
+    );
     assert_eq!(counter(&report, "replies_deny"), 1, "{report}");
 }
 
 #[test]
 fn c_async_decider_answers_a_batch_with_one_send_message() {
-    let host = Host::start(&[]);
-    let client = Proc::spawn(
-        host.command(c_client())
-            .args(["-n", "1", "--decide-async", "deny"]),
-    );
-    client.wait_for("ready");
-    let out = host.sim(&["create", r"C:\temp\pended.exe"]);
-    assert_eq!(out.status.code(), Some(1), "{}{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout.contains("0xC0000022 STATUS_ACCESS_DENIED"),
-        "{}",
-        out.stdout
-    );
-    client.wait_for("done: 1 event(s)");
-    let stdout = client.stdout();
+    let (stdout, report) =
+        c_client_denies_one_create(&["--decide-async", "deny"], r"C:\temp\pended.exe");
     assert!(stdout.contains("as asynchronous decider"), "{stdout}");
     assert!(
         stdout.contains("verdict batch: 1 sent, 1 applied, 0 late, 0 unknown, 0 invalid"),
         "{stdout}"
     );
-    let (status, report) = host.stop();
-    assert!(status.success(), "{report}");
     assert_eq!(counter(&report, "verdicts_applied"), 1, "{report}");
     assert_eq!(counter(&report, "async_pended"), 1, "{report}");
 }
@@ -231,9 +221,23 @@ fn killing_a_deciding_client_releases_its_waiting_create_at_once() {
     assert!(report.contains("pool: no leaks"), "{report}");
 }
 
+/// The C client run to completion with `-n 0` (connect, then end) as user and group `id`.
+fn c_client_as(host: &Host, id: u32) -> common::Output {
+    use std::os::unix::process::CommandExt;
+    run(
+        host.command(c_client())
+            .arg("-n")
+            .arg("0")
+            .uid(id)
+            .gid(id)
+            // A working directory that user can enter (the test's own is in the checkout).
+            .current_dir(c_client().parent().unwrap()),
+        WAIT,
+    )
+}
+
 #[test]
 fn peer_uid_decides_administrator_or_standard_user() {
-    use std::os::unix::process::CommandExt;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("skipped: running clients as another uid needs root");
@@ -242,16 +246,7 @@ fn peer_uid_decides_administrator_or_standard_user() {
     const NOBODY: u32 = 65534;
     // --shared lets other users reach the socket; their uid is not an administrator's.
     let host = Host::start_with(&["--shared"], true);
-    let out = run(
-        host.command(c_client())
-            .arg("-n")
-            .arg("0")
-            .uid(NOBODY)
-            .gid(NOBODY)
-            // A working directory that user can enter (the test's own is in the checkout).
-            .current_dir(c_client().parent().unwrap()),
-        WAIT,
-    );
+    let out = c_client_as(&host, NOBODY);
     assert_eq!(out.status.code(), Some(3), "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("HRESULT 0x80070005"), "{}", out.stdout);
     host.proc
@@ -262,16 +257,7 @@ fn peer_uid_decides_administrator_or_standard_user() {
     // Listed with --admin-uid, the same user connects.
     let admin_uid = NOBODY.to_string();
     let host = Host::start_with(&["--shared", "--admin-uid", &admin_uid], true);
-    let out = run(
-        host.command(c_client())
-            .arg("-n")
-            .arg("0")
-            .uid(NOBODY)
-            .gid(NOBODY)
-            // A working directory that user can enter (the test's own is in the checkout).
-            .current_dir(c_client().parent().unwrap()),
-        WAIT,
-    );
+    let out = c_client_as(&host, NOBODY);
     assert_eq!(out.status.code(), Some(0), "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("done: 0 event(s)"), "{}", out.stdout);
     host.proc

@@ -106,6 +106,41 @@ pub struct EngineStats {
     pub io_errors: u64,
 }
 
+/// Counter-by-counter sum: the totals of a client that connected more than once.
+impl std::ops::AddAssign for EngineStats {
+    fn add_assign(&mut self, more: Self) {
+        // Destructured so that a new counter cannot be left out of the sum.
+        let Self {
+            messages,
+            events,
+            requests,
+            batches,
+            dropped,
+            allowed,
+            denied,
+            late_replies,
+            failed_replies,
+            unanswered,
+            malformed,
+            handler_panics,
+            io_errors,
+        } = more;
+        self.messages += messages;
+        self.events += events;
+        self.requests += requests;
+        self.batches += batches;
+        self.dropped += dropped;
+        self.allowed += allowed;
+        self.denied += denied;
+        self.late_replies += late_replies;
+        self.failed_replies += failed_replies;
+        self.unanswered += unanswered;
+        self.malformed += malformed;
+        self.handler_panics += handler_panics;
+        self.io_errors += io_errors;
+    }
+}
+
 /// One overlapped request: the `OVERLAPPED` first (its address is the request's), then
 /// the buffer the kernel writes into.
 #[repr(C)]
@@ -536,5 +571,50 @@ fn handle_message(shared: &Shared, bytes: &[u8]) {
     if outcome.is_err() {
         counters.handler_panics.fetch_add(1, Ordering::Relaxed);
         tracing::error!("the event handler panicked; the message was skipped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EngineStats;
+
+    #[test]
+    fn stats_add_counter_by_counter() {
+        let one = EngineStats {
+            messages: 1,
+            events: 2,
+            requests: 3,
+            batches: 4,
+            dropped: 5,
+            allowed: 6,
+            denied: 7,
+            late_replies: 8,
+            failed_replies: 9,
+            unanswered: 10,
+            malformed: 11,
+            handler_panics: 12,
+            io_errors: 13,
+        };
+        let mut total = one;
+        total += one;
+        total += EngineStats::default();
+        assert_eq!(
+            total,
+            EngineStats {
+                messages: 2,
+                events: 4,
+                requests: 6,
+                batches: 8,
+                dropped: 10,
+                allowed: 12,
+                denied: 14,
+                late_replies: 16,
+                failed_replies: 18,
+                unanswered: 20,
+                malformed: 22,
+                handler_panics: 24,
+                io_errors: 26,
+            }
+        );
     }
 }

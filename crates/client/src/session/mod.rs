@@ -271,7 +271,7 @@ impl Session {
         let state = self.shared.state.lock();
         let mut total = state.totals;
         if let Some(engine) = &state.engine {
-            runner::add_stats(&mut total, &engine.stats());
+            total += engine.stats();
         }
         total
     }

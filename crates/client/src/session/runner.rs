@@ -7,7 +7,7 @@ use super::{
     SessionOutcome, Shared, Waiting, is_driver_missing, is_transient,
 };
 use crate::connection::Connection;
-use crate::engine::{EndReason, Engine, EngineStats};
+use crate::engine::{EndReason, Engine};
 use crate::error::Error;
 use portfilter_protocol::Stats;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -119,7 +119,7 @@ impl Runner {
             return Served::Failed(Error::InvalidOption("the engine vanished".to_owned()));
         };
         let (reason, stats) = engine.wait();
-        add_stats(&mut self.shared.state.lock().totals, &stats);
+        self.shared.state.lock().totals += stats;
         if reason == EndReason::Stopped {
             return Served::Stopped(connection.stats().ok().map(Box::new));
         }
@@ -252,36 +252,4 @@ fn log_connected(connected: &Connected) {
             "connected to the driver again; events during the outage were not delivered (their number is not known: a reload restarts the driver's sequence numbers)"
         ),
     }
-}
-
-/// Adds `more` to `total`, counter by counter.
-pub(super) fn add_stats(total: &mut EngineStats, more: &EngineStats) {
-    let EngineStats {
-        messages,
-        events,
-        requests,
-        batches,
-        dropped,
-        allowed,
-        denied,
-        late_replies,
-        failed_replies,
-        unanswered,
-        malformed,
-        handler_panics,
-        io_errors,
-    } = *more;
-    total.messages += messages;
-    total.events += events;
-    total.requests += requests;
-    total.batches += batches;
-    total.dropped += dropped;
-    total.allowed += allowed;
-    total.denied += denied;
-    total.late_replies += late_replies;
-    total.failed_replies += failed_replies;
-    total.unanswered += unanswered;
-    total.malformed += malformed;
-    total.handler_panics += handler_panics;
-    total.io_errors += io_errors;
 }

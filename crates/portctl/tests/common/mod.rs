@@ -1,17 +1,14 @@
-//! Shared by the tests that run the real `portctl` and `portfilter-sim` binaries: child
-//! processes with collected output, and a host on a private socket that can be stopped
+//! Shared by the tests that run the real `portctl` and `portfilter-sim` binaries: the
+//! child processes of `test-support`, and a host on a private socket that can be stopped
 //! and started again (a driver reload as another process sees it).
-#![allow(dead_code)] // each test binary uses a subset
+#![allow(dead_code, unused_imports)] // each test binary uses a subset
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
 
-/// Bound for anything the test waits for (CI machines are shared and slow).
-pub const WAIT: Duration = Duration::from_secs(60);
+pub use test_support::{Proc, WAIT};
 
+/// The `portctl` binary under test.
 pub fn portctl_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_portctl"))
 }
@@ -22,160 +19,7 @@ pub fn sim_bin() -> PathBuf {
         .parent()
         .expect("target/<profile>")
         .to_path_buf();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", "portfilter-sim"]);
-    if dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
-    let mut build = Proc::spawn(&mut cmd);
-    let status = build.wait_exit(Duration::from_secs(900));
-    assert!(
-        status.success(),
-        "cargo build -p portfilter-sim failed:\n{}",
-        build.stderr()
-    );
-    let path = dir.join("portfilter-sim");
-    assert!(path.exists(), "{} missing", path.display());
-    path
-}
-
-#[derive(Default)]
-struct Collected {
-    text: Mutex<String>,
-    changed: Condvar,
-}
-
-/// A child process with collected output, killed on drop if still running.
-pub struct Proc {
-    child: Child,
-    out: Arc<Collected>,
-    err: Arc<Collected>,
-    exited: Option<ExitStatus>,
-    what: String,
-}
-
-fn collect(stream: impl Read + Send + 'static, into: Arc<Collected>) {
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stream);
-        let mut line = String::new();
-        while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
-            into.text.lock().unwrap().push_str(&line);
-            into.changed.notify_all();
-            line.clear();
-        }
-    });
-}
-
-impl Proc {
-    pub fn spawn(cmd: &mut Command) -> Self {
-        let what = format!("{cmd:?}");
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        let (out, err) = (
-            Arc::new(Collected::default()),
-            Arc::new(Collected::default()),
-        );
-        collect(child.stdout.take().unwrap(), out.clone());
-        collect(child.stderr.take().unwrap(), err.clone());
-        Self {
-            child,
-            out,
-            err,
-            exited: None,
-            what,
-        }
-    }
-
-    pub fn stdout(&self) -> String {
-        self.out.text.lock().unwrap().clone()
-    }
-
-    pub fn stderr(&self) -> String {
-        self.err.text.lock().unwrap().clone()
-    }
-
-    /// Waits until stdout holds `needle` `times` times.
-    pub fn wait_for_count(&self, needle: &str, times: usize) {
-        let deadline = Instant::now() + WAIT;
-        let mut text = self.out.text.lock().unwrap();
-        while text.matches(needle).count() < times {
-            let now = Instant::now();
-            assert!(
-                now < deadline,
-                "timed out waiting for {needle:?} from {}\nstdout:\n{}\nstderr:\n{}",
-                self.what,
-                *text,
-                self.stderr()
-            );
-            text = self
-                .out
-                .changed
-                .wait_timeout(text, deadline - now)
-                .unwrap()
-                .0;
-        }
-    }
-
-    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        if let Some(status) = self.exited {
-            return status;
-        }
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                self.exited = Some(status);
-                // Let the collectors drain the pipes.
-                std::thread::sleep(Duration::from_millis(50));
-                return status;
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "{} did not exit in {limit:?}\n{}\n{}",
-                    self.what,
-                    self.stdout(),
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Whether the process still runs (records its exit status when it ended).
-    pub fn is_running(&mut self) -> bool {
-        if self.exited.is_some() {
-            return false;
-        }
-        match self.child.try_wait().unwrap() {
-            Some(status) => {
-                self.exited = Some(status);
-                false
-            }
-            None => true,
-        }
-    }
-
-    pub fn interrupt(&self) {
-        let pid = i32::try_from(self.child.id()).unwrap();
-        // SAFETY: kill(2) on our own child process.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.exited.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+    test_support::build(&dir, "portfilter-sim", "portfilter-sim")
 }
 
 /// A finished command.
@@ -185,7 +29,6 @@ pub struct Ran {
     pub stderr: String,
 }
 
-/// A `portfilter-sim serve` on a private socket.
 /// A `portfilter-sim serve` on a private socket. [`shutdown`](Self::shutdown) and
 /// [`serve_again`](Self::serve_again) unload the driver and load it again behind the
 /// same socket path — what a client sees of `fltmc unload` / `fltmc load`.
@@ -219,42 +62,36 @@ impl Host {
     /// serves.
     pub fn serve_again(&mut self) {
         assert!(self.proc.is_none(), "a host already serves");
-        let mut cmd = Command::new(&self.sim);
-        cmd.arg("serve")
-            .arg("--socket")
-            .arg(&self.socket)
-            .env_remove("PORTFILTER_SIM_SOCKET");
-        let proc = Proc::spawn(&mut cmd);
-        proc.wait_for_count("serving on", 1);
-        self.proc = Some(proc);
+        self.proc = Some(test_support::serve(&self.sim, &self.socket, &[]));
     }
 
     /// `portfilter-sim stop` (the driver unloads: clients are disconnected) and waits for
     /// the host to exit cleanly; returns its report.
     pub fn shutdown(&mut self) -> String {
-        let ran = self.run(&self.sim.clone(), &["stop"]);
-        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
-        let mut proc = self.proc.take().expect("a host serves");
-        let status = proc.wait_exit(WAIT);
-        let report = proc.stdout();
+        let (status, report) = self.stop_host();
         assert!(status.success(), "host exit {status}: {report}");
         report
     }
+
+    /// `portfilter-sim stop`, then the host's exit status and report.
+    fn stop_host(&mut self) -> (ExitStatus, String) {
+        let mut proc = self.proc.take().expect("a host serves");
+        let status = test_support::stop(&self.sim, &self.socket, &mut proc);
+        (status, proc.stdout())
+    }
+
     pub fn command(&self, program: &Path) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.env("PORTFILTER_SIM_SOCKET", &self.socket)
-            .env_remove("PORTFILTER_SIM_NON_ADMIN")
-            .env_remove("PORTCTL_LOG");
+        let mut cmd = test_support::client_command(program, &self.socket);
+        cmd.env_remove("PORTCTL_LOG");
         cmd
     }
 
     pub fn run(&self, program: &Path, args: &[&str]) -> Ran {
-        let mut proc = Proc::spawn(self.command(program).args(args));
-        let status = proc.wait_exit(WAIT);
+        let out = test_support::run(self.command(program).args(args), WAIT);
         Ran {
-            code: status.code(),
-            stdout: proc.stdout(),
-            stderr: proc.stderr(),
+            code: out.status.code(),
+            stdout: out.stdout,
+            stderr: out.stderr,
         }
     }
 
@@ -269,7 +106,7 @@ impl Host {
 
     /// Waits until the driver reports `counter` ≥ `at_least` (`portctl stats --json`).
     pub fn wait_counter(&self, counter: &str, at_least: u64) {
-        let deadline = Instant::now() + WAIT;
+        let deadline = std::time::Instant::now() + WAIT;
         loop {
             let ran = self.portctl(&["stats", "--json"]);
             assert_eq!(ran.code, Some(0), "{}", ran.stderr);
@@ -279,10 +116,10 @@ impl Host {
                 return;
             }
             assert!(
-                Instant::now() < deadline,
+                std::time::Instant::now() < deadline,
                 "{counter} never reached {at_least}: {value}"
             );
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
 
@@ -293,10 +130,6 @@ impl Host {
     /// `portfilter-sim stop`, then the host's exit status (not required to be a success:
     /// a host whose verifier found something exits non-zero) and its report.
     pub fn stop_with_status(mut self) -> (ExitStatus, String) {
-        let ran = self.run(&self.sim.clone(), &["stop"]);
-        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
-        let mut proc = self.proc.take().expect("a host serves");
-        let status = proc.wait_exit(WAIT);
-        (status, proc.stdout())
+        self.stop_host()
     }
 }

@@ -13,48 +13,9 @@
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
 
-/// Credentials of a socket peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerCred {
-    /// Process id.
-    pub pid: u32,
-    /// Effective user id.
-    pub uid: u32,
-}
-
-/// Reads the peer's credentials.
-///
-/// # Errors
-/// The `getsockopt` failure.
-pub fn peer_cred(stream: &UnixStream) -> io::Result<PeerCred> {
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = libc::socklen_t::try_from(size_of::<libc::ucred>()).unwrap_or(12);
-    // SAFETY: a valid socket fd, and `cred`/`len` describe a writable ucred.
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&raw mut cred).cast(),
-            &raw mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(PeerCred {
-        pid: u32::try_from(cred.pid).unwrap_or(0),
-        uid: cred.uid,
-    })
-}
+/// The peer's credentials: shared with the client side (the shim checks who serves).
+pub use portfilter_sim_wire::location::{PeerCred, peer_cred};
 
 /// Who counts as an administrator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,13 +106,5 @@ mod tests {
         assert_eq!(sim_pid(4), 0x4000_0004);
         assert_eq!(sim_pid(0), 0x4000_0000);
         assert_eq!(sim_pid(1234), 1234);
-    }
-
-    #[test]
-    fn peer_credentials_of_a_socket_pair_are_ours() {
-        let (a, _b) = UnixStream::pair().unwrap();
-        let c = peer_cred(&a).unwrap();
-        assert_eq!(c.pid, std::process::id());
-        assert_eq!(c.uid, portfilter_sim_wire::location::current_uid());
     }
 }

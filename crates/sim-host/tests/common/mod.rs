@@ -1,17 +1,14 @@
-//! Helpers for the cross-process tests: child processes that are killed when a test
-//! fails (guards), output collected line by line with bounded waits, a running
-//! `portfilter-sim` on a private temporary socket, and locating (building if needed)
-//! `libfltlib_shim.so` and `portctl`.
-#![allow(dead_code)] // each test file uses a subset
+//! Helpers for the cross-process tests: the shared ones of `test-support` (child
+//! processes killed when a test fails, output collected with bounded waits, world-readable
+//! directories), plus what is particular to this crate: a running `portfilter-sim` on a
+//! private temporary socket, locating (building if needed) `libfltlib_shim.so` and
+//! `portctl`, and reading the host's report.
+#![allow(dead_code, unused_imports)] // each test file uses a subset
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus};
 
-/// Generous bound for anything a test waits for (CI machines are slow and shared).
-pub const WAIT: Duration = Duration::from_secs(60);
+pub use test_support::{Output, Proc, WAIT, copy_into, run, world_readable_dir};
 
 /// The host binary under test.
 pub fn sim_bin() -> PathBuf {
@@ -29,221 +26,7 @@ pub fn profile_dir() -> PathBuf {
 /// Builds `package` with cargo (a no-op when it is up to date) in this build's profile
 /// and returns `target/<profile>/<artifact>`.
 pub fn build(package: &str, artifact: &str) -> PathBuf {
-    let dir = profile_dir();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", package]);
-    if dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    // The workspace root: crates/sim-host/../..
-    cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
-    let out = run(&mut cmd, Duration::from_secs(900));
-    assert!(
-        out.status.success(),
-        "cargo build -p {package} failed:\n{}",
-        out.stderr
-    );
-    let path = dir.join(artifact);
-    assert!(path.exists(), "{} missing after the build", path.display());
-    path
-}
-
-/// A finished command.
-pub struct Output {
-    pub status: ExitStatus,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Runs a command to completion within `limit` (killed and failed otherwise).
-pub fn run(cmd: &mut Command, limit: Duration) -> Output {
-    let mut p = Proc::spawn(cmd);
-    let status = p.wait_exit(limit);
-    Output {
-        status,
-        stdout: p.stdout(),
-        stderr: p.stderr(),
-    }
-}
-
-#[derive(Default)]
-struct Collected {
-    text: Mutex<String>,
-    changed: Condvar,
-}
-
-fn collect(stream: impl Read + Send + 'static, into: Arc<Collected>) {
-    std::thread::spawn(move || {
-        let mut r = BufReader::new(stream);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match r.read_line(&mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    into.text.lock().unwrap().push_str(&line);
-                    into.changed.notify_all();
-                }
-            }
-        }
-    });
-}
-
-/// A child process whose output is collected; killed (SIGKILL) on drop if still alive.
-pub struct Proc {
-    child: Child,
-    out: Arc<Collected>,
-    err: Arc<Collected>,
-    exited: Option<ExitStatus>,
-    what: String,
-}
-
-impl Proc {
-    /// Spawns `cmd` with piped stdout/stderr.
-    pub fn spawn(cmd: &mut Command) -> Self {
-        let what = format!("{cmd:?}");
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        let out = Arc::new(Collected::default());
-        let err = Arc::new(Collected::default());
-        collect(child.stdout.take().unwrap(), out.clone());
-        collect(child.stderr.take().unwrap(), err.clone());
-        Self {
-            child,
-            out,
-            err,
-            exited: None,
-            what,
-        }
-    }
-
-    /// Process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Everything printed on stdout so far.
-    pub fn stdout(&self) -> String {
-        self.out.text.lock().unwrap().clone()
-    }
-
-    /// Everything printed on stderr so far.
-    pub fn stderr(&self) -> String {
-        self.err.text.lock().unwrap().clone()
-    }
-
-    /// Waits until stdout contains `needle` `times` times; panics after `limit`.
-    pub fn wait_for_count(&self, needle: &str, times: usize, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        let mut text = self.out.text.lock().unwrap();
-        while text.matches(needle).count() < times {
-            let now = Instant::now();
-            assert!(
-                now < deadline,
-                "timed out waiting for {times}x {needle:?} from {}\nstdout:\n{}\nstderr:\n{}",
-                self.what,
-                *text,
-                self.stderr()
-            );
-            text = self
-                .out
-                .changed
-                .wait_timeout(text, deadline - now)
-                .unwrap()
-                .0;
-        }
-    }
-
-    /// Waits until stdout contains `needle`.
-    pub fn wait_for(&self, needle: &str) {
-        self.wait_for_count(needle, 1, WAIT);
-    }
-
-    /// Waits for the process to exit; kills it and panics after `limit`.
-    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        if let Some(s) = self.exited {
-            return s;
-        }
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                self.exited = Some(s);
-                // Let the collectors drain the pipes.
-                std::thread::sleep(Duration::from_millis(50));
-                return s;
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "{} did not exit within {limit:?}\nstdout:\n{}\nstderr:\n{}",
-                    self.what,
-                    self.stdout(),
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Sends a signal.
-    pub fn signal(&self, sig: i32) {
-        let pid = i32::try_from(self.child.id()).unwrap();
-        // SAFETY: kill(2) on our own child.
-        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.exited.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// A temporary directory that every user can enter and read: for what a process running
-/// as another uid must reach (the socket of a `--shared` host, the programs it runs and
-/// the libraries they load).
-///
-/// It is made under `/tmp` (mode 1777 on Debian), never under `TMPDIR` or the checkout:
-/// either may lie below a directory that only its owner can enter (`/root` is 0700, and so
-/// is every `mktemp -d` directory), and then another user cannot reach anything inside,
-/// whatever the file's own mode. Panics, naming the directory, if some ancestor is still
-/// closed to other users, rather than letting a test fail later with an obscure
-/// "cannot open shared object file".
-pub fn world_readable_dir() -> tempfile::TempDir {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let dir = tempfile::Builder::new()
-        .prefix("portfilter-test-")
-        .tempdir_in("/tmp")
-        .unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    for a in dir.path().ancestors() {
-        let mode = std::fs::metadata(a).unwrap().mode();
-        assert!(
-            mode & 0o001 != 0,
-            "{} (mode {mode:o}) cannot be entered by other users",
-            a.display()
-        );
-    }
-    dir
-}
-
-/// Copies `file` into `dir` with mode `mode` and returns the copy's path.
-pub fn copy_into(dir: &Path, file: &Path, mode: u32) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let to = dir.join(file.file_name().expect("a file name"));
-    std::fs::copy(file, &to)
-        .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", file.display(), to.display()));
-    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode)).unwrap();
-    to
+    test_support::build(&profile_dir(), package, artifact)
 }
 
 /// A running `portfilter-sim serve` on a socket in its own temporary directory.
@@ -268,11 +51,7 @@ impl Host {
             tempfile::tempdir().unwrap()
         };
         let socket = dir.path().join("sim.sock");
-        let mut cmd = Command::new(sim_bin());
-        cmd.arg("serve").arg("--socket").arg(&socket).args(extra);
-        cmd.env_remove("PORTFILTER_SIM_SOCKET");
-        let proc = Proc::spawn(&mut cmd);
-        proc.wait_for("serving on");
+        let proc = test_support::serve(&sim_bin(), &socket, extra);
         Self {
             proc,
             socket,
@@ -282,10 +61,7 @@ impl Host {
 
     /// A command with `PORTFILTER_SIM_SOCKET` pointing at this host.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut c = Command::new(program);
-        c.env("PORTFILTER_SIM_SOCKET", &self.socket);
-        c.env_remove("PORTFILTER_SIM_NON_ADMIN");
-        c
+        test_support::client_command(program, &self.socket)
     }
 
     /// `portfilter-sim <args>` against this host, run to completion.
@@ -296,9 +72,7 @@ impl Host {
     /// `portfilter-sim stop`, then waits for the host to exit; returns its exit status
     /// and stdout.
     pub fn stop(mut self) -> (ExitStatus, String) {
-        let out = self.sim(&["stop"]);
-        assert!(out.status.success(), "stop failed: {}", out.stderr);
-        let status = self.proc.wait_exit(WAIT);
+        let status = test_support::stop(&sim_bin(), &self.socket, &mut self.proc);
         (status, self.proc.stdout())
     }
 }

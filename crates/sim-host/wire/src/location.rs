@@ -102,12 +102,23 @@ pub fn ensure_private_dir(dir: &Path, uid: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// The effective uid of the process at the other end of a connected Unix socket
-/// (`SO_PEERCRED`: for a client, the credentials the server had when it called `listen`).
+/// Credentials of the process at the other end of a connected Unix socket
+/// (`SO_PEERCRED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCred {
+    /// Process id (0 if it does not fit).
+    pub pid: u32,
+    /// Effective user id.
+    pub uid: u32,
+}
+
+/// Reads the credentials of the peer of a connected Unix socket (`SO_PEERCRED`): for a
+/// client, those the server had when it called `listen`; for a server, those the client
+/// had when it called `connect`.
 ///
 /// # Errors
 /// The `getsockopt` failure.
-pub fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
+pub fn peer_cred(stream: &UnixStream) -> io::Result<PeerCred> {
     let mut cred = libc::ucred {
         pid: 0,
         uid: 0,
@@ -124,11 +135,13 @@ pub fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
             &raw mut len,
         )
     };
-    if rc == 0 {
-        Ok(cred.uid)
-    } else {
-        Err(io::Error::last_os_error())
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
     }
+    Ok(PeerCred {
+        pid: u32::try_from(cred.pid).unwrap_or(0),
+        uid: cred.uid,
+    })
 }
 
 /// A socket served by a process that is neither root nor the client's own user.
@@ -164,7 +177,7 @@ impl std::error::Error for UntrustedServer {}
 /// `PermissionDenied` carrying an [`UntrustedServer`] for anyone else; the `getsockopt`
 /// failure.
 pub fn check_server(stream: &UnixStream, socket: &Path) -> io::Result<()> {
-    let server_uid = peer_uid(stream)?;
+    let server_uid = peer_cred(stream)?.uid;
     let our_uid = current_uid();
     if server_uid == 0 || server_uid == our_uid {
         Ok(())
@@ -234,8 +247,16 @@ mod tests {
         let path = t.path().join("s.sock");
         let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
         let stream = UnixStream::connect(&path).unwrap();
-        assert_eq!(peer_uid(&stream).unwrap(), current_uid());
+        assert_eq!(peer_cred(&stream).unwrap().uid, current_uid());
         check_server(&stream, &path).unwrap();
+    }
+
+    #[test]
+    fn peer_credentials_of_a_socket_pair_are_ours() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let c = peer_cred(&a).unwrap();
+        assert_eq!(c.pid, std::process::id());
+        assert_eq!(c.uid, current_uid());
     }
 
     #[test]

@@ -1,0 +1,204 @@
+//! A child process with its output collected line by line and bounded waits on it.
+
+use crate::WAIT;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// A finished command.
+pub struct Output {
+    /// How it ended.
+    pub status: ExitStatus,
+    /// Everything it printed on stdout.
+    pub stdout: String,
+    /// Everything it printed on stderr.
+    pub stderr: String,
+}
+
+/// Runs a command to completion within `limit` (killed and failed otherwise).
+///
+/// # Panics
+/// If the command cannot start or does not exit within `limit`.
+pub fn run(cmd: &mut Command, limit: Duration) -> Output {
+    let mut p = Proc::spawn(cmd);
+    let status = p.wait_exit(limit);
+    Output {
+        status,
+        stdout: p.stdout(),
+        stderr: p.stderr(),
+    }
+}
+
+#[derive(Default)]
+struct Collected {
+    text: Mutex<String>,
+    changed: Condvar,
+}
+
+fn collect(stream: impl Read + Send + 'static, into: Arc<Collected>) {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+            into.text.lock().unwrap().push_str(&line);
+            into.changed.notify_all();
+            line.clear();
+        }
+    });
+}
+
+/// A child process whose output is collected; killed (SIGKILL) on drop if still alive.
+pub struct Proc {
+    child: Child,
+    out: Arc<Collected>,
+    err: Arc<Collected>,
+    exited: Option<ExitStatus>,
+    what: String,
+}
+
+impl Proc {
+    /// Spawns `cmd` with stdin from `/dev/null` and piped stdout/stderr.
+    ///
+    /// # Panics
+    /// If it cannot start.
+    pub fn spawn(cmd: &mut Command) -> Self {
+        let what = format!("{cmd:?}");
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let out = Arc::new(Collected::default());
+        let err = Arc::new(Collected::default());
+        collect(child.stdout.take().unwrap(), out.clone());
+        collect(child.stderr.take().unwrap(), err.clone());
+        Self {
+            child,
+            out,
+            err,
+            exited: None,
+            what,
+        }
+    }
+
+    /// Process id.
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything printed on stdout so far.
+    #[must_use]
+    pub fn stdout(&self) -> String {
+        self.out.text.lock().unwrap().clone()
+    }
+
+    /// Everything printed on stderr so far.
+    #[must_use]
+    pub fn stderr(&self) -> String {
+        self.err.text.lock().unwrap().clone()
+    }
+
+    /// Waits until stdout contains `needle` `times` times.
+    ///
+    /// # Panics
+    /// After [`WAIT`], with the output so far.
+    pub fn wait_for_count(&self, needle: &str, times: usize) {
+        let deadline = Instant::now() + WAIT;
+        let mut text = self.out.text.lock().unwrap();
+        while text.matches(needle).count() < times {
+            let now = Instant::now();
+            assert!(
+                now < deadline,
+                "timed out waiting for {times}x {needle:?} from {}\nstdout:\n{}\nstderr:\n{}",
+                self.what,
+                *text,
+                self.stderr()
+            );
+            text = self
+                .out
+                .changed
+                .wait_timeout(text, deadline - now)
+                .unwrap()
+                .0;
+        }
+    }
+
+    /// Waits until stdout contains `needle`.
+    ///
+    /// # Panics
+    /// After [`WAIT`], with the output so far.
+    pub fn wait_for(&self, needle: &str) {
+        self.wait_for_count(needle, 1);
+    }
+
+    /// Waits for the process to exit.
+    ///
+    /// # Panics
+    /// After `limit` (the process is killed first).
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        if let Some(status) = self.exited {
+            return status;
+        }
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                self.exited = Some(status);
+                // Let the collectors drain the pipes.
+                std::thread::sleep(Duration::from_millis(50));
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "{} did not exit within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                    self.what,
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Whether the process still runs (records its exit status when it ended).
+    pub fn is_running(&mut self) -> bool {
+        if self.exited.is_some() {
+            return false;
+        }
+        match self.child.try_wait().unwrap() {
+            Some(status) => {
+                self.exited = Some(status);
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// Sends signal `sig` to the process.
+    ///
+    /// # Panics
+    /// If `kill(2)` fails.
+    pub fn signal(&self, sig: i32) {
+        let pid = i32::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) on our own child process.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    }
+
+    /// Sends SIGINT (what Ctrl-C does).
+    pub fn interrupt(&self) {
+        self.signal(libc::SIGINT);
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.exited.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

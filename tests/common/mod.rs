@@ -21,8 +21,12 @@ use windows_sys::Win32::Storage::InstallableFileSystems::{
     FILTER_MESSAGE_HEADER, FILTER_REPLY_HEADER, FilterConnectCommunicationPort, FilterGetMessage,
     FilterReplyMessage, FilterSendMessage,
 };
-use windows_sys::Win32::System::IO::{GetOverlappedResult, OVERLAPPED};
-use windows_sys::Win32::System::Threading::CreateEventW;
+use windows_sys::Win32::Foundation::WAIT_OBJECT_0;
+use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED};
+use windows_sys::Win32::System::Threading::{CreateEventW, WaitForSingleObject};
+
+/// The longest a test client waits in `FilterGetMessage` (as `join_within`'s 20 s).
+pub const GET_MESSAGE_LIMIT_MS: u32 = 20_000;
 
 /// The port name, NUL-terminated UTF-16.
 pub fn port_name() -> Vec<u16> {
@@ -261,7 +265,8 @@ impl Port {
         applied.unwrap()
     }
 
-    /// FilterGetMessage into `buf`, blocking until a message or disconnect. The handle is
+    /// FilterGetMessage into `buf`, blocking until a message or disconnect (at most
+    /// [`GET_MESSAGE_LIMIT_MS`]: no test waits longer for a message). The handle is
     /// overlapped and other threads send commands on it, so the call passes an OVERLAPPED
     /// with its own event and waits for that request: a NULL OVERLAPPED would wait on the
     /// handle, which any other completing call signals (docs/port-semantics.md, "Handle
@@ -287,8 +292,25 @@ impl Port {
             )
         };
         if hr == E_IO_PENDING {
+            // Bounded: a driver that never sends (a broken delivery) fails the test here
+            // instead of hanging it. On timeout the request is cancelled and reaped first,
+            // so that nothing completes into `buf` or `overlapped` after we return.
+            // SAFETY: FFI on our event.
+            if unsafe { WaitForSingleObject(event, GET_MESSAGE_LIMIT_MS) } != WAIT_OBJECT_0 {
+                // SAFETY: FFI: our handle and our pending request's OVERLAPPED.
+                unsafe { CancelIoEx(self.handle, &overlapped) };
+                // SAFETY: FFI on our event.
+                if unsafe { WaitForSingleObject(event, 5_000) } != WAIT_OBJECT_0 {
+                    // The request may still complete into memory we are about to free.
+                    eprintln!("FilterGetMessage: not cancelled; aborting");
+                    std::process::abort();
+                }
+                // SAFETY: our event.
+                unsafe { CloseHandle(event) };
+                panic!("FilterGetMessage: no message within {GET_MESSAGE_LIMIT_MS} ms");
+            }
             let mut bytes = 0u32;
-            // SAFETY: our pending request's OVERLAPPED; waits until it completed.
+            // SAFETY: our completed request's OVERLAPPED.
             let ok = unsafe { GetOverlappedResult(self.handle, &overlapped, &mut bytes, 1) };
             hr = if ok != 0 {
                 0

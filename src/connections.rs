@@ -534,3 +534,48 @@ pub(crate) struct Visit {
     /// A connection of the role was left out because it is the requestor's own process.
     pub excluded: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A slot's gate as the create path and a disconnect use it: the *last* reference
+    /// released signals the slot's drain event (what wakes a waiting disconnect at once;
+    /// its 10 ms polling only guards against a missed wake-up), an earlier one does not,
+    /// and a closed gate takes no new reference.
+    #[test]
+    fn the_last_reference_released_wakes_the_drain_and_a_closed_gate_takes_none() {
+        let _machine = fltsim::Machine::boot();
+        let connections = std::boxed::Box::new(Connections::new());
+        connections.init();
+        let (gate, drained) = (&connections.gates[0], &connections.drained[0]);
+        gate.store(GATE_OPEN, Ordering::Release);
+        assert!(
+            acquire_gate(gate) && acquire_gate(gate),
+            "an open gate takes references"
+        );
+        connections.release(0);
+        assert_eq!(
+            drained.wait(Some(10)),
+            Wait::TimedOut,
+            "one reference is still held"
+        );
+        connections.release(0);
+        assert_eq!(
+            drained.wait(Some(10)),
+            Wait::Signalled,
+            "the last one is released"
+        );
+        assert_eq!(gate.load(Ordering::Acquire), GATE_OPEN);
+
+        // As a disconnect leaves it: closed while a sender holds a reference.
+        drained.clear();
+        assert!(acquire_gate(gate));
+        gate.fetch_and(!GATE_OPEN, Ordering::AcqRel);
+        assert!(!acquire_gate(gate), "a closed gate takes no new reference");
+        assert_eq!(drained.wait(Some(10)), Wait::TimedOut);
+        connections.release(0);
+        assert_eq!(drained.wait(Some(10)), Wait::Signalled);
+        assert_eq!(gate.load(Ordering::Acquire), 0, "closed and drained");
+    }
+}

@@ -578,4 +578,43 @@ mod tests {
         assert_eq!(drained.wait(Some(10)), Wait::Signalled);
         assert_eq!(gate.load(Ordering::Acquire), 0, "closed and drained");
     }
+
+    /// A disconnect that finds its slot already being closed by another thread (unload's
+    /// `close_all` racing the client's own Disconnect) returns only once that thread's
+    /// `FltCloseClientPort` ran, and reports that it closed nothing.
+    #[test]
+    fn a_second_closer_returns_only_after_the_first_closed_the_port() {
+        use std::sync::atomic::AtomicBool;
+        use std::time::{Duration, Instant};
+        let _machine = fltsim::Machine::boot();
+        let connections = std::boxed::Box::new(Connections::new());
+        connections.init();
+        // The first closer is between closing the gate and closing the port.
+        if let Some(slot) = connections.table.write().slots.get_mut(0) {
+            slot.state = SlotState::Closing;
+        }
+        let returned = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let second = s.spawn(|| {
+                let closed = connections.disconnect(core::ptr::null_mut(), 0);
+                returned.store(true, Ordering::Release);
+                closed
+            });
+            std::thread::sleep(Duration::from_millis(100));
+            assert!(
+                !returned.load(Ordering::Acquire),
+                "returned before the port was closed"
+            );
+            connections.port_closed[0].set();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !second.is_finished() {
+                assert!(
+                    Instant::now() < deadline,
+                    "still waiting after the port closed"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert!(!second.join().unwrap(), "the second closer closed nothing");
+        });
+    }
 }

@@ -25,6 +25,9 @@ use windows_sys::Win32::Storage::InstallableFileSystems::{
 use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED};
 use windows_sys::Win32::System::Threading::{CreateEventW, WaitForSingleObject};
 
+/// The longest a test waits for the driver's unload.
+pub const UNLOAD_LIMIT: Duration = Duration::from_secs(20);
+
 /// The longest a test client waits in `FilterGetMessage` (as `join_within`'s 20 s).
 pub const GET_MESSAGE_LIMIT_MS: u32 = 20_000;
 
@@ -113,9 +116,21 @@ impl Sim {
         Self { machine }
     }
 
-    /// Unloads and checks that no pool allocation of the driver is left.
+    /// Unloads and checks that no pool allocation of the driver is left. Bounded: an
+    /// unload that does not return within [`UNLOAD_LIMIT`] (a driver waiting for good)
+    /// aborts the test process, which fails the test instead of hanging it.
     pub fn unload_and_check_pool(self) {
-        fltsim::unload_driver().expect("unload succeeds");
+        let (done, watched) = mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            if watched.recv_timeout(UNLOAD_LIMIT) == Err(mpsc::RecvTimeoutError::Timeout) {
+                eprintln!("the driver's unload did not return within {UNLOAD_LIMIT:?}");
+                std::process::abort();
+            }
+        });
+        let unloaded = fltsim::unload_driver();
+        drop(done);
+        watchdog.join().expect("unload watchdog");
+        unloaded.expect("unload succeeds");
         assert_eq!(
             fltsim::kernel::pool::live_bytes(portfilter::POOL_TAG),
             0,

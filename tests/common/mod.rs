@@ -25,7 +25,7 @@ use windows_sys::Win32::Storage::InstallableFileSystems::{
 use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED};
 use windows_sys::Win32::System::Threading::{CreateEventW, WaitForSingleObject};
 
-/// The longest a test waits for the driver's unload.
+/// The longest a test waits for the driver's unload or a port handle's close.
 pub const UNLOAD_LIMIT: Duration = Duration::from_secs(20);
 
 /// The longest a test client waits in `FilterGetMessage` (as `join_within`'s 20 s).
@@ -120,17 +120,7 @@ impl Sim {
     /// unload that does not return within [`UNLOAD_LIMIT`] (a driver waiting for good)
     /// aborts the test process, which fails the test instead of hanging it.
     pub fn unload_and_check_pool(self) {
-        let (done, watched) = mpsc::channel::<()>();
-        let watchdog = std::thread::spawn(move || {
-            if watched.recv_timeout(UNLOAD_LIMIT) == Err(mpsc::RecvTimeoutError::Timeout) {
-                eprintln!("the driver's unload did not return within {UNLOAD_LIMIT:?}");
-                std::process::abort();
-            }
-        });
-        let unloaded = fltsim::unload_driver();
-        drop(done);
-        watchdog.join().expect("unload watchdog");
-        unloaded.expect("unload succeeds");
+        within_or_abort("the driver's unload", fltsim::unload_driver).expect("unload succeeds");
         assert_eq!(
             fltsim::kernel::pool::live_bytes(portfilter::POOL_TAG),
             0,
@@ -146,6 +136,24 @@ impl Sim {
 /// `FLTSIM_IMAGE` names one (the switch between the two runs of these suites).
 pub fn load_driver() -> Result<(), i32> {
     fltsim::image::load_driver_from_env(portfilter::DriverEntry)
+}
+
+/// Runs `f` on this thread; if it has not returned within [`UNLOAD_LIMIT`] (the driver
+/// waits for good in a callback), aborts the test process, which fails the test instead
+/// of hanging it (unwinding could not stop `f`).
+pub fn within_or_abort<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let (done, watched) = mpsc::channel::<()>();
+    let what_owned = what.to_owned();
+    let watchdog = std::thread::spawn(move || {
+        if watched.recv_timeout(UNLOAD_LIMIT) == Err(mpsc::RecvTimeoutError::Timeout) {
+            eprintln!("{what_owned} did not return within {UNLOAD_LIMIT:?}");
+            std::process::abort();
+        }
+    });
+    let result = f();
+    drop(done);
+    watchdog.join().expect("watchdog");
+    result
 }
 
 /// Spawns a simulated admin process (if needed).
@@ -208,8 +216,11 @@ impl Port {
     /// threads blocked on it (a later `close` then fails harmlessly).
     pub fn release(&self) {
         let _p = fltsim::process::enter(self.pid);
+        // Bounded: the driver's Disconnect callback runs inside the close.
         // SAFETY: our handle.
-        unsafe { CloseHandle(self.handle) };
+        within_or_abort("closing a port handle", || unsafe {
+            CloseHandle(self.handle)
+        });
     }
 
     /// Sends raw command bytes; returns (HRESULT, output bytes, bytes returned).

@@ -73,7 +73,13 @@ impl Budget {
 
 /// Milliseconds from now until `deadline` (0 when it has passed).
 pub(crate) fn ms_until(deadline: LARGE_INTEGER) -> u32 {
-    let left = deadline.saturating_sub(now()).max(0);
+    ms_between(now(), deadline)
+}
+
+/// Whole milliseconds from `now` until `deadline`, rounded up (a wait of that long does
+/// not end before the deadline); 0 when it has passed, `u32::MAX` when it is further.
+fn ms_between(now: LARGE_INTEGER, deadline: LARGE_INTEGER) -> u32 {
+    let left = deadline.saturating_sub(now).max(0);
     u32::try_from(left.saturating_add(UNITS_PER_MS - 1) / UNITS_PER_MS).unwrap_or(u32::MAX)
 }
 
@@ -102,6 +108,29 @@ mod tests {
         let now = 133_000_000_000_000_000; // 2022
         assert_eq!(absolute_deadline(now, 250), now + 2_500_000);
         assert_eq!(absolute_deadline(now, 60_000), now + 600_000_000);
+    }
+
+    #[test]
+    fn the_time_left_until_a_deadline_is_rounded_up_to_whole_milliseconds() {
+        let now = 133_000_000_000_000_000;
+        assert_eq!(ms_between(now, now + 1), 1, "100 ns left: wait 1 ms");
+        assert_eq!(ms_between(now, now + UNITS_PER_MS), 1);
+        assert_eq!(ms_between(now, now + UNITS_PER_MS + 1), 2);
+        assert_eq!(ms_between(now, now + 250 * UNITS_PER_MS), 250);
+        assert_eq!(ms_between(now, now), 0, "due now");
+        assert_eq!(ms_between(now, now - UNITS_PER_MS), 0, "passed");
+        assert_eq!(ms_between(now, i64::MAX), u32::MAX, "further than u32 ms");
+    }
+
+    #[test]
+    fn the_time_left_until_a_deadline_is_measured_from_the_system_clock() {
+        let _machine = fltsim::Machine::boot();
+        // A minute away: this test's own delay is far below a second.
+        let left = ms_until(now() + 60_000 * UNITS_PER_MS);
+        assert!((59_000..=60_000).contains(&left), "{left} ms left");
+        assert_eq!(ms_until(now() - UNITS_PER_MS), 0);
+        let left = ms_until(Budget::ms(60_000).deadline());
+        assert!((59_000..=60_000).contains(&left), "{left} ms left");
     }
 
     #[test]

@@ -534,3 +534,87 @@ pub(crate) struct Visit {
     /// A connection of the role was left out because it is the requestor's own process.
     pub excluded: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A slot's gate as the create path and a disconnect use it: the *last* reference
+    /// released signals the slot's drain event (what wakes a waiting disconnect at once;
+    /// its 10 ms polling only guards against a missed wake-up), an earlier one does not,
+    /// and a closed gate takes no new reference.
+    #[test]
+    fn the_last_reference_released_wakes_the_drain_and_a_closed_gate_takes_none() {
+        let _machine = fltsim::Machine::boot();
+        let connections = std::boxed::Box::new(Connections::new());
+        connections.init();
+        let (gate, drained) = (&connections.gates[0], &connections.drained[0]);
+        gate.store(GATE_OPEN, Ordering::Release);
+        assert!(
+            acquire_gate(gate) && acquire_gate(gate),
+            "an open gate takes references"
+        );
+        connections.release(0);
+        assert_eq!(
+            drained.wait(Some(10)),
+            Wait::TimedOut,
+            "one reference is still held"
+        );
+        connections.release(0);
+        assert_eq!(
+            drained.wait(Some(10)),
+            Wait::Signalled,
+            "the last one is released"
+        );
+        assert_eq!(gate.load(Ordering::Acquire), GATE_OPEN);
+
+        // As a disconnect leaves it: closed while a sender holds a reference.
+        drained.clear();
+        assert!(acquire_gate(gate));
+        gate.fetch_and(!GATE_OPEN, Ordering::AcqRel);
+        assert!(!acquire_gate(gate), "a closed gate takes no new reference");
+        assert_eq!(drained.wait(Some(10)), Wait::TimedOut);
+        connections.release(0);
+        assert_eq!(drained.wait(Some(10)), Wait::Signalled);
+        assert_eq!(gate.load(Ordering::Acquire), 0, "closed and drained");
+    }
+
+    /// A disconnect that finds its slot already being closed by another thread (unload's
+    /// `close_all` racing the client's own Disconnect) returns only once that thread's
+    /// `FltCloseClientPort` ran, and reports that it closed nothing.
+    #[test]
+    fn a_second_closer_returns_only_after_the_first_closed_the_port() {
+        use std::sync::atomic::AtomicBool;
+        use std::time::{Duration, Instant};
+        let _machine = fltsim::Machine::boot();
+        let connections = std::boxed::Box::new(Connections::new());
+        connections.init();
+        // The first closer is between closing the gate and closing the port.
+        if let Some(slot) = connections.table.write().slots.get_mut(0) {
+            slot.state = SlotState::Closing;
+        }
+        let returned = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let second = s.spawn(|| {
+                let closed = connections.disconnect(core::ptr::null_mut(), 0);
+                returned.store(true, Ordering::Release);
+                closed
+            });
+            std::thread::sleep(Duration::from_millis(100));
+            assert!(
+                !returned.load(Ordering::Acquire),
+                "returned before the port was closed"
+            );
+            connections.port_closed[0].set();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !second.is_finished() {
+                assert!(
+                    Instant::now() < deadline,
+                    "still waiting after the port closed"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert!(!second.join().unwrap(), "the second closer closed nothing");
+        });
+    }
+}

@@ -139,4 +139,32 @@ mod tests {
                 .is_request()
         );
     }
+
+    /// The asynchronous decider's copy carries the event's own flags, plus PENDED, and is
+    /// never a request (it is answered by `VerdictBatch`, not by a reply).
+    #[test]
+    fn a_pended_copy_keeps_the_events_flags_and_is_flagged_pended_not_request() {
+        use portfilter_protocol::{EVENT_FLAG_DIRECTORY, EVENT_FLAG_NAME_OPENED};
+        let _machine = fltsim::Machine::boot();
+        let name: std::vec::Vec<u16> = r"\Device\HarddiskVolume3\d".encode_utf16().collect();
+        let own = EVENT_FLAG_DIRECTORY | EVENT_FLAG_NAME_OPENED;
+        let fields = EventFields {
+            sequence: 9,
+            flags: own,
+            volume_name_len: 46,
+            ..EventFields::default()
+        };
+        let mut event = EventMessage::build(&fields, &name).expect("pool");
+        for request in [false, true] {
+            event.set_request(request);
+            let copy = event.pended_copy().expect("pool");
+            let view = decode_event(copy.as_bytes()).expect("decodes");
+            assert_eq!(
+                view.fields.flags,
+                own | EVENT_FLAG_PENDED,
+                "request {request}"
+            );
+            assert_eq!(view.fields.sequence, 9);
+        }
+    }
 }

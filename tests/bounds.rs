@@ -46,6 +46,12 @@ fn finish_or_release<T>(t: JoinHandle<T>, what: &str, release: impl FnOnce()) ->
         while !t.is_finished() && Instant::now() < released {
             std::thread::sleep(Duration::from_millis(2));
         }
+        if !t.is_finished() {
+            // Unwinding would wait for the blocked thread (the machine's shutdown): end
+            // the test process instead, which fails the test as surely.
+            eprintln!("{what}: still blocked {STUCK:?} after closing the frozen client");
+            std::process::abort();
+        }
         panic!("{what}: still blocked after {STUCK:?} (released by closing the frozen client)");
     }
     t.join().expect("thread panicked")

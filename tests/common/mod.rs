@@ -16,13 +16,20 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use windows_sys::Win32::Foundation::WAIT_OBJECT_0;
 use windows_sys::Win32::Foundation::{CloseHandle, GetLastError, HANDLE, INVALID_HANDLE_VALUE};
 use windows_sys::Win32::Storage::InstallableFileSystems::{
     FILTER_MESSAGE_HEADER, FILTER_REPLY_HEADER, FilterConnectCommunicationPort, FilterGetMessage,
     FilterReplyMessage, FilterSendMessage,
 };
-use windows_sys::Win32::System::IO::{GetOverlappedResult, OVERLAPPED};
-use windows_sys::Win32::System::Threading::CreateEventW;
+use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED};
+use windows_sys::Win32::System::Threading::{CreateEventW, WaitForSingleObject};
+
+/// The longest a test waits for the driver's unload or a port handle's close.
+pub const UNLOAD_LIMIT: Duration = Duration::from_secs(20);
+
+/// The longest a test client waits in `FilterGetMessage` (as `join_within`'s 20 s).
+pub const GET_MESSAGE_LIMIT_MS: u32 = 20_000;
 
 /// The port name, NUL-terminated UTF-16.
 pub fn port_name() -> Vec<u16> {
@@ -109,9 +116,11 @@ impl Sim {
         Self { machine }
     }
 
-    /// Unloads and checks that no pool allocation of the driver is left.
+    /// Unloads and checks that no pool allocation of the driver is left. Bounded: an
+    /// unload that does not return within [`UNLOAD_LIMIT`] (a driver waiting for good)
+    /// aborts the test process, which fails the test instead of hanging it.
     pub fn unload_and_check_pool(self) {
-        fltsim::unload_driver().expect("unload succeeds");
+        within_or_abort("the driver's unload", fltsim::unload_driver).expect("unload succeeds");
         assert_eq!(
             fltsim::kernel::pool::live_bytes(portfilter::POOL_TAG),
             0,
@@ -127,6 +136,24 @@ impl Sim {
 /// `FLTSIM_IMAGE` names one (the switch between the two runs of these suites).
 pub fn load_driver() -> Result<(), i32> {
     fltsim::image::load_driver_from_env(portfilter::DriverEntry)
+}
+
+/// Runs `f` on this thread; if it has not returned within [`UNLOAD_LIMIT`] (the driver
+/// waits for good in a callback), aborts the test process, which fails the test instead
+/// of hanging it (unwinding could not stop `f`).
+pub fn within_or_abort<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let (done, watched) = mpsc::channel::<()>();
+    let what_owned = what.to_owned();
+    let watchdog = std::thread::spawn(move || {
+        if watched.recv_timeout(UNLOAD_LIMIT) == Err(mpsc::RecvTimeoutError::Timeout) {
+            eprintln!("{what_owned} did not return within {UNLOAD_LIMIT:?}");
+            std::process::abort();
+        }
+    });
+    let result = f();
+    drop(done);
+    watchdog.join().expect("watchdog");
+    result
 }
 
 /// Spawns a simulated admin process (if needed).
@@ -189,8 +216,11 @@ impl Port {
     /// threads blocked on it (a later `close` then fails harmlessly).
     pub fn release(&self) {
         let _p = fltsim::process::enter(self.pid);
+        // Bounded: the driver's Disconnect callback runs inside the close.
         // SAFETY: our handle.
-        unsafe { CloseHandle(self.handle) };
+        within_or_abort("closing a port handle", || unsafe {
+            CloseHandle(self.handle)
+        });
     }
 
     /// Sends raw command bytes; returns (HRESULT, output bytes, bytes returned).
@@ -261,7 +291,8 @@ impl Port {
         applied.unwrap()
     }
 
-    /// FilterGetMessage into `buf`, blocking until a message or disconnect. The handle is
+    /// FilterGetMessage into `buf`, blocking until a message or disconnect (at most
+    /// [`GET_MESSAGE_LIMIT_MS`]: no test waits longer for a message). The handle is
     /// overlapped and other threads send commands on it, so the call passes an OVERLAPPED
     /// with its own event and waits for that request: a NULL OVERLAPPED would wait on the
     /// handle, which any other completing call signals (docs/port-semantics.md, "Handle
@@ -287,8 +318,25 @@ impl Port {
             )
         };
         if hr == E_IO_PENDING {
+            // Bounded: a driver that never sends (a broken delivery) fails the test here
+            // instead of hanging it. On timeout the request is cancelled and reaped first,
+            // so that nothing completes into `buf` or `overlapped` after we return.
+            // SAFETY: FFI on our event.
+            if unsafe { WaitForSingleObject(event, GET_MESSAGE_LIMIT_MS) } != WAIT_OBJECT_0 {
+                // SAFETY: FFI: our handle and our pending request's OVERLAPPED.
+                unsafe { CancelIoEx(self.handle, &overlapped) };
+                // SAFETY: FFI on our event.
+                if unsafe { WaitForSingleObject(event, 5_000) } != WAIT_OBJECT_0 {
+                    // The request may still complete into memory we are about to free.
+                    eprintln!("FilterGetMessage: not cancelled; aborting");
+                    std::process::abort();
+                }
+                // SAFETY: our event.
+                unsafe { CloseHandle(event) };
+                panic!("FilterGetMessage: no message within {GET_MESSAGE_LIMIT_MS} ms");
+            }
             let mut bytes = 0u32;
-            // SAFETY: our pending request's OVERLAPPED; waits until it completed.
+            // SAFETY: our completed request's OVERLAPPED.
             let ok = unsafe { GetOverlappedResult(self.handle, &overlapped, &mut bytes, 1) };
             hr = if ok != 0 {
                 0

@@ -56,7 +56,9 @@ unsafe fn read_name(oa: *const OBJECT_ATTRIBUTES) -> Option<(String, u32)> {
     }
     // SAFETY: the caller's contract.
     let us = unsafe { oa.ObjectName.read() };
-    if us.Length == 0 || us.Length % 2 != 0 || us.Buffer.is_null() {
+    // A well-formed UNICODE_STRING (as ntstrsafe's RtlUnicodeStringValidate checks it):
+    // an even length within `MaximumLength`, the size of `Buffer`.
+    if us.Length == 0 || us.Length % 2 != 0 || us.Length > us.MaximumLength || us.Buffer.is_null() {
         return None;
     }
     // SAFETY: `Length` bytes of UTF-16 at `Buffer` (the caller's contract).

@@ -23,6 +23,7 @@ mod export;
 pub mod handles;
 pub mod hresult;
 mod iocp;
+mod overlapped;
 pub mod last_error;
 mod request;
 pub mod rule;

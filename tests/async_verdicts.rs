@@ -12,8 +12,8 @@ use portfilter_bindings::{STATUS_ACCESS_DENIED, STATUS_CANCELLED, STATUS_SUCCESS
 use portfilter_protocol::{
     CONNECT_CONTEXT_BYTES, ConnectContext, Decision, EVENT_FLAG_PENDED, GET_MESSAGE_BUFFER_BYTES,
     KernelMessage, MAX_VERDICT_BATCH_BYTES, Role, VERDICT_BATCH_REPLY_BYTES, Verdict,
-    VerdictBatchReply, VerdictEntry, decode_kernel_message, encode_verdict_batch,
-    message::split_filter_message,
+    VerdictBatchReply, VerdictEntry, config::REPLY_TIMEOUT_MS_MAX, decode_kernel_message,
+    encode_verdict_batch, message::split_filter_message,
 };
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -98,6 +98,16 @@ fn join_status(t: JoinHandle<i32>) -> i32 {
     t.join().unwrap()
 }
 
+/// Makes pended creates wait for a verdict, a disconnect, a cancellation or unload, never
+/// for their deadline: the longest reply timeout (a minute). With the default second, a
+/// slow run (a loaded machine, ThreadSanitizer) completed a create by its deadline while
+/// the test still expected it pended.
+fn no_deadline_in_sight() {
+    let control = connect(3001, Role::Control);
+    control.set_config(&config_with(|c| c.reply_timeout_ms = REPLY_TIMEOUT_MS_MAX));
+    control.close();
+}
+
 fn pended_now(n: usize) -> bool {
     wait_until(LIMIT, || fltsim::pended::pended_count() == n)
 }
@@ -105,6 +115,7 @@ fn pended_now(n: usize) -> bool {
 #[test]
 fn one_verdict_batch_answers_many_pended_creates() {
     let sim = Sim::start();
+    no_deadline_in_sight();
     let decider = async_decider(DECIDER);
     let names = ["a.txt", "b.secret", "c.txt", "d.secret", "e.txt", "f.txt"];
     let creates: Vec<_> = names
@@ -193,6 +204,7 @@ fn deadline_applies_the_default_and_a_later_verdict_is_late() {
 #[test]
 fn bad_verdicts_are_counted_and_leave_other_creates_alone() {
     let sim = Sim::start();
+    no_deadline_in_sight();
     let decider = async_decider(DECIDER);
     let observer = connect(3002, Role::Observer);
     let create = spawn_create(CreateRequest::new(r"C:\work\keep.txt").pid(APP));
@@ -277,6 +289,7 @@ fn bad_verdicts_are_counted_and_leave_other_creates_alone() {
 #[test]
 fn disconnect_completes_every_pended_create_at_once() {
     let sim = Sim::start();
+    no_deadline_in_sight();
     let decider = async_decider(DECIDER);
     let creates: Vec<_> = (0..3)
         .map(|i| spawn_create(CreateRequest::new(&format!(r"C:\work\{i}.txt")).pid(APP)))
@@ -288,9 +301,10 @@ fn disconnect_completes_every_pended_create_at_once() {
     for c in creates {
         assert_eq!(join_status(c), STATUS_SUCCESS, "default verdict: allow");
     }
+    // Far below the one-minute deadline (no timing assumption about a loaded machine).
     assert!(
-        started.elapsed() < Duration::from_millis(900),
-        "completed at disconnect, not at the 1 s deadline: {:?}",
+        started.elapsed() < Duration::from_secs(30),
+        "completed at disconnect, not at the deadline: {:?}",
         started.elapsed()
     );
     let control = connect(3001, Role::Control);
@@ -302,6 +316,7 @@ fn disconnect_completes_every_pended_create_at_once() {
 #[test]
 fn a_terminated_thread_cancels_its_pended_create() {
     let sim = Sim::start();
+    no_deadline_in_sight();
     let decider = async_decider(DECIDER);
     let create = spawn_create(CreateRequest::new(r"C:\work\killed.txt").pid(APP).tid(77));
     let (requests, _) = read_requests(&decider, 1);
@@ -325,6 +340,7 @@ fn a_terminated_thread_cancels_its_pended_create() {
 #[test]
 fn unload_completes_every_pended_create() {
     let sim = Sim::start();
+    no_deadline_in_sight();
     let decider = Arc::new(async_decider(DECIDER));
     let creates: Vec<_> = (0..4)
         .map(|i| spawn_create(CreateRequest::new(&format!(r"C:\work\u{i}.txt")).pid(APP)))

@@ -16,9 +16,13 @@
 #   scripts/fuzz.sh smoke [TOTAL_SECONDS]      every target from the committed corpus for
 #                                              TOTAL_SECONDS in all (default 60); what CI
 #                                              runs; the corpus in the tree is not changed
-#   scripts/fuzz.sh campaign SECONDS [TARGET…] each target for SECONDS on one core, new
-#                                              inputs merged (minimised) into fuzz/corpus;
-#                                              prints runs, runs/s and coverage per target
+#   scripts/fuzz.sh campaign [--runs N] SECONDS [TARGET…]
+#                                              each target for SECONDS on one core (or
+#                                              until N executions, whichever comes first),
+#                                              new inputs merged (minimised) into
+#                                              fuzz/corpus; prints runs, runs/s and
+#                                              coverage (cov edges, ft features) per target;
+#                                              each run's log: target/fuzz-logs/
 #
 # A crash stops the run with the fuzzer's report; the input is kept in
 # fuzz/artifacts/TARGET/ (reproduce: scripts/fuzz.sh repro TARGET FILE).
@@ -52,26 +56,32 @@ build() {
     fuzz build -O --target-dir "$fuzz_target_dir"
 }
 
-# run TARGET SECONDS CORPUS_DIR… : fuzz, print a one-line summary
+# run TARGET SECONDS CORPUS_DIR… : fuzz, print a one-line summary (max_runs: at most that
+# many executions, 0 = no limit)
+max_runs=0
 run() {
     local target=$1 seconds=$2
     shift 2
-    local log
-    log=$(mktemp)
+    local log start
+    mkdir -p "$root/target/fuzz-logs"
+    log="$root/target/fuzz-logs/$target-$(date -u +%Y%m%dT%H%M%S).log"
+    start=$SECONDS
+    local limit=()
+    [ "$max_runs" -gt 0 ] && limit=(-runs="$max_runs")
     if ! fuzz run -O --target-dir "$fuzz_target_dir" "$target" "$@" -- \
-        -max_total_time="$seconds" -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1; then
-        cat "$log" >&2
-        echo "fuzz: $target FAILED (input kept in fuzz/artifacts/$target/)" >&2
-        rm -f "$log"
+        -max_total_time="$seconds" "${limit[@]}" -rss_limit_mb=4096 -print_final_stats=1 \
+        >"$log" 2>&1; then
+        tail -60 "$log" >&2
+        echo "fuzz: $target FAILED (input kept in fuzz/artifacts/$target/; log $log)" >&2
         return 1
     fi
-    local runs per_s cov
+    local runs per_s cov ft
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     per_s=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
     cov=$(grep -Eo 'cov: [0-9]+' "$log" | tail -1 | grep -Eo '[0-9]+')
-    printf '%-16s %6ss %12s runs %8s runs/s  coverage %s edges  0 crashes\n' \
-        "$target" "$seconds" "${runs:-?}" "${per_s:-?}" "${cov:-?}"
-    rm -f "$log"
+    ft=$(grep -Eo 'ft: [0-9]+' "$log" | tail -1 | grep -Eo '[0-9]+')
+    printf '%-16s %6ss %12s runs %8s runs/s  cov %s edges, ft %s  0 crashes\n' \
+        "$target" "$((SECONDS - start))" "${runs:-?}" "${per_s:-?}" "${cov:-?}" "${ft:-?}"
 }
 
 case "${1:-}" in
@@ -90,11 +100,16 @@ smoke)
     done
     ;;
 campaign)
-    seconds=${2:?usage: scripts/fuzz.sh campaign SECONDS [TARGET…]}
-    shift 2
+    shift
+    if [ "${1:-}" = --runs ]; then
+        max_runs=${2:?usage: scripts/fuzz.sh campaign [--runs N] SECONDS [TARGET…]}
+        shift 2
+    fi
+    seconds=${1:?usage: scripts/fuzz.sh campaign [--runs N] SECONDS [TARGET…]}
+    shift
     [ "$#" -gt 0 ] && targets=("$@")
     build
-    echo "fuzz campaign $(date -u +%Y-%m-%d), ${seconds}s per target, $(nproc) cores"
+    echo "fuzz campaign $(date -u '+%Y-%m-%d %H:%M UTC'), ${seconds}s per target$([ "$max_runs" -gt 0 ] && echo " (at most $max_runs runs)"), $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg)"
     for t in "${targets[@]}"; do
         new=$(mktemp -d)
         mkdir -p "$root/fuzz/corpus/$t"
@@ -112,7 +127,7 @@ repro)
     fuzz run -O --target-dir "$fuzz_target_dir" "$target" "$(realpath "$file")"
     ;;
 *)
-    sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

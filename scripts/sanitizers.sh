@@ -1,67 +1,92 @@
 #!/usr/bin/env bash
-# The end-to-end suites under AddressSanitizer and ThreadSanitizer (-Zsanitizer; not in CI:
-# each sanitizer rebuilds the dependency tree instrumented, minutes on 2 cores).
+# The end-to-end suites under ThreadSanitizer and AddressSanitizer (-Zsanitizer, with the
+# standard library rebuilt instrumented; not in CI: each sanitizer rebuilds std and the
+# dependency tree, tens of minutes on 2 shared cores, several GB of target/).
 #
-#   scripts/sanitizers.sh [address|thread|all]   (default: all)
+#   scripts/sanitizers.sh [thread|address|all] [--keep]   (default: all)
 #
 # Runs, per sanitizer, the driver's end-to-end tests (the real driver under fltsim, every
-# delivery mode, unload with clients in flight, fault sweeps), fltsim's port-semantics
-# tests and the client library's tests, each instrumented, and prints each suite's
-# result. Reports go to target/sanitizers/<sanitizer>.log.
+# delivery mode, unload with clients in flight, fault sweeps), fltsim's tests (port
+# semantics, pended I/O, kernel services) and the client library's tests, each
+# instrumented, and prints each suite's result and the count of sanitizer reports.
+# Logs: target/sanitizers/<sanitizer>.log. The instrumented target directory
+# (target/sanitizers/<sanitizer>/) is deleted after the run unless --keep is given.
 #
-# Toolchain: the rustup nightly when installed, else the stable toolchain with
-# RUSTC_BOOTSTRAP=1 (rustup's stable ships the sanitizer runtimes). The standard library
-# is NOT rebuilt instrumented (no rust-src component here): AddressSanitizer is complete
-# for our code without it; ThreadSanitizer cannot see the synchronisation inside the
-# uninstrumented std (Mutex, Condvar, thread join, channels), so it may report races on
-# data that std's primitives do protect — docs/sanitizers.md says how each report of the
-# last run was judged.
+# FLTSIM_IMAGE must not be set: with it fltsim calls the cross-built driver image through
+# the Windows x64 shim, whose machine code no sanitizer sees.
+#
+# Needs the rustup nightly with rust-src (-Zbuild-std, so that std's Mutex, Condvar,
+# channels and thread join are instrumented too: without them ThreadSanitizer reports
+# races on data std's primitives protect). Installed here when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-which_ones=${1:-all}
+which_ones=all
+keep=0
+for arg in "$@"; do
+    case "$arg" in
+    address | thread | all) which_ones=$arg ;;
+    --keep) keep=1 ;;
+    *)
+        sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+        exit 2
+        ;;
+    esac
+done
 case "$which_ones" in
-address | thread) sanitizers=("$which_ones") ;;
-all) sanitizers=(address thread) ;;
-*)
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
-    exit 2
-    ;;
+all) sanitizers=(thread address) ;;
+*) sanitizers=("$which_ones") ;;
 esac
 
-if rustup run nightly rustc --version >/dev/null 2>&1; then
-    toolchain=+nightly
-else
-    toolchain=+stable
-    export RUSTC_BOOTSTRAP=1
+if [ -n "${FLTSIM_IMAGE:-}" ]; then
+    echo "sanitizers: unset FLTSIM_IMAGE (the image's code is not instrumented)" >&2
+    exit 2
 fi
+if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
+    echo "sanitizers: installing the rustup nightly with rust-src"
+    rustup toolchain install nightly --profile minimal --component rust-src
+fi
+
 host=x86_64-unknown-linux-gnu
+# The driver's end-to-end tests, fltsim's, the client's. Not the image tests (they need the
+# cross-built .sys and FLTSIM_IMAGE) — they skip themselves without it.
+suites=("-p portfilter --tests" "-p fltsim --tests" "-p portfilter-client --tests")
 status=0
+mkdir -p target/sanitizers
 for san in "${sanitizers[@]}"; do
     log="target/sanitizers/$san.log"
-    mkdir -p target/sanitizers
+    dir="target/sanitizers/$san"
     : >"$log"
-    echo "== $san sanitizer ($toolchain${RUSTC_BOOTSTRAP:+, RUSTC_BOOTSTRAP=1}); log: $log"
-    # --target keeps build scripts and proc macros uninstrumented. Tests are built with
-    # unwinding panics whatever the profile says.
-    export RUSTFLAGS="-Zsanitizer=$san -Cdebuginfo=1"
+    echo "== $san sanitizer ($(rustc +nightly --version), -Zbuild-std); log: $log"
+    # --target keeps build scripts and proc macros uninstrumented; -Zbuild-std rebuilds
+    # core/alloc/std with the sanitizer (tests are built with unwinding panics whatever the
+    # profile says).
+    export RUSTFLAGS="-Zsanitizer=$san -Cdebuginfo=1 -Cforce-frame-pointers=yes"
     export RUSTDOCFLAGS="$RUSTFLAGS"
-    export ASAN_OPTIONS="detect_leaks=1:detect_stack_use_after_return=1"
+    # Unwinding panics for everything: with the workspace's panic = "abort", -Zbuild-std
+    # builds std twice (abort for the libraries, unwind for the test harness) and rustc
+    # then finds two `core`s (duplicate lang item; rust-lang/cargo#7359).
+    export CARGO_PROFILE_DEV_PANIC=unwind
+    # fltsim's SEH model and usercopy take SIGSEGV/SIGBUS for faulting user buffers:
+    # ASan must leave those signals to them (allow_user_segv_handler).
+    export ASAN_OPTIONS="detect_leaks=1:detect_stack_use_after_return=1:allow_user_segv_handler=1:handle_segv=0:handle_sigbus=0"
     # Leaks made on purpose by tests, each explained in scripts/lsan.supp.
     export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp:print_suppressions=1"
-    export TSAN_OPTIONS="halt_on_error=0:report_signal_unsafe=0"
-    for suite in "-p portfilter --tests" "-p fltsim --tests" "-p portfilter-client --tests"; do
+    export TSAN_OPTIONS="halt_on_error=0:report_signal_unsafe=0:second_deadlock_stack=1"
+    for suite in "${suites[@]}"; do
+        before=$(grep -c "^==[0-9]*==ERROR: AddressSanitizer\|^WARNING: ThreadSanitizer" "$log" || true)
+        echo "---- $suite" >>"$log"
         # shellcheck disable=SC2086 # the suite is a word list on purpose
-        if cargo "$toolchain" test --no-fail-fast --target "$host" \
-            --target-dir "target/sanitizers/$san" $suite -- --test-threads=2 >>"$log" 2>&1; then
+        if cargo +nightly test -Zbuild-std --no-fail-fast --target "$host" \
+            --target-dir "$dir" $suite -- --test-threads=2 >>"$log" 2>&1; then
             result=passed
         else
             result=FAILED
             status=1
         fi
-        reports=$(grep -c "^==[0-9]*==ERROR: AddressSanitizer\|^WARNING: ThreadSanitizer" "$log" || true)
-        printf '%-10s %-34s %s (%s sanitizer reports in the log so far)\n' \
-            "$san" "$suite" "$result" "$reports"
+        after=$(grep -c "^==[0-9]*==ERROR: AddressSanitizer\|^WARNING: ThreadSanitizer" "$log" || true)
+        printf '%-8s %-30s %-6s %s sanitizer reports\n' "$san" "$suite" "$result" $((after - before))
     done
+    [ "$keep" = 1 ] || rm -rf "$dir"
 done
 exit "$status"

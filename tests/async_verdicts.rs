@@ -12,11 +12,12 @@ use portfilter_bindings::{STATUS_ACCESS_DENIED, STATUS_CANCELLED, STATUS_SUCCESS
 use portfilter_protocol::{
     CONNECT_CONTEXT_BYTES, ConnectContext, Decision, EVENT_FLAG_PENDED, GET_MESSAGE_BUFFER_BYTES,
     KernelMessage, MAX_VERDICT_BATCH_BYTES, Role, VERDICT_BATCH_REPLY_BYTES, Verdict,
-    VerdictBatchReply, VerdictEntry, decode_kernel_message, encode_verdict_batch,
-    message::split_filter_message,
+    VerdictBatchReply, VerdictEntry, config::REPLY_TIMEOUT_MS_MAX, decode_kernel_message,
+    encode_verdict_batch, message::split_filter_message,
 };
 use std::ffi::c_void;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -98,6 +99,16 @@ fn join_status(t: JoinHandle<i32>) -> i32 {
     t.join().unwrap()
 }
 
+/// Makes pended creates wait for a verdict, a disconnect, a cancellation or unload, never
+/// for their deadline: the longest reply timeout (a minute). With the default second, a
+/// slow run (a loaded machine, ThreadSanitizer) completed a create by its deadline while
+/// the test still expected it pended.
+fn no_deadline_in_sight() {
+    let control = connect(3001, Role::Control);
+    control.set_config(&config_with(|c| c.reply_timeout_ms = REPLY_TIMEOUT_MS_MAX));
+    control.close();
+}
+
 fn pended_now(n: usize) -> bool {
     wait_until(LIMIT, || fltsim::pended::pended_count() == n)
 }
@@ -105,6 +116,7 @@ fn pended_now(n: usize) -> bool {
 #[test]
 fn one_verdict_batch_answers_many_pended_creates() {
     let sim = Sim::start();
+    no_deadline_in_sight();
     let decider = async_decider(DECIDER);
     let names = ["a.txt", "b.secret", "c.txt", "d.secret", "e.txt", "f.txt"];
     let creates: Vec<_> = names
@@ -238,6 +250,7 @@ fn a_request_handed_straight_to_a_waiting_get_still_gets_its_deadline() {
 #[test]
 fn bad_verdicts_are_counted_and_leave_other_creates_alone() {
     let sim = Sim::start();
+    no_deadline_in_sight();
     let decider = async_decider(DECIDER);
     let observer = connect(3002, Role::Observer);
     let create = spawn_create(CreateRequest::new(r"C:\work\keep.txt").pid(APP));
@@ -322,6 +335,7 @@ fn bad_verdicts_are_counted_and_leave_other_creates_alone() {
 #[test]
 fn disconnect_completes_every_pended_create_at_once() {
     let sim = Sim::start();
+    no_deadline_in_sight();
     let decider = async_decider(DECIDER);
     let creates: Vec<_> = (0..3)
         .map(|i| spawn_create(CreateRequest::new(&format!(r"C:\work\{i}.txt")).pid(APP)))
@@ -333,9 +347,10 @@ fn disconnect_completes_every_pended_create_at_once() {
     for c in creates {
         assert_eq!(join_status(c), STATUS_SUCCESS, "default verdict: allow");
     }
+    // Far below the one-minute deadline (no timing assumption about a loaded machine).
     assert!(
-        started.elapsed() < Duration::from_millis(900),
-        "completed at disconnect, not at the 1 s deadline: {:?}",
+        started.elapsed() < Duration::from_secs(30),
+        "completed at disconnect, not at the deadline: {:?}",
         started.elapsed()
     );
     let control = connect(3001, Role::Control);
@@ -347,6 +362,7 @@ fn disconnect_completes_every_pended_create_at_once() {
 #[test]
 fn a_terminated_thread_cancels_its_pended_create() {
     let sim = Sim::start();
+    no_deadline_in_sight();
     let decider = async_decider(DECIDER);
     let create = spawn_create(CreateRequest::new(r"C:\work\killed.txt").pid(APP).tid(77));
     let (requests, _) = read_requests(&decider, 1);
@@ -370,6 +386,7 @@ fn a_terminated_thread_cancels_its_pended_create() {
 #[test]
 fn unload_completes_every_pended_create() {
     let sim = Sim::start();
+    no_deadline_in_sight();
     let decider = Arc::new(async_decider(DECIDER));
     let creates: Vec<_> = (0..4)
         .map(|i| spawn_create(CreateRequest::new(&format!(r"C:\work\u{i}.txt")).pid(APP)))
@@ -398,10 +415,15 @@ fn verdicts_racing_deadlines_complete_each_create_once() {
     let control = connect(3001, Role::Control);
     control.set_config(&config_with(|c| c.reply_timeout_ms = 2));
     let decider = Arc::new(async_decider(DECIDER));
+    // Set before the handle is closed at the end: a send that fails after it is the
+    // answering thread racing that close (on a loaded machine it may still be answering
+    // the last batch), not a driver failure; nothing of it was applied.
+    let released = Arc::new(AtomicBool::new(false));
     // Answer whatever arrives, as fast as possible: some verdicts win, some deadlines do
     // (and a batch the decider was too slow to take is completed with the default at once).
     let answering = {
         let decider = Arc::clone(&decider);
+        let released = Arc::clone(&released);
         std::thread::spawn(move || {
             let mut buf = Buf::new(GET_MESSAGE_BUFFER_BYTES);
             let mut answered = (0u32, 0u32);
@@ -415,6 +437,9 @@ fn verdicts_racing_deadlines_complete_each_create_once() {
                     .map(|e| Verdict::deny(e.fields.sequence).into())
                     .collect();
                 let (hr, reply) = send_verdicts(&decider, &entries);
+                if hr != 0 && released.load(Ordering::SeqCst) {
+                    break;
+                }
                 assert_eq!(hr, 0);
                 let reply = reply.unwrap();
                 assert_eq!(reply.total() as usize, entries.len(), "{reply:?}");
@@ -439,6 +464,7 @@ fn verdicts_racing_deadlines_complete_each_create_once() {
         assert!(status == STATUS_SUCCESS || status == STATUS_ACCESS_DENIED);
         denied += u64::from(status == STATUS_ACCESS_DENIED);
     }
+    released.store(true, Ordering::SeqCst);
     decider.release();
     let deadline = Instant::now() + LIMIT;
     while !answering.is_finished() {

@@ -54,9 +54,12 @@ fn the_driver_logs_with_a_component_and_a_level_so_that_its_errors_show_by_defau
     assert_eq!(port.send_raw(&mut unknown, 64).0, hr::NOT_SUPPORTED);
     port.close();
     fltsim::unload_driver().expect("unload");
+    // Read the log while this test still holds the machine: once the guard is gone,
+    // another test's Machine::boot may clear it (seen under ThreadSanitizer's slowdown).
+    let entries = fltsim::log::entries();
     assert!(machine.shutdown().is_empty());
 
-    let driver: Vec<fltsim::log::Entry> = fltsim::log::entries()
+    let driver: Vec<fltsim::log::Entry> = entries
         .into_iter()
         .filter(|e| e.text.starts_with("portfilter: "))
         .collect();

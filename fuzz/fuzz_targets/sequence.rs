@@ -17,6 +17,7 @@ use portfilter_protocol::{
     Delivery, Role, STATS_BYTES, Stats, VERDICT_REPLY_BYTES, Verdict, encode_request,
 };
 use std::ffi::c_void;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
@@ -76,7 +77,11 @@ struct World {
     gets: Vec<Get>,
     /// (message id, sequence) of requests received.
     requests: Vec<(u64, u64)>,
-    creates: Vec<JoinHandle<i32>>,
+    creates: Vec<JoinHandle<()>>,
+    /// Each create thread sends its final status here when fltsim::create returns, so the
+    /// end of the script waits exactly as long as the slowest create (no polling).
+    done_tx: Sender<i32>,
+    done_rx: Receiver<i32>,
 }
 
 const PATHS: [&str; 6] = [
@@ -340,8 +345,10 @@ impl World {
         if what & 0x20 != 0 {
             request = request.directory();
         }
-        self.creates
-            .push(std::thread::spawn(move || fltsim::create(&request).status));
+        let done = self.done_tx.clone();
+        self.creates.push(std::thread::spawn(move || {
+            let _ = done.send(fltsim::create(&request).status);
+        }));
     }
 }
 
@@ -393,12 +400,15 @@ fuzz_target!(|data: &[u8]| {
         )
     };
     assert!(!iocp.is_null(), "a completion port");
+    let (done_tx, done_rx) = channel();
     let mut world = World {
         iocp,
         conns: Vec::new(),
         gets: Vec::new(),
         requests: Vec::new(),
         creates: Vec::new(),
+        done_tx,
+        done_rx,
     };
     let mut steps = 0;
     while !script.done() && steps < 256 {
@@ -434,19 +444,27 @@ fuzz_target!(|data: &[u8]| {
         world.close(u8::try_from(i).unwrap_or(0));
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    for create in world.creates.drain(..) {
-        while !create.is_finished() {
-            assert!(Instant::now() < deadline, "a create did not complete");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let status = create.join().expect("create thread");
+    for _ in 0..world.creates.len() {
+        let status = match world
+            .done_rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            Ok(status) => status,
+            Err(RecvTimeoutError::Timeout) => panic!("a create did not complete"),
+            Err(RecvTimeoutError::Disconnected) => unreachable!("World holds a sender"),
+        };
         assert!(
             status == STATUS_SUCCESS || status < 0,
             "create ended with {status:#x}"
         );
     }
-    // Let the queued worker settle, then drain completions of the closed handles.
-    world.poll(10);
+    for create in world.creates.drain(..) {
+        create.join().expect("create thread");
+    }
+    // Drain the completions already queued for the closed handles (the counters below do
+    // not depend on them: every create has returned, and each counts itself before it
+    // returns; gets still in flight are completed by the unload or freed with `world`).
+    world.poll(0);
     let s = stats();
     assert_eq!(
         s.events_seen,

@@ -3,6 +3,7 @@
 use crate::WAIT;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,34 @@ pub fn run(cmd: &mut Command, limit: Duration) -> Output {
 struct Collected {
     text: Mutex<String>,
     changed: Condvar,
+    /// The stream reached its end (set under `text`'s lock, then `changed` notified).
+    ended: AtomicBool,
+}
+
+/// How long `wait_exit` waits, after the exit, for the output pipes to reach their end (a
+/// grandchild that inherited them could hold them open; then the output so far is used).
+const DRAIN: Duration = Duration::from_secs(10);
+
+impl Collected {
+    /// Waits until the stream has ended, at most `limit`: everything the process wrote is
+    /// then in `text` (no fixed sleep, which a loaded machine outlasts).
+    fn wait_ended(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut text = self.text.lock().unwrap();
+        while !self.ended.load(Ordering::SeqCst) {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            text = self.changed.wait_timeout(text, deadline - now).unwrap().0;
+        }
+    }
+
+    fn end(&self) {
+        let _text = self.text.lock().unwrap();
+        self.ended.store(true, Ordering::SeqCst);
+        self.changed.notify_all();
+    }
 }
 
 fn collect(stream: impl Read + Send + 'static, into: Arc<Collected>) {
@@ -45,6 +74,7 @@ fn collect(stream: impl Read + Send + 'static, into: Arc<Collected>) {
             into.changed.notify_all();
             line.clear();
         }
+        into.end();
     });
 }
 
@@ -146,8 +176,9 @@ impl Proc {
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 self.exited = Some(status);
-                // Let the collectors drain the pipes.
-                std::thread::sleep(Duration::from_millis(50));
+                // Let the collectors drain the pipes to their end.
+                self.out.wait_ended(DRAIN);
+                self.err.wait_ended(DRAIN);
                 return status;
             }
             if Instant::now() >= deadline {

@@ -169,10 +169,9 @@ pub unsafe fn filter_get_message(
             notify.iocp.clone_from(&p.binding.lock());
         }
         // SAFETY: as above.
+        #[allow(clippy::cast_sign_loss)]
         unsafe {
-            #[allow(clippy::cast_sign_loss)]
-            std::ptr::addr_of_mut!((*overlapped).Internal).write_volatile(STATUS_PENDING as usize);
-            std::ptr::addr_of_mut!((*overlapped).InternalHigh).write_volatile(0);
+            crate::overlapped::start(overlapped, STATUS_PENDING as usize);
         }
     }
     let slot = RequestSlot::new(message_buffer.cast::<u8>(), message_buffer_size, notify);
@@ -192,8 +191,7 @@ pub unsafe fn filter_get_message(
             // SAFETY: as above.
             #[allow(clippy::cast_sign_loss)]
             unsafe {
-                std::ptr::addr_of_mut!((*overlapped).Internal)
-                    .write_volatile(status as u32 as usize);
+                crate::overlapped::complete(overlapped, status as u32 as usize, 0);
             }
         }
         return hresult_from_ntstatus(status);
@@ -507,7 +505,7 @@ pub unsafe fn get_overlapped_result(
         return fail(win32::INVALID_PARAMETER);
     }
     // SAFETY: a live OVERLAPPED of the caller (contract).
-    let read_internal = || unsafe { std::ptr::addr_of!((*overlapped).Internal).read_volatile() };
+    let read_internal = || unsafe { crate::overlapped::status(overlapped) };
     #[allow(clippy::cast_sign_loss)]
     let pending = || read_internal() == STATUS_PENDING as usize;
     if pending() {
@@ -545,7 +543,7 @@ pub unsafe fn get_overlapped_result(
     #[allow(clippy::cast_possible_truncation)]
     let status = read_internal() as u32 as NTSTATUS;
     // SAFETY: as above.
-    let info = unsafe { std::ptr::addr_of!((*overlapped).InternalHigh).read_volatile() };
+    let info = unsafe { crate::overlapped::information(overlapped) };
     #[allow(clippy::cast_possible_truncation)]
     // SAFETY: non-null out parameter.
     unsafe {

@@ -24,6 +24,7 @@ pub mod handles;
 pub mod hresult;
 mod iocp;
 pub mod last_error;
+mod overlapped;
 mod request;
 pub mod rule;
 pub mod wait;

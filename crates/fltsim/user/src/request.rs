@@ -106,12 +106,11 @@ impl RequestSlot {
         }
         let ov = self.notify.overlapped as *mut OVERLAPPED;
         if !ov.is_null() {
-            // SAFETY: same contract for the OVERLAPPED; volatile because the client may
-            // poll it (HasOverlappedIoCompleted) from another thread.
+            // SAFETY: same contract for the OVERLAPPED; the client may poll it
+            // (HasOverlappedIoCompleted) from another thread: published atomically.
+            #[allow(clippy::cast_sign_loss)]
             unsafe {
-                std::ptr::addr_of_mut!((*ov).InternalHigh).write_volatile(information);
-                #[allow(clippy::cast_sign_loss)]
-                std::ptr::addr_of_mut!((*ov).Internal).write_volatile(status as u32 as usize);
+                crate::overlapped::complete(ov, status as u32 as usize, information);
             }
         }
         *done = Some((status, information));

@@ -79,14 +79,34 @@ fn guard_counter(report: &str, name: &str) -> u64 {
         .map_or(0, |v| v.parse().unwrap())
 }
 
-/// Starts `portctl guard --deny-ext evil` and waits until it decides (x.evil denied).
+/// Starts a host guarding `dir` (with `extra` options), sets the driver's reply budget to
+/// `budget_ms` with deny as the default verdict, and starts `portctl guard` as the decider.
+fn host_with_decider(portctl: &Path, dir: &Path, extra: &[&str], budget_ms: u32) -> (Host, Proc) {
+    let mut args = vec!["--guard", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let host = Host::start(&args);
+    host.proc.wait_for("guard live");
+    let budget = format!("reply-timeout-ms={budget_ms}");
+    let set = run(
+        host.command(portctl)
+            .args(["config", "set", &budget, "default-verdict=deny"]),
+        WAIT,
+    );
+    assert!(set.status.success(), "{}", set.stderr);
+    let guard = start_decider(&host, portctl, dir);
+    (host, guard)
+}
+
+/// Starts `portctl guard --deny-ext evil` and waits until it decides: `x.evil` denied
+/// *and* `ok.txt` allowed. (A denial alone does not prove it: with `default-verdict=deny`
+/// the driver denies by default while the decider is still starting, and a test that froze
+/// the decider then would freeze a process that never connected.)
 fn start_decider(host: &Host, portctl: &Path, dir: &Path) -> Proc {
     let guard = Proc::spawn(host.command(portctl).args(["guard", "--deny-ext", "evil"]));
-    host.proc.wait_for("(portctl) uid");
     let deadline = Instant::now() + WAIT;
     loop {
-        let out = cat(&dir.join("x.evil"));
-        if !out.status.success() {
+        let denied = !cat(&dir.join("x.evil")).status.success();
+        if denied && cat(&dir.join("ok.txt")).status.success() {
             return guard;
         }
         assert!(
@@ -190,19 +210,7 @@ fn a_frozen_decider_gives_the_drivers_default_verdict_within_the_budget() {
     }
     let portctl = build("portctl", "portctl");
     let dir = guarded_dir();
-    let host = Host::start(&["--guard", dir.path().to_str().unwrap()]);
-    host.proc.wait_for("guard live");
-    let set = run(
-        host.command(&portctl).args([
-            "config",
-            "set",
-            "reply-timeout-ms=300",
-            "default-verdict=deny",
-        ]),
-        WAIT,
-    );
-    assert!(set.status.success(), "{}", set.stderr);
-    let guard = start_decider(&host, &portctl, dir.path());
+    let (host, guard) = host_with_decider(&portctl, dir.path(), &[], 300);
     guard.signal(libc::SIGSTOP);
     let start = Instant::now();
     let out = cat(&dir.path().join("ok.txt"));
@@ -228,20 +236,8 @@ fn killing_the_host_releases_a_waiting_open() {
     }
     let portctl = build("portctl", "portctl");
     let dir = guarded_dir();
-    let mut host = Host::start(&["--guard", dir.path().to_str().unwrap()]);
-    host.proc.wait_for("guard live");
     // The longest budget: only the host's death can end the wait within this test.
-    let set = run(
-        host.command(&portctl).args([
-            "config",
-            "set",
-            "reply-timeout-ms=60000",
-            "default-verdict=deny",
-        ]),
-        WAIT,
-    );
-    assert!(set.status.success(), "{}", set.stderr);
-    let guard = start_decider(&host, &portctl, dir.path());
+    let (mut host, guard) = host_with_decider(&portctl, dir.path(), &[], 60000);
     guard.signal(libc::SIGSTOP);
     let mut waiting = Proc::spawn(Command::new("cat").arg(dir.path().join("ok.txt")));
     std::thread::sleep(Duration::from_millis(500));
@@ -301,26 +297,12 @@ fn opens_over_the_in_flight_limit_are_answered_at_once_and_counted() {
     }
     let portctl = build("portctl", "portctl");
     let dir = guarded_dir();
-    let host = Host::start(&[
-        "--guard",
-        dir.path().to_str().unwrap(),
-        "--guard-max-in-flight",
-        "1",
-        "--guard-workers",
-        "1",
-    ]);
-    host.proc.wait_for("guard live");
-    let set = run(
-        host.command(&portctl).args([
-            "config",
-            "set",
-            "reply-timeout-ms=2000",
-            "default-verdict=deny",
-        ]),
-        WAIT,
+    let (host, guard) = host_with_decider(
+        &portctl,
+        dir.path(),
+        &["--guard-max-in-flight", "1", "--guard-workers", "1"],
+        2000,
     );
-    assert!(set.status.success(), "{}", set.stderr);
-    let guard = start_decider(&host, &portctl, dir.path());
     guard.signal(libc::SIGSTOP);
     // One open holds the only slot (the frozen decider keeps it up to 2 s) ...
     let mut held = Proc::spawn(Command::new("cat").arg(dir.path().join("ok.txt")));
@@ -358,24 +340,7 @@ fn the_watchdog_answers_an_open_the_driver_has_not_decided_within_budget_and_mar
     let dir = guarded_dir();
     // One worker: a second open waits behind the first, so its driver call would end
     // only after two budgets; the watchdog answers it at one budget + 500 ms.
-    let host = Host::start(&[
-        "--guard",
-        dir.path().to_str().unwrap(),
-        "--guard-workers",
-        "1",
-    ]);
-    host.proc.wait_for("guard live");
-    let set = run(
-        host.command(&portctl).args([
-            "config",
-            "set",
-            "reply-timeout-ms=2000",
-            "default-verdict=deny",
-        ]),
-        WAIT,
-    );
-    assert!(set.status.success(), "{}", set.stderr);
-    let guard = start_decider(&host, &portctl, dir.path());
+    let (host, guard) = host_with_decider(&portctl, dir.path(), &["--guard-workers", "1"], 2000);
     std::thread::sleep(Duration::from_millis(300)); // the guard re-reads the budget
     guard.signal(libc::SIGSTOP);
     let mut first = Proc::spawn(Command::new("cat").arg(dir.path().join("ok.txt")));

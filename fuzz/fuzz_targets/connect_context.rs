@@ -43,7 +43,11 @@ fuzz_target!(|data: &[u8]| {
                 HELLO_REPLY_BYTES,
                 BufferKind::Valid,
             );
-            assert_eq!((hr, n as usize), (0, HELLO_REPLY_BYTES), "a connection answers Hello");
+            assert_eq!(
+                (hr, n as usize),
+                (0, HELLO_REPLY_BYTES),
+                "a connection answers Hello"
+            );
             // SAFETY: our handle, closed once.
             unsafe { CloseHandle(handle) };
         }

@@ -11,10 +11,10 @@
 
 use fltsim::{CreateRequest, Machine};
 use libfuzzer_sys::fuzz_target;
-use portfilter_fuzz::{BufferKind, CLIENT_PID, connect_raw, send};
+use portfilter_fuzz::{BufferKind, CLIENT_PID, Script, connect_raw, send};
 use portfilter_protocol::{
-    CONFIG_MAX_BYTES, CONNECT_CONTEXT_BYTES, Command, Config, ConnectContext, Decision,
-    Delivery, Role, STATS_BYTES, Stats, VERDICT_REPLY_BYTES, Verdict, encode_request,
+    CONFIG_MAX_BYTES, CONNECT_CONTEXT_BYTES, Command, Config, ConnectContext, Decision, Delivery,
+    Role, STATS_BYTES, Stats, VERDICT_REPLY_BYTES, Verdict, encode_request,
 };
 use std::ffi::c_void;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
@@ -32,33 +32,6 @@ const STATUS_SUCCESS: i32 = 0;
 const MAX_CONNECTIONS: usize = 6;
 const MAX_CREATES: usize = 12;
 const MAX_GETS: usize = 16;
-
-/// Bytes of the script, read front to back; 0 once exhausted.
-struct Script<'a>(&'a [u8]);
-
-impl Script<'_> {
-    fn byte(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((b, rest)) => {
-                self.0 = rest;
-                *b
-            }
-            None => 0,
-        }
-    }
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.byte(), self.byte()])
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let n = n.min(self.0.len());
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        head.to_vec()
-    }
-    fn done(&self) -> bool {
-        self.0.is_empty()
-    }
-}
 
 /// An overlapped get in flight: the OVERLAPPED and the buffer stay put until it completes.
 struct Get {
@@ -135,7 +108,10 @@ impl World {
             let key = self.conns.len();
             // SAFETY: binds our connection handle to our completion port.
             let bound = unsafe { CreateIoCompletionPort(handle, self.iocp, key, 0) };
-            assert_eq!(bound, self.iocp, "binding a connection to the completion port");
+            assert_eq!(
+                bound, self.iocp,
+                "binding a connection to the completion port"
+            );
             self.conns.push(Some(Conn { handle, pid }));
         }
     }
@@ -287,7 +263,13 @@ impl World {
         let input = script.bytes(len);
         if let Some(conn) = self.conn(index) {
             let _p = fltsim::process::enter(conn.pid);
-            let _ = send(conn.handle, &input, BufferKind::Valid, out_len, BufferKind::Valid);
+            let _ = send(
+                conn.handle,
+                &input,
+                BufferKind::Valid,
+                out_len,
+                BufferKind::Valid,
+            );
         }
     }
 
@@ -359,8 +341,11 @@ fn stats() -> Stats {
     ConnectContext::new(Role::Control)
         .encode(&mut context)
         .expect("a context encodes");
-    let handle = connect_raw(context.as_ptr().cast::<c_void>(), CONNECT_CONTEXT_BYTES as u16)
-        .expect("a control connection is always possible at the end");
+    let handle = connect_raw(
+        context.as_ptr().cast::<c_void>(),
+        CONNECT_CONTEXT_BYTES as u16,
+    )
+    .expect("a control connection is always possible at the end");
     let mut request = [0u8; 8];
     encode_request(Command::GetStats, &mut request).expect("request encodes");
     let mut out = vec![0u64; STATS_BYTES.div_ceil(8)];
@@ -386,7 +371,7 @@ fn stats() -> Stats {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut script = Script(data);
+    let mut script = Script::new(data);
     let machine = Machine::boot();
     fltsim::load_driver(portfilter::DriverEntry).expect("DriverEntry succeeds");
     fltsim::process::spawn(CLIENT_PID, "client.exe", true);

@@ -17,7 +17,7 @@
 
 use fltsim::{CreateRequest, Machine};
 use libfuzzer_sys::fuzz_target;
-use portfilter_fuzz::{BufferKind, CLIENT_PID, send};
+use portfilter_fuzz::{BufferKind, CLIENT_PID, Script, send};
 use portfilter_protocol::{
     CONFIG_MAX_BYTES, CONNECT_CONTEXT_BYTES, Command, Config, ConnectContext,
     GET_MESSAGE_BUFFER_BYTES, KernelMessage, MAX_VERDICT_BATCH_BYTES, Role, STATS_BYTES, Stats,
@@ -38,33 +38,6 @@ use windows_sys::Win32::System::IO::{
 const STATUS_SUCCESS: i32 = 0;
 const APP: u32 = 1000;
 const MAX_STEPS: usize = 48;
-
-/// Bytes of the script, read front to back; 0 once exhausted.
-struct Script<'a>(&'a [u8]);
-
-impl Script<'_> {
-    fn byte(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((b, rest)) => {
-                self.0 = rest;
-                *b
-            }
-            None => 0,
-        }
-    }
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes([self.byte(), self.byte(), self.byte(), self.byte()])
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let n = n.min(self.0.len());
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        head.to_vec()
-    }
-    fn done(&self) -> bool {
-        self.0.is_empty()
-    }
-}
 
 /// A connection in `role` (asynchronous decider when `asynchronous`) as `pid`, on an
 /// overlapped handle (the decider's reader has a get pending while verdicts are sent:
@@ -182,7 +155,7 @@ fn reader(handle: usize, seen: Arc<Mutex<Vec<u64>>>) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut script = Script(data);
+    let mut script = Script::new(data);
     let machine = Machine::boot();
     fltsim::load_driver(portfilter::DriverEntry).expect("DriverEntry succeeds");
     fltsim::process::spawn(CLIENT_PID, "decider.exe", true);

@@ -5,7 +5,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portfilter_sim_wire::{FromHost, Incoming, MAX_FRAME_BYTES, ToHost, decode, encode, read_frame};
+use portfilter_sim_wire::{
+    FromHost, Incoming, MAX_FRAME_BYTES, ToHost, decode, encode, read_frame,
+};
 use std::io::Cursor;
 use std::time::Duration;
 
@@ -15,7 +17,10 @@ where
 {
     if let Ok(envelope) = decode::<T>(body) {
         let again = encode(&envelope);
-        assert_eq!(decode::<T>(&again).expect("re-encoded frame decodes"), envelope);
+        assert_eq!(
+            decode::<T>(&again).expect("re-encoded frame decodes"),
+            envelope
+        );
     }
 }
 

@@ -15,6 +15,53 @@ use windows_sys::Win32::Storage::InstallableFileSystems::{
 /// Process id of the simulated client process the harness connects as.
 pub const CLIENT_PID: u32 = 4242;
 
+/// The bytes of a stateful target's script, read front to back; every read past the end
+/// gives zeros, so any input is a complete script.
+pub struct Script<'a>(&'a [u8]);
+
+impl<'a> Script<'a> {
+    /// A script over `data`.
+    #[must_use]
+    pub fn new(data: &'a [u8]) -> Self {
+        Self(data)
+    }
+
+    /// The next byte, 0 once the script is exhausted.
+    pub fn byte(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((b, rest)) => {
+                self.0 = rest;
+                *b
+            }
+            None => 0,
+        }
+    }
+
+    /// The next two bytes, little-endian.
+    pub fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.byte(), self.byte()])
+    }
+
+    /// The next four bytes, little-endian.
+    pub fn u32(&mut self) -> u32 {
+        u32::from_le_bytes([self.byte(), self.byte(), self.byte(), self.byte()])
+    }
+
+    /// Up to `n` bytes (fewer at the end of the script).
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let n = n.min(self.0.len());
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        head.to_vec()
+    }
+
+    /// Whether the script is exhausted.
+    #[must_use]
+    pub fn done(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// The port name, NUL-terminated UTF-16.
 #[must_use]
 pub fn port_name() -> Vec<u16> {
@@ -32,7 +79,14 @@ pub fn connect_raw(context: *const c_void, len: u16) -> Result<HANDLE, i32> {
     // SAFETY: a NUL-terminated name, a context valid for `len` bytes (or NULL with 0 — or
     // deliberately not, which fltlib must reject), and an out pointer to a local.
     let hr = unsafe {
-        FilterConnectCommunicationPort(name.as_ptr(), 0, context, len, std::ptr::null(), &mut handle)
+        FilterConnectCommunicationPort(
+            name.as_ptr(),
+            0,
+            context,
+            len,
+            std::ptr::null(),
+            &mut handle,
+        )
     };
     if hr == 0 { Ok(handle) } else { Err(hr) }
 }
@@ -215,7 +269,10 @@ impl Driver {
                 portfilter_protocol::HELLO_REPLY_BYTES,
                 BufferKind::Valid,
             );
-            assert_eq!((hr, n as usize), (0, portfilter_protocol::HELLO_REPLY_BYTES));
+            assert_eq!(
+                (hr, n as usize),
+                (0, portfilter_protocol::HELLO_REPLY_BYTES)
+            );
             // SAFETY: our handle, closed once.
             unsafe { CloseHandle(port) };
         }

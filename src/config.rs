@@ -400,38 +400,59 @@ mod tests {
         fresh
     }
 
-    #[test]
-    fn a_swap_waits_until_the_old_blocks_readers_left() {
-        let _machine = fltsim::Machine::boot();
-        let store = store();
+    /// Holds a pin on the current block, swaps in a new one on another thread, and checks
+    /// that the swap waits for that reader but not for one that arrives during the swap.
+    fn swap_under_a_reader(store: &ConfigStore, old_ms: u32, new_ms: u32) {
         let swapped = std::sync::atomic::AtomicBool::new(false);
+        let (done, finished) = std::sync::mpsc::channel();
         std::thread::scope(|scope| {
             let pin = store.pin();
-            let before = pin.config().map(|c| c.reply_timeout_ms);
-            assert_eq!(before, Some(DEFAULT_REPLY_TIMEOUT_MS));
-            let writer = scope.spawn(|| {
-                let old = store.replace(config_with_timeout(7));
+            assert_eq!(pin.config().map(|c| c.reply_timeout_ms), Some(old_ms));
+            let generation = store.generation.load(Ordering::SeqCst);
+            let swapped = &swapped;
+            scope.spawn(move || {
+                let old = store.replace(config_with_timeout(new_ms));
                 swapped.store(true, Ordering::SeqCst);
-                old.map(|c| c.reply_timeout_ms)
+                let _ = done.send(old.map(|c| c.reply_timeout_ms));
             });
+            // The writer moves the generation on before it waits for the old readers.
+            let start = std::time::Instant::now();
+            while store.generation.load(Ordering::SeqCst) == generation {
+                assert!(start.elapsed().as_secs() < 20, "the swap never started");
+                std::thread::yield_now();
+            }
             // Whatever the scheduling, the swap cannot return while we hold the old block.
             std::thread::sleep(std::time::Duration::from_millis(50));
             assert!(!swapped.load(Ordering::SeqCst), "freed under a reader");
             // A reader arriving meanwhile already sees the new block, and is not waited
-            // for (it registered in the new generation).
+            // for (it registered in the new generation's counter, not the old one's).
             let late = store.pin();
-            assert_eq!(late.config().map(|c| c.reply_timeout_ms), Some(7));
-            assert_eq!(pin.config().map(|c| c.reply_timeout_ms), Some(7));
+            assert_eq!(late.config().map(|c| c.reply_timeout_ms), Some(new_ms));
+            assert_eq!(pin.config().map(|c| c.reply_timeout_ms), Some(new_ms));
             drop(pin);
             assert_eq!(
-                writer.join().expect("writer"),
-                Some(DEFAULT_REPLY_TIMEOUT_MS),
-                "the old block comes back once its reader left"
+                finished.recv_timeout(std::time::Duration::from_secs(20)),
+                Ok(Some(old_ms)),
+                "the old block comes back once its own reader left, with a reader of the \
+                 new generation still pinned (generation {generation})"
             );
             drop(late);
         });
         assert!(swapped.load(Ordering::SeqCst));
-        assert_eq!(store.settings().reply_timeout_ms, 7);
+    }
+
+    #[test]
+    fn a_swap_waits_until_the_old_blocks_readers_left() {
+        let _machine = fltsim::Machine::boot();
+        let store = store();
+        // Generations alternate between the two reader counters: check several in a row,
+        // so that a mapping that gives two consecutive generations one counter is caught.
+        let mut old_ms = DEFAULT_REPLY_TIMEOUT_MS;
+        for new_ms in 1..=5 {
+            swap_under_a_reader(&store, old_ms, new_ms);
+            old_ms = new_ms;
+        }
+        assert_eq!(store.settings().reply_timeout_ms, 5);
         store.destroy();
     }
 

@@ -40,7 +40,7 @@ while [ $# -gt 0 ]; do
         break
         ;;
     *)
-        sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
         exit 2
         ;;
     esac

@@ -3,8 +3,10 @@
 # standard library rebuilt instrumented; not in CI: each sanitizer rebuilds std and the
 # dependency tree, tens of minutes on 2 shared cores, several GB of target/).
 #
-#   scripts/sanitizers.sh [thread|address|all] [--keep]   (default: all)
+#   scripts/sanitizers.sh [thread|address|all] [driver|fltsim|client]... [--keep] [-- FILTER...]
 #
+# (default: both sanitizers, all three suites; FILTER... goes to the test binaries, e.g.
+# `scripts/sanitizers.sh thread client --keep -- a_panicking` reruns two client tests).
 # Runs, per sanitizer, the driver's end-to-end tests (the real driver under fltsim, every
 # delivery mode, unload with clients in flight, fault sweeps), fltsim's tests (port
 # semantics, pended I/O, kernel services) and the client library's tests, each
@@ -23,15 +25,26 @@ cd "$(dirname "$0")/.."
 
 which_ones=all
 keep=0
-for arg in "$@"; do
-    case "$arg" in
-    address | thread | all) which_ones=$arg ;;
+suites=()
+filters=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+    address | thread | all) which_ones=$1 ;;
+    driver) suites+=("-p portfilter --tests") ;;
+    fltsim) suites+=("-p fltsim --tests") ;;
+    client) suites+=("-p portfilter-client --tests") ;;
     --keep) keep=1 ;;
+    --)
+        shift
+        filters=("$@")
+        break
+        ;;
     *)
-        sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
         exit 2
         ;;
     esac
+    shift
 done
 case "$which_ones" in
 all) sanitizers=(thread address) ;;
@@ -50,7 +63,9 @@ fi
 host=x86_64-unknown-linux-gnu
 # The driver's end-to-end tests, fltsim's, the client's. Not the image tests (they need the
 # cross-built .sys and FLTSIM_IMAGE) — they skip themselves without it.
-suites=("-p portfilter --tests" "-p fltsim --tests" "-p portfilter-client --tests")
+if [ ${#suites[@]} -eq 0 ]; then
+    suites=("-p portfilter --tests" "-p fltsim --tests" "-p portfilter-client --tests")
+fi
 status=0
 mkdir -p target/sanitizers
 for san in "${sanitizers[@]}"; do
@@ -73,19 +88,32 @@ for san in "${sanitizers[@]}"; do
     # Leaks made on purpose by tests, each explained in scripts/lsan.supp.
     export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp:print_suppressions=1"
     export TSAN_OPTIONS="halt_on_error=0:report_signal_unsafe=0:second_deadlock_stack=1"
+    # No panic backtraces. With RUST_BACKTRACE=1 (set in many shells) every panic makes the
+    # panicking thread symbolize its stack from the test binary's DWARF with the
+    # instrumented std's symbolizer: 20-25 s per first panic of a binary under TSan on
+    # this machine, during which the thread is inside the panic hook, i.e. still inside the
+    # `catch_unwind` that will catch it. Tests whose handler panics on purpose (the client
+    # engine's panic containment) then saw their next event time out (docs/fuzzing.md,
+    # finding 3). The sanitizers' own reports carry their stacks.
+    export RUST_BACKTRACE=0
     for suite in "${suites[@]}"; do
-        before=$(grep -c "^==[0-9]*==ERROR: AddressSanitizer\|^WARNING: ThreadSanitizer" "$log" || true)
+        before=$(grep -c "^==[0-9]*==ERROR: \(Address\|Leak\)Sanitizer\|^WARNING: ThreadSanitizer" "$log" || true)
         echo "---- $suite" >>"$log"
+        start=$(date +%s)
         # shellcheck disable=SC2086 # the suite is a word list on purpose
         if cargo +nightly test -Zbuild-std --no-fail-fast --target "$host" \
-            --target-dir "$dir" $suite -- --test-threads=2 >>"$log" 2>&1; then
+            --target-dir "$dir" $suite -- --test-threads=2 ${filters[@]+"${filters[@]}"} >>"$log" 2>&1; then
             result=passed
         else
             result=FAILED
             status=1
         fi
-        after=$(grep -c "^==[0-9]*==ERROR: AddressSanitizer\|^WARNING: ThreadSanitizer" "$log" || true)
-        printf '%-8s %-30s %-6s %s sanitizer reports\n' "$san" "$suite" "$result" $((after - before))
+        after=$(grep -c "^==[0-9]*==ERROR: \(Address\|Leak\)Sanitizer\|^WARNING: ThreadSanitizer" "$log" || true)
+        # Test counts of this suite's part of the log (every binary's "test result:" line).
+        counts=$(sed -n "/^---- $suite\$/,\$p" "$log" | grep '^test result:' |
+            awk '{p += $4; f += $6} END {printf "%d passed, %d failed", p, f}')
+        printf '%-8s %-30s %-6s %s; %s sanitizer reports; %s s\n' "$san" "$suite" "$result" \
+            "$counts" $((after - before)) $(($(date +%s) - start))
     done
     [ "$keep" = 1 ] || rm -rf "$dir"
 done

@@ -188,6 +188,20 @@ fn decider_killed_mid_request(wake: DisconnectWake) {
     sim.unload_and_check_pool();
 }
 
+/// The harness side of the test above: a decider loop's thread comes round for its next
+/// message after the test killed its process. It must end with an error, not panic on the
+/// forgotten pid (which, from a loop thread, aborted the test binary under load).
+#[test]
+fn a_client_thread_of_a_killed_process_gets_an_error_for_its_next_message() {
+    let sim = Sim::start();
+    let port = connect(DECIDER, Role::Decider);
+    let _as_decider = fltsim::process::enter(DECIDER);
+    fltsim::process::exit(DECIDER);
+    let mut buf = Buf::new(GET_MESSAGE_BUFFER_BYTES);
+    assert_eq!(port.get_message(&mut buf), common::hr::INVALID_HANDLE);
+    sim.unload_and_check_pool();
+}
+
 #[test]
 fn malformed_replies_apply_the_default_verdict_and_are_counted() {
     let sim = Sim::start();

@@ -16,8 +16,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use windows_sys::Win32::Foundation::WAIT_OBJECT_0;
 use windows_sys::Win32::Foundation::{CloseHandle, GetLastError, HANDLE, INVALID_HANDLE_VALUE};
+use windows_sys::Win32::Foundation::{WAIT_FAILED, WAIT_OBJECT_0};
 use windows_sys::Win32::Storage::InstallableFileSystems::{
     FILTER_MESSAGE_HEADER, FILTER_REPLY_HEADER, FilterConnectCommunicationPort, FilterGetMessage,
     FilterReplyMessage, FilterSendMessage,
@@ -299,7 +299,11 @@ impl Port {
     /// kinds").
     pub fn get_message(&self, buf: &mut Buf) -> i32 {
         const E_IO_PENDING: i32 = 0x8007_03E5_u32 as i32;
-        let _p = fltsim::process::enter(self.pid);
+        // A client loop's thread already acts for the process (spawn_loop): entering it
+        // again would panic once a test killed the process (`fltsim::process::exit`) and the
+        // loop came round for its next message.
+        let _p = (fltsim::process::declared() != Some(self.pid))
+            .then(|| fltsim::process::enter(self.pid));
         // SAFETY: FFI: a manual-reset event, not signalled, closed below.
         let event = unsafe { CreateEventW(std::ptr::null(), 1, 0, std::ptr::null()) };
         assert!(!event.is_null(), "CreateEventW");
@@ -322,7 +326,16 @@ impl Port {
             // instead of hanging it. On timeout the request is cancelled and reaped first,
             // so that nothing completes into `buf` or `overlapped` after we return.
             // SAFETY: FFI on our event.
-            if unsafe { WaitForSingleObject(event, GET_MESSAGE_LIMIT_MS) } != WAIT_OBJECT_0 {
+            let waited = unsafe { WaitForSingleObject(event, GET_MESSAGE_LIMIT_MS) };
+            if waited == WAIT_FAILED && self.process_gone_within(Duration::from_secs(5)) {
+                // The test killed our process (`fltsim::process::exit`) during the call: its
+                // exit closed every handle the process held, this call's event with the port
+                // handle, and the port's close completed the request. The process is
+                // forgotten only after its handles are closed, so nothing writes into `buf`
+                // or `overlapped` any more. (On Windows the thread would have died with it.)
+                return hr::INVALID_HANDLE;
+            }
+            if waited != WAIT_OBJECT_0 {
                 // SAFETY: FFI: our handle and our pending request's OVERLAPPED.
                 unsafe { CancelIoEx(self.handle, &overlapped) };
                 // SAFETY: FFI on our event.
@@ -349,6 +362,12 @@ impl Port {
         // SAFETY: our event.
         unsafe { CloseHandle(event) };
         hr
+    }
+
+    /// Whether this port's process has exited (polled up to `limit`: its exit closes the
+    /// handles first and forgets the process last).
+    fn process_gone_within(&self, limit: Duration) -> bool {
+        wait_until(limit, || fltsim::process::info(self.pid).is_none())
     }
 
     /// FilterReplyMessage with exactly 16 + verdict bytes.

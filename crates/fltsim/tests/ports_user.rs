@@ -532,19 +532,32 @@ fn get_queued_completion_status_ex_removes_up_to_count_entries() {
 #[test]
 fn closing_a_completion_port_releases_its_waiters_with_error_abandoned_wait_0() {
     let _m = boot_loaded(Config::default());
-    // SAFETY: FFI.
-    let port = unsafe { CreateIoCompletionPort(INVALID_HANDLE_VALUE, null_mut(), 0, 0) } as usize;
-    std::thread::scope(|s| {
-        let w = s.spawn(move || {
-            let (ok, _, _, o, err) = dequeue(port as _, u32::MAX);
-            (ok, o as usize, err)
-        });
-        std::thread::sleep(std::time::Duration::from_millis(30));
+    // The waiter must be inside its wait when the port is closed, which a sleep can only
+    // make likely: on a loaded machine (or under a sanitizer) the waiter may call only after
+    // the close, and then gets ERROR_INVALID_HANDLE, Windows' answer for a closed handle.
+    // That lost race is retried with a longer head start; any other outcome fails at once.
+    for head_start_ms in [30, 100, 300, 1_000, 3_000, 10_000] {
         // SAFETY: FFI.
-        assert_eq!(unsafe { CloseHandle(port as _) }, 1);
-        let (ok, o, err) = w.join().unwrap();
-        assert_eq!((ok, o, err), (0, 0, ERROR_ABANDONED_WAIT_0));
-    });
+        let port =
+            unsafe { CreateIoCompletionPort(INVALID_HANDLE_VALUE, null_mut(), 0, 0) } as usize;
+        let outcome = std::thread::scope(|s| {
+            let w = s.spawn(move || {
+                let (ok, _, _, o, err) = dequeue(port as _, u32::MAX);
+                (ok, o as usize, err)
+            });
+            std::thread::sleep(std::time::Duration::from_millis(head_start_ms));
+            // SAFETY: FFI.
+            assert_eq!(unsafe { CloseHandle(port as _) }, 1);
+            w.join().unwrap()
+        });
+        if outcome == (0, 0, ERROR_INVALID_HANDLE) {
+            eprintln!("the waiter called after the close ({head_start_ms} ms head start)");
+            continue;
+        }
+        assert_eq!(outcome, (0, 0, ERROR_ABANDONED_WAIT_0));
+        return;
+    }
+    panic!("the waiter never called before the close, even with a 10 s head start");
 }
 
 #[test]

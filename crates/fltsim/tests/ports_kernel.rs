@@ -564,7 +564,9 @@ fn reactos_reading_a_sender_on_a_port_the_filter_never_closes_waits_for_its_time
             let sender = s.spawn(|| {
                 let t = Instant::now();
                 (
-                    kernel_send(0, b"q", Some(4), rel_ms(300)).status,
+                    // Long enough for the look below to see it waiting on a loaded
+                    // machine (a 300 ms timeout could expire before the look ran).
+                    kernel_send(0, b"q", Some(4), rel_ms(3_000)).status,
                     t.elapsed(),
                 )
             });
@@ -577,7 +579,7 @@ fn reactos_reading_a_sender_on_a_port_the_filter_never_closes_waits_for_its_time
                 }
                 DisconnectWake::AtClientPortClose => {
                     assert_eq!(status, STATUS_TIMEOUT, "nobody closed the client port");
-                    assert!(took >= Duration::from_millis(250), "{took:?}");
+                    assert!(took >= Duration::from_millis(2_950), "{took:?}");
                 }
             }
         });
@@ -1203,17 +1205,18 @@ fn relative_timeout_is_one_budget_across_every_wait_under_the_documented_reading
 
 #[test]
 fn relative_timeout_is_rearmed_for_each_wait_under_the_reverse_engineered_reading() {
-    // 600 ms relative; the client takes 300 ms in each of three phases: each phase is
-    // within a fresh 600 ms, so the reply arrives after ~900 ms and is accepted.
+    // 1.5 s relative; the client takes 600 ms in each of three phases: each phase is
+    // within a fresh 1.5 s (900 ms to spare for scheduling on a loaded machine), so the
+    // reply arrives after ~1.8 s, past one budget, and is accepted.
     let (status, held) = held_by_a_client_slow_in_every_phase(
         fltsim::Readings::HARSHEST,
-        -600 * 10_000,
-        Duration::from_millis(300),
+        -1_500 * 10_000,
+        Duration::from_millis(600),
     );
     assert_eq!(status, STATUS_SUCCESS);
     assert!(
-        held >= Duration::from_millis(850),
-        "held {held:?}: longer than the 600 ms budget"
+        held >= Duration::from_millis(1_750),
+        "held {held:?}: longer than the 1.5 s budget"
     );
 }
 

@@ -30,7 +30,7 @@ use crate::state::{self, DriverState};
 use crate::stats::Counter;
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 use portfilter_bindings::{
     FLT_CALLBACK_DATA, FLT_CALLBACK_DATA_QUEUE, FLT_PREOP_COMPLETE, FLT_PREOP_SUCCESS_NO_CALLBACK,
     FltCbdqDisable, FltCbdqInitialize, FltCbdqInsertIo, FltCbdqRemoveNextIo,
@@ -41,9 +41,6 @@ use portfilter_bindings::{
 
 /// Most creates pended at once; more get the default verdict at once (counted).
 pub(crate) const MAX_PENDED: usize = 4096;
-/// A create sends its own request only while the worker's batches are this small (the
-/// decider keeps up: nothing to batch, and the hand-over to the worker costs wake-ups).
-const DIRECT_MAX_BATCH: u32 = 2;
 /// Completed sequences remembered for "late" answers.
 pub(crate) const RECENT: usize = 1024;
 
@@ -139,15 +136,6 @@ pub(crate) struct PendedQueue {
     /// sleeps ([`PendedQueue::note_worker_wake`]). A create sent without the worker
     /// ([`send_direct`]) wakes it only if its deadline comes sooner.
     worker_wake_at: AtomicI64,
-    /// A creating thread sends its own request ([`pend`]), waiting for the decider's next
-    /// `FilterGetMessage`: at most one at a time, the others queue for the worker's batch.
-    direct_sender: AtomicBool,
-    /// The worker has a batch on its way to the decider: new requests queue behind it
-    /// (then it batches them) instead of being sent alone.
-    worker_sending: AtomicBool,
-    /// Events in the worker's last batch: when batching works (more than
-    /// [`DIRECT_MAX_BATCH`]), creates queue for it rather than send alone.
-    worker_last_batch: AtomicU32,
 }
 
 // SAFETY: `inner` is touched only under the spin lock; the queue header is written once by
@@ -172,9 +160,6 @@ impl PendedQueue {
             }),
             ready: AtomicU8::new(NOT_READY),
             worker_wake_at: AtomicI64::new(0),
-            direct_sender: AtomicBool::new(false),
-            worker_sending: AtomicBool::new(false),
-            worker_last_batch: AtomicU32::new(0),
         }
     }
 
@@ -296,34 +281,6 @@ impl PendedQueue {
     /// deadlines must wake it).
     fn worker_sleeps_past(&self, deadline: i64) -> bool {
         self.worker_wake_at.load(Ordering::SeqCst) > deadline
-    }
-
-    /// The worker starts (true) or ends (false) sending a batch.
-    pub(crate) fn note_worker_sending(&self, sending: bool) {
-        self.worker_sending.store(sending, Ordering::Release);
-    }
-
-    /// The worker's batch had `events` events.
-    pub(crate) fn note_worker_batch(&self, events: u32) {
-        self.worker_last_batch.store(events, Ordering::Relaxed);
-    }
-
-    /// Claims the one place of a creating thread sending its own request; false if
-    /// another holds it or the worker is sending a batch.
-    fn begin_direct_send(&self) -> bool {
-        if self.worker_sending.load(Ordering::Acquire)
-            || self.worker_last_batch.load(Ordering::Relaxed) > DIRECT_MAX_BATCH
-        {
-            return false;
-        }
-        self.direct_sender
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-    }
-
-    /// Gives the place back.
-    fn end_direct_send(&self) {
-        self.direct_sender.store(false, Ordering::Release);
     }
 
     /// Whether `sequence` was completed recently.
@@ -540,34 +497,17 @@ pub(crate) unsafe fn pend(
         return Outcome::default_verdict(settings, stats);
     }
     stats.bump(Counter::AsyncPended);
-    // Nothing queued ahead of it and no other creating thread sending: send it from this
-    // thread, waiting for the decider's next FilterGetMessage if none is waiting yet (this
-    // thread waits for its verdict anyway; a hand-over to the worker costs wake-ups).
-    // Otherwise queue it for the worker, which batches it with the others. (No "poll
-    // only" offer: a poll that finds no get waiting costs a timed wait, and while another
-    // creating thread is sending, the decider is busy.)
-    if state.requests.depth() == 0 && queue.begin_direct_send() {
-        let sent = direct_message(&request).map(|mut message| {
-            let budget = Budget::ms(crate::budget::ms_until(entry.deadline).max(1));
-            send_direct(state, &mut message, connection_id, budget)
-        });
-        queue.end_direct_send();
-        match sent {
-            Some(true) => {
-                after_direct(state, entry.deadline);
-                return Outcome::Pended;
-            }
-            Some(false) => {
-                // Not taken by its deadline (or no decider): take it back if still ours.
-                let outcome = take_back(state, settings, sequence, connection_id);
-                if !matches!(outcome, Outcome::Pended) {
-                    stats.bump(Counter::AsyncDeadlineDefaults);
-                }
-                return outcome;
-            }
-            // No pool for the message: the worker's batch.
-            None => {}
+    // Nothing queued ahead of it: offer it to a FilterGetMessage already waiting, from
+    // this thread (no hop through the worker). Otherwise, or if no get is waiting, the
+    // worker batches it with the others.
+    if state.requests.depth() == 0 && send_direct(state, &request, connection_id) {
+        // The worker still owns its deadline: wake it if it sleeps past it (it stored
+        // its wake-up time before it looked at the deadlines, and the insert above is
+        // ordered by the queue lock, so either it saw this create or we see its time).
+        if queue.worker_sleeps_past(entry.deadline) {
+            state.async_worker.wake();
         }
+        return Outcome::Pended;
     }
     match state.requests.push(request) {
         crate::deliver::queue::Push::Queued { .. } => {
@@ -577,67 +517,50 @@ pub(crate) unsafe fn pend(
         crate::deliver::queue::Push::Full(request) => {
             drop(request);
             // Nobody will hear of it: take it back if still ours.
-            take_back(state, settings, sequence, connection_id)
+            let peek = Peek::Sequence {
+                sequence,
+                connection_id,
+            };
+            if queue.remove(peek).is_some() {
+                Outcome::default_verdict(settings, stats)
+            } else {
+                // Completed meanwhile (cancelled): it was pended.
+                Outcome::Pended
+            }
         }
     }
 }
 
-/// A request went to the decider from the creating thread: the worker still owns its
-/// deadline, so wake it if it sleeps past it (it stored its wake-up time before it looked
-/// at the deadlines, and the insert is ordered by the queue lock, so either it saw this
-/// create or we see its time).
-fn after_direct(state: &DriverState, deadline: i64) {
-    if state.pended.worker_sleeps_past(deadline) {
-        state.async_worker.wake();
-    }
-}
-
-/// Takes the pended create `sequence` back out of the queue (its request reached nobody):
-/// the default verdict now if it was still there; [`Outcome::Pended`] if it was completed
-/// meanwhile (cancelled, or by the worker at its deadline).
-fn take_back(
-    state: &DriverState,
-    settings: &Settings,
-    sequence: u64,
-    connection_id: u32,
-) -> Outcome {
-    let peek = Peek::Sequence {
-        sequence,
-        connection_id,
-    };
-    if state.pended.remove(peek).is_some() {
-        Outcome::default_verdict(settings, &state.stats)
-    } else {
-        Outcome::Pended
-    }
-}
-
-/// `request` alone as a one-event `EventBatch`, in pool; `None` without pool.
-fn direct_message(request: &crate::event::EventMessage) -> Option<PoolBytes> {
-    use portfilter_protocol::batch::{BATCH_HEADER_BYTES, offset};
-    let record = request.record();
-    let mut message = PoolBytes::zeroed(BATCH_HEADER_BYTES + record.len())?;
-    portfilter_protocol::encode_header(portfilter_protocol::MessageKind::EventBatch, &mut message)
-        .ok()?;
-    message
-        .get_mut(offset::COUNT..offset::COUNT + 4)?
-        .copy_from_slice(&1u32.to_le_bytes());
-    message
-        .get_mut(BATCH_HEADER_BYTES..)?
-        .copy_from_slice(record);
-    Some(message)
-}
-
-/// Sends a [`direct_message`] to the asynchronous decider `connection_id`, waiting at
-/// most `budget` for one of its `FilterGetMessage` calls ([`Budget::ms`]`(0)`: only if
-/// one is already waiting); true when it took it. PASSIVE_LEVEL (the pre-create of a
-/// pended create, which may wait).
+/// Sends `request` alone (a one-event `EventBatch`) to the asynchronous decider
+/// `connection_id`, only if one of its `FilterGetMessage` calls is already waiting
+/// ([`Budget::ms`]`(0)`, never a wait); true when it took it. PASSIVE_LEVEL (the
+/// pre-create of a pended create, which may wait).
 fn send_direct(
     state: &DriverState,
-    message: &mut PoolBytes,
+    request: &crate::event::EventMessage,
     connection_id: u32,
-    budget: Budget,
 ) -> bool {
+    use portfilter_protocol::batch::{BATCH_HEADER_BYTES, offset};
+    let record = request.record();
+    let Some(mut message) = PoolBytes::zeroed(BATCH_HEADER_BYTES + record.len()) else {
+        return false;
+    };
+    if portfilter_protocol::encode_header(
+        portfilter_protocol::MessageKind::EventBatch,
+        &mut message,
+    )
+    .is_err()
+    {
+        return false;
+    }
+    let Some(count) = message.get_mut(offset::COUNT..offset::COUNT + 4) else {
+        return false;
+    };
+    count.copy_from_slice(&1u32.to_le_bytes());
+    let Some(body) = message.get_mut(BATCH_HEADER_BYTES..) else {
+        return false;
+    };
+    body.copy_from_slice(record);
     let filter = state.filter();
     let mut delivered = false;
     state
@@ -646,7 +569,7 @@ fn send_direct(
             if delivered || !decider.asynchronous || decider.connection_id != connection_id {
                 return;
             }
-            delivered = notify::send_one(filter, decider.port, message, budget);
+            delivered = notify::send_one(filter, decider.port, &mut message, Budget::ms(0));
         });
     if delivered {
         state.stats.bump(Counter::AsyncRequestMessages);

@@ -47,18 +47,12 @@ pub(crate) unsafe extern "system" fn requests_main(context: *mut c_void) {
         pended::complete_matching(state, Peek::Expired { now: budget::now() });
         while !worker.stopping() {
             let max_events = state.config.settings().batch_max_events;
-            // From the drain to the end of the send, creates queue behind this batch
-            // rather than send their own request ([`pended::pend`]).
-            state.pended.note_worker_sending(true);
             batch.reset(max_events);
             fill(state, &mut batch, &mut carry);
             if batch.count() == 0 {
-                state.pended.note_worker_sending(false);
                 break;
             }
-            state.pended.note_worker_batch(batch.count());
             send(state, &mut batch);
-            state.pended.note_worker_sending(false);
             pended::complete_matching(state, Peek::Expired { now: budget::now() });
         }
     }

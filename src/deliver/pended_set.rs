@@ -174,12 +174,11 @@ impl<'a> Set<'a> {
         let last = len - 1;
         if position != last {
             let moved = *self.entries.get(last)?;
-            if let Some(slot) = self.slot_of(moved.sequence, last) {
-                if let (Some(cell), Ok(value)) =
+            if let Some(slot) = self.slot_of(moved.sequence, last)
+                && let (Some(cell), Ok(value)) =
                     (self.index.get_mut(slot), u16::try_from(position + 1))
-                {
-                    *cell = value;
-                }
+            {
+                *cell = value;
             }
             *self.entries.get_mut(position)? = moved;
         }
@@ -279,7 +278,7 @@ mod tests {
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
-            let insert = present.is_empty() || (present.len() < 64 && rng % 3 != 0);
+            let insert = present.is_empty() || (present.len() < 64 && !rng.is_multiple_of(3));
             if insert {
                 // Sequences with gaps, some spaced by the index length (same home slot).
                 let s = next + (rng % 4) * 128;

@@ -10,7 +10,8 @@
 //! latency p50/p99). For the asynchronous mode it reports events per request message
 //! and verdicts per `FilterSendMessage`, from the driver's counters.
 //!
-//! `cargo bench -p portfilter --bench async_decisions` (`-- --quick` for a smoke run).
+//! `cargo bench -p portfilter --bench async_decisions` (`-- --quick` for a smoke run;
+//! `PORTFILTER_BENCH_PENDED=n` instead times one `VerdictBatch` answering `n` pended creates).
 #![allow(clippy::cast_precision_loss, clippy::missing_panics_doc)]
 
 #[path = "../tests/common/mod.rs"]
@@ -232,6 +233,10 @@ fn measure(
 }
 
 fn main() {
+    if std::env::var_os("PORTFILTER_BENCH_PENDED").is_some() {
+        backlog();
+        return;
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let duration = Duration::from_millis(if quick { 300 } else { 2_000 });
     println!(
@@ -347,4 +352,82 @@ fn compare(threads: usize, duration: Duration) -> String {
         format!("{:.0} / {:.0}", lat[0].0, lat[0].1),
         format!("{:.0} / {:.0}", lat[1].0, lat[1].1),
     )
+}
+
+/// `PORTFILTER_BENCH_PENDED=n` (at most 1024): `n` creates pended at once (a slow
+/// decider's backlog), then answered by one `VerdictBatch` in reverse order; prints how
+/// long that one `FilterSendMessage` took (median of 3). This is where finding a pended
+/// create by sequence matters: the work under the queue's spin lock per verdict.
+fn backlog() {
+    let Some(n) = std::env::var("PORTFILTER_BENCH_PENDED")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| (1..=1024).contains(&n))
+    else {
+        return;
+    };
+    let mut took = Vec::new();
+    for _ in 0..3 {
+        let sim = Sim::start();
+        let control = connect(3001, Role::Control);
+        control.set_config(&config_with(|c| c.reply_timeout_ms = 60_000));
+        common::process(DECIDER, "decider.exe");
+        let port = {
+            let _p = fltsim::process::enter(DECIDER);
+            let mut ctx = [0u8; CONNECT_CONTEXT_BYTES];
+            ConnectContext::async_decider().encode(&mut ctx).unwrap();
+            let handle =
+                common::try_connect_raw(ctx.as_ptr().cast::<c_void>(), ctx.len() as u16).unwrap();
+            Port {
+                handle,
+                pid: DECIDER,
+            }
+        };
+        let creates: Vec<_> = (0..n)
+            .map(|i| {
+                std::thread::Builder::new()
+                    .stack_size(256 * 1024)
+                    .spawn(move || {
+                        let req = CreateRequest::new(&format!(r"C:\bench\b{i}.txt")).pid(APP);
+                        let _ = fltsim::create(&req);
+                    })
+                    .unwrap()
+            })
+            .collect();
+        let mut buf = Buf::new(GET_MESSAGE_BUFFER_BYTES);
+        let mut sequences = Vec::new();
+        while sequences.len() < n {
+            assert_eq!(port.get_message(&mut buf), 0);
+            let (_, payload) = split_filter_message(buf.bytes()).unwrap();
+            if let Ok(KernelMessage::Batch(batch)) = decode_kernel_message(payload) {
+                sequences.extend(batch.events().map(|e| e.fields.sequence));
+            }
+        }
+        while fltsim::pended::pended_count() < n {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let entries: Vec<VerdictEntry> = sequences
+            .iter()
+            .rev()
+            .map(|&s| Verdict::allow(s).into())
+            .collect();
+        let mut out = vec![0u8; MAX_VERDICT_BATCH_BYTES];
+        let len = encode_verdict_batch(&entries, &mut out).unwrap();
+        let mut input = Buf::from_bytes(&out[..len]);
+        let t0 = Instant::now();
+        let (hr, _, _) = port.send_raw(&mut input, VERDICT_BATCH_REPLY_BYTES);
+        took.push(t0.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(hr, 0);
+        for c in creates {
+            c.join().unwrap();
+        }
+        port.close();
+        control.close();
+        sim.unload_and_check_pool();
+    }
+    let us = median(&mut took);
+    println!(
+        "backlog: {n} pended creates answered by one VerdictBatch: {us:.0} µs ({:.2} µs per verdict, median of 3)",
+        us / n as f64
+    );
 }

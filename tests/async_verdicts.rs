@@ -527,3 +527,186 @@ fn unsafe_context_and_the_deciders_own_creates_are_never_pended() {
     control.close();
     sim.unload_and_check_pool();
 }
+
+/// Many creates pended at once (each on its own thread), some cancelled by their thread's
+/// termination, the rest answered in a scrambled order over several `VerdictBatch`es:
+/// every create gets its own verdict, once (the index by sequence must find each one
+/// after any number of removals around it).
+#[test]
+fn many_pended_creates_answered_out_of_order_each_get_their_own_verdict() {
+    const N: usize = 96;
+    const TID: u64 = 5000;
+    let sim = Sim::start();
+    no_deadline_in_sight();
+    let decider = async_decider(DECIDER);
+    let creates: Vec<_> = (0..N)
+        .map(|i| {
+            spawn_create(
+                CreateRequest::new(&format!(r"C:\work\m{i}.txt"))
+                    .pid(APP)
+                    .tid(TID + i as u64),
+            )
+        })
+        .collect();
+    let (requests, _) = read_requests(&decider, N);
+    assert!(pended_now(N), "every create is pended");
+    let index_of = |r: &Request| -> usize {
+        r.name
+            .rsplit('\\')
+            .next()
+            .and_then(|n| n.strip_prefix('m'))
+            .and_then(|n| n.strip_suffix(".txt"))
+            .and_then(|n| n.parse().ok())
+            .unwrap()
+    };
+    // Every seventh create is cancelled before any verdict.
+    let cancelled = |i: usize| i % 7 == 3;
+    for i in (0..N).filter(|&i| cancelled(i)) {
+        assert_eq!(fltsim::pended::terminate_thread(TID + i as u64), 1);
+    }
+    let n_cancelled = (0..N).filter(|&i| cancelled(i)).count();
+    // Scrambled order: a fixed permutation (stride coprime with N), in batches of 13.
+    let order: Vec<&Request> = (0..N).map(|k| &requests[(k * 37 + 11) % N]).collect();
+    let mut total = VerdictBatchReply::default();
+    for chunk in order.chunks(13) {
+        let entries: Vec<VerdictEntry> = chunk
+            .iter()
+            .map(|r| {
+                VerdictEntry::from(if index_of(r) % 2 == 1 {
+                    Verdict::deny(r.sequence)
+                } else {
+                    Verdict::allow(r.sequence)
+                })
+            })
+            .collect();
+        let (hr, reply) = send_verdicts(&decider, &entries);
+        assert_eq!(hr, 0);
+        let reply = reply.unwrap();
+        total.applied += reply.applied;
+        total.late += reply.late;
+        total.unknown += reply.unknown;
+    }
+    assert_eq!(total.applied as usize, N - n_cancelled, "{total:?}");
+    assert_eq!(total.late as usize, n_cancelled, "{total:?}");
+    assert_eq!(total.unknown, 0);
+    // A second verdict for an answered create is late, not applied again.
+    let (hr, reply) = send_verdicts(&decider, &[Verdict::deny(requests[0].sequence).into()]);
+    assert_eq!(hr, 0);
+    assert_eq!(reply.unwrap().late, 1);
+    let statuses: Vec<i32> = creates.into_iter().map(join_status).collect();
+    for (i, status) in statuses.into_iter().enumerate() {
+        let want = if cancelled(i) {
+            STATUS_CANCELLED
+        } else if i % 2 == 1 {
+            STATUS_ACCESS_DENIED
+        } else {
+            STATUS_SUCCESS
+        };
+        assert_eq!(status, want, "create {i}");
+    }
+    assert!(pended_now(0));
+    let stats = decider.stats();
+    assert_eq!(stats.async_cancelled as usize, n_cancelled);
+    assert_eq!(stats.verdicts_applied as usize, N - n_cancelled);
+    decider.close();
+    // Verifier: nothing completed twice.
+    sim.unload_and_check_pool();
+}
+
+/// Verdicts, deadlines (2 ms) and thread terminations race for the same pended creates:
+/// each create is completed exactly once, by one of the three.
+#[test]
+fn verdicts_deadlines_and_cancellations_racing_complete_each_create_once() {
+    const ROUNDS: usize = 60;
+    const TID: u64 = 7000;
+    let sim = Sim::start();
+    let control = connect(3001, Role::Control);
+    control.set_config(&config_with(|c| c.reply_timeout_ms = 2));
+    let decider = Arc::new(async_decider(DECIDER));
+    let released = Arc::new(AtomicBool::new(false));
+    let answering = {
+        let decider = Arc::clone(&decider);
+        let released = Arc::clone(&released);
+        std::thread::spawn(move || {
+            let mut buf = Buf::new(GET_MESSAGE_BUFFER_BYTES);
+            let mut applied = 0u32;
+            while decider.get_message(&mut buf) == 0 {
+                let (_, payload) = split_filter_message(buf.bytes()).unwrap();
+                let Ok(KernelMessage::Batch(batch)) = decode_kernel_message(payload) else {
+                    panic!("batches only");
+                };
+                // Answered last to first.
+                let mut entries: Vec<VerdictEntry> = batch
+                    .events()
+                    .map(|e| Verdict::deny(e.fields.sequence).into())
+                    .collect();
+                entries.reverse();
+                let (hr, reply) = send_verdicts(&decider, &entries);
+                if hr != 0 && released.load(Ordering::SeqCst) {
+                    break;
+                }
+                assert_eq!(hr, 0);
+                let reply = reply.unwrap();
+                assert_eq!(
+                    reply.unknown + reply.invalid + reply.duplicate,
+                    0,
+                    "{reply:?}"
+                );
+                applied += reply.applied;
+            }
+            applied
+        })
+    };
+    let creates: Vec<_> = (0..ROUNDS)
+        .map(|i| {
+            spawn_create(
+                CreateRequest::new(&format!(r"C:\work\x{i}.txt"))
+                    .pid(APP)
+                    .tid(TID + i as u64),
+            )
+        })
+        .collect();
+    // Terminate every third creating thread while verdicts and deadlines run.
+    let killer = std::thread::spawn(|| {
+        let mut cancelled = 0;
+        for i in (0..ROUNDS).filter(|i| i % 3 == 0) {
+            cancelled += fltsim::pended::terminate_thread(TID + i as u64);
+            std::thread::yield_now();
+        }
+        cancelled
+    });
+    let statuses: Vec<i32> = creates.into_iter().map(join_status).collect();
+    let _ = killer.join().unwrap();
+    released.store(true, Ordering::SeqCst);
+    decider.release();
+    let deadline = Instant::now() + LIMIT;
+    while !answering.is_finished() {
+        assert!(Instant::now() < deadline, "decider thread did not end");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let applied = u64::from(answering.join().unwrap());
+    let count = |s: i32| statuses.iter().filter(|&&x| x == s).count() as u64;
+    let stats = control.stats();
+    assert_eq!(
+        count(STATUS_SUCCESS) + count(STATUS_ACCESS_DENIED) + count(STATUS_CANCELLED),
+        ROUNDS as u64,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        count(STATUS_ACCESS_DENIED),
+        applied,
+        "every applied verdict denied"
+    );
+    assert_eq!(stats.verdicts_applied, applied);
+    assert_eq!(count(STATUS_CANCELLED), stats.async_cancelled);
+    // Cancelled before the pre-create pended it: the driver never pended it at all
+    // (only a create still in the queue is cancelled through it).
+    assert_eq!(
+        stats.verdicts_applied + stats.async_deadline_defaults + stats.async_cancelled,
+        stats.async_pended,
+        "each pended create completed exactly once: {stats:?}"
+    );
+    control.close();
+    // Verifier: no pended create completed twice or left open.
+    sim.unload_and_check_pool();
+}

@@ -7,6 +7,7 @@
 pub(crate) mod batch;
 pub(crate) mod notify;
 pub(crate) mod pended;
+pub(crate) mod pended_set;
 pub(crate) mod queue;
 pub(crate) mod reply;
 pub(crate) mod requests;

@@ -23,6 +23,7 @@ use crate::budget::Budget;
 use crate::config::Settings;
 use crate::connections::Role;
 use crate::deliver::notify;
+use crate::deliver::pended_set::{Entry, Set};
 use crate::deliver::reply::Outcome;
 use crate::pool::{PoolArray, PoolBytes};
 use crate::state::{self, DriverState};
@@ -43,14 +44,9 @@ pub(crate) const MAX_PENDED: usize = 4096;
 /// Completed sequences remembered for "late" answers.
 pub(crate) const RECENT: usize = 1024;
 
-#[derive(Clone, Copy)]
-struct Entry {
-    cbd: *mut FLT_CALLBACK_DATA,
-    sequence: u64,
-    /// Absolute system time (100 ns units).
-    deadline: i64,
-    connection_id: u32,
-}
+/// Slots of the index by sequence ([`pended_set`]): a power of two larger than
+/// [`MAX_PENDED`], twice as many so that probe runs stay short.
+const INDEX_SLOTS: usize = 2 * MAX_PENDED;
 
 /// What a removal looks for (the peek context).
 #[derive(Clone, Copy)]
@@ -93,10 +89,35 @@ impl Peek {
 struct Inner {
     entries: Option<PoolArray<Entry>>,
     len: usize,
+    /// The index by sequence over `entries` ([`pended_set`]).
+    index: Option<PoolArray<u16>>,
+    /// Position of the entry the peek routine returned last: `FltCbdqRemoveNextIo` calls
+    /// the remove routine with that callback data under the same hold of the lock, so
+    /// the remove routine finds it without a scan (checked; a cancellation scans).
+    peeked: usize,
     /// In pool, not inline: the state is built on the stack before it moves to pool, and
     /// a frame over 4 KiB asks for `__chkstk` (DESIGN.md).
     recent: Option<PoolArray<u64>>,
     recent_next: usize,
+}
+
+impl Inner {
+    /// The pended creates' storage, or `None` without pool.
+    fn set(&mut self) -> Option<Set<'_>> {
+        Set::new(
+            self.entries.as_deref_mut()?,
+            &mut self.len,
+            self.index.as_deref_mut()?,
+        )
+    }
+
+    /// The pended creates (read-only).
+    fn pended(&self) -> &[Entry] {
+        self.entries
+            .as_deref()
+            .and_then(|e| e.get(..self.len))
+            .unwrap_or(&[])
+    }
 }
 
 const NOT_READY: u8 = 0;
@@ -132,6 +153,8 @@ impl PendedQueue {
             inner: UnsafeCell::new(Inner {
                 entries: None,
                 len: 0,
+                index: None,
+                peeked: 0,
                 recent: None,
                 recent_next: 0,
             }),
@@ -146,11 +169,14 @@ impl PendedQueue {
         let entries = unsafe { PoolArray::<Entry>::new_zeroed(MAX_PENDED) };
         // SAFETY: zeros are valid u64s.
         let recent = unsafe { PoolArray::<u64>::new_zeroed(RECENT) };
-        let ok = entries.is_some() && recent.is_some();
+        // SAFETY: zeros are valid u16s (empty slots).
+        let index = unsafe { PoolArray::<u16>::new_zeroed(INDEX_SLOTS) };
+        let ok = entries.is_some() && recent.is_some() && index.is_some();
         // SAFETY: not yet shared: no callback can run before the state is published.
         let inner = unsafe { &mut *self.inner.get() };
         inner.entries = entries;
         inner.recent = recent;
+        inner.index = index;
         ok
     }
 
@@ -160,6 +186,7 @@ impl PendedQueue {
         let inner = unsafe { &mut *self.inner.get() };
         inner.entries = None;
         inner.recent = None;
+        inner.index = None;
     }
 
     fn cbdq(&self) -> *mut FLT_CALLBACK_DATA_QUEUE {
@@ -241,10 +268,7 @@ impl PendedQueue {
 
     /// The earliest deadline of a pended create.
     pub(crate) fn next_deadline(&self) -> Option<i64> {
-        self.locked(|inner| {
-            let entries = inner.entries.as_ref()?;
-            entries.get(..inner.len)?.iter().map(|e| e.deadline).min()
-        })
+        self.locked(|inner| inner.pended().iter().map(|e| e.deadline).min())
     }
 
     /// The worker will wake by itself at system time `at` (it stores a pessimistic
@@ -290,13 +314,10 @@ unsafe extern "system" fn cbdq_insert(
     entry.cbd = cbd;
     // SAFETY: the queue lock is held (the Filter Manager acquired it through cbdq_acquire).
     let inner = unsafe { &mut *queue.inner.get() };
-    let len = inner.len;
-    let Some(slot) = inner.entries.as_mut().and_then(|e| e.get_mut(len)) else {
-        return STATUS_INSUFFICIENT_RESOURCES;
-    };
-    *slot = entry;
-    inner.len += 1;
-    STATUS_SUCCESS
+    match inner.set().and_then(|mut set| set.insert(entry)) {
+        Some(_) => STATUS_SUCCESS,
+        None => STATUS_INSUFFICIENT_RESOURCES,
+    }
 }
 
 /// Remove routine (queue lock held): takes the entry out, remembers its sequence.
@@ -308,22 +329,19 @@ unsafe extern "system" fn cbdq_remove(
     let queue = unsafe { queue_of(cbdq) };
     // SAFETY: the queue lock is held.
     let inner = unsafe { &mut *queue.inner.get() };
-    let len = inner.len;
-    let Some(entries) = inner.entries.as_mut() else {
+    let hint = inner.peeked;
+    let Some(mut set) = inner.set() else {
         return;
     };
-    let Some(index) = entries
-        .get(..len)
-        .and_then(|e| e.iter().position(|e| e.cbd == cbd))
+    let Some(entry) = set
+        .position_of(cbd, hint)
+        .and_then(|position| set.remove_at(position))
     else {
         return;
     };
-    let sequence = entries.get(index).map_or(0, |e| e.sequence);
-    entries.swap(index, len - 1);
-    inner.len = len - 1;
     let at = inner.recent_next % RECENT;
     if let Some(slot) = inner.recent.as_mut().and_then(|r| r.get_mut(at)) {
-        *slot = sequence;
+        *slot = entry.sequence;
     }
     inner.recent_next = (at + 1) % RECENT;
 }
@@ -343,22 +361,39 @@ unsafe extern "system" fn cbdq_peek(
         .copied()
         .unwrap_or(Peek::Any);
     // SAFETY: the queue lock is held.
-    let inner = unsafe { &*queue.inner.get() };
-    let Some(entries) = inner.entries.as_ref().and_then(|e| e.get(..inner.len)) else {
+    let inner = unsafe { &mut *queue.inner.get() };
+    let hint = inner.peeked;
+    let Some(set) = inner.set() else {
         return core::ptr::null_mut();
     };
+    // Entries at or after `start` come after `cbd` (storage order is the queue order).
     let start = if cbd.is_null() {
         0
     } else {
-        entries
-            .iter()
-            .position(|e| e.cbd == cbd)
-            .map_or(entries.len(), |i| i + 1)
+        set.position_of(cbd, hint)
+            .map_or(set.entries().len(), |i| i + 1)
     };
-    entries
-        .get(start..)
-        .and_then(|rest| rest.iter().find(|e| peek.matches(e)))
-        .map_or(core::ptr::null_mut(), |e| e.cbd)
+    let found = match peek {
+        // A verdict: the index, not a scan.
+        Peek::Sequence { sequence, .. } | Peek::AnySequence(sequence) => set
+            .find(sequence)
+            .filter(|&i| i >= start)
+            .filter(|&i| set.entries().get(i).is_some_and(|e| peek.matches(e))),
+        _ => set
+            .entries()
+            .get(start..)
+            .and_then(|rest| rest.iter().position(|e| peek.matches(e)))
+            .map(|i| i + start),
+    };
+    let Some(position) = found else {
+        return core::ptr::null_mut();
+    };
+    let cbd = set
+        .entries()
+        .get(position)
+        .map_or(core::ptr::null_mut(), |e| e.cbd);
+    inner.peeked = position;
+    cbd
 }
 
 /// Acquire routine: the queue's spin lock (IRQL <= DISPATCH_LEVEL).

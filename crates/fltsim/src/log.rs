@@ -63,6 +63,21 @@ impl Entry {
 
 static LINES: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 
+/// Lines kept at most: a machine that runs for long (`portfilter-sim serve`, a fuzzing
+/// process that reuses one machine for millions of inputs) would otherwise grow without
+/// bound, one entry per configuration change or connection. When full, the older half is
+/// forgotten ([`dropped`] counts them), as a debugger's buffer wraps.
+pub const MAX_LINES: usize = 100_000;
+
+static DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many of the oldest lines were forgotten to keep at most [`MAX_LINES`] (since the
+/// process started).
+#[must_use]
+pub fn dropped() -> u64 {
+    DROPPED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Longest format or `%s` argument read (bytes).
 const MAX_STRING: usize = 4096;
 
@@ -103,6 +118,11 @@ pub fn record_as(component: u32, level: u32, text: &str) {
         let line = line.trim_end_matches('\r');
         if echo {
             eprintln!("[kd {component}/{level}] {line}");
+        }
+        if lines.len() >= MAX_LINES {
+            let old = MAX_LINES / 2;
+            lines.drain(..old);
+            DROPPED.fetch_add(old as u64, std::sync::atomic::Ordering::Relaxed);
         }
         lines.push(Entry {
             component,

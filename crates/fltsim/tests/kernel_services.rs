@@ -337,6 +337,27 @@ fn dbg_print_is_captured_with_percent_s_and_percent_percent() {
 }
 
 #[test]
+fn the_captured_log_keeps_the_newest_lines_and_counts_what_it_forgot() {
+    let _m = Machine::boot();
+    let before = fltsim::log::dropped();
+    let n = fltsim::log::MAX_LINES + 10;
+    for i in 0..n {
+        fltsim::log::record(&format!("line {i}"));
+    }
+    let lines = fltsim::log::lines();
+    assert!(lines.len() <= fltsim::log::MAX_LINES, "{}", lines.len());
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some(format!("line {}", n - 1).as_str())
+    );
+    // Nothing in between is lost: the kept lines are the newest, in order.
+    let first = n - lines.len();
+    assert_eq!(lines.first(), Some(&format!("line {first}")));
+    assert_eq!(fltsim::log::dropped() - before, first as u64);
+    fltsim::log::clear();
+}
+
+#[test]
 fn dbg_print_ex_is_captured_with_component_and_level_and_only_errors_show_by_default() {
     let _m = Machine::boot();
     // SAFETY: FFI with C strings.

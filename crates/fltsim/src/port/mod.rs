@@ -3,11 +3,13 @@
 
 mod backend;
 mod connection;
+mod hold;
 mod security;
 mod send;
 mod server;
 
 pub use backend::InProcess;
+pub use hold::{SenderHold, hold_senders};
 pub(crate) use connection::ClientConn;
 pub(crate) use server::ServerPort;
 pub use server::{FltCloseCommunicationPort, FltCreateCommunicationPort};

@@ -9,8 +9,8 @@ mod send;
 mod server;
 
 pub use backend::InProcess;
-pub use hold::{SenderHold, hold_senders};
 pub(crate) use connection::ClientConn;
+pub use hold::{SenderHold, hold_senders};
 pub(crate) use server::ServerPort;
 pub use server::{FltCloseCommunicationPort, FltCreateCommunicationPort};
 

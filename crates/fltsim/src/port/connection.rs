@@ -7,6 +7,7 @@
 //! Disconnects follow the documented order.
 
 use super::REGISTRY;
+use super::hold;
 use super::server::ServerPort;
 use crate::image::win64::driver_call;
 use crate::kernel::time::{Deadline, SendTimeout};
@@ -37,6 +38,18 @@ enum Outcome {
     Replied { status: NTSTATUS, data: Vec<u8> },
     /// The connection went away.
     Disconnected,
+    /// The wait's deadline passed before a delivery or reply ended it: unlinked by
+    /// whoever saw it first (a `FilterGetMessage`, a `FilterReplyMessage`, a disconnect)
+    /// while the sender's thread had not run yet; the sender returns `STATUS_TIMEOUT`.
+    TimedOut,
+}
+
+/// Whether the deadline of a timed wait has passed — on the clock the waits use, so a
+/// wait that has ended on its timer and one the model refuses to complete agree. An
+/// [`Deadline::Immediate`] wait (a zero timeout under the polling reading, an absolute
+/// time already past) is left to its sender, which gives up as soon as it looks.
+fn past(deadline: Deadline) -> bool {
+    matches!(deadline, Deadline::At(at) if Instant::now() >= at)
 }
 
 #[derive(Debug)]
@@ -49,9 +62,18 @@ struct Sender {
     outcome: Outcome,
     /// Too-small `FilterGetMessage` requests that bounced this message.
     bounces: u32,
-    /// When a `FilterGetMessage` took it (the reply wait's re-armed budget counts from
-    /// here; the sender is not woken for it unless the delivery settles its send).
-    delivered_at: Option<Instant>,
+    /// The end of the wait the sender is in now, kept up to date by whoever changes the
+    /// wait (a bounce or a delivery re-arms a relative timeout under
+    /// [`TimeoutBudget::RearmedPerWait`]; under [`TimeoutBudget::OneTotal`] it never
+    /// changes), so that a delivery or reply can see that the wait has ended even if the
+    /// sender's thread has not run since — as the kernel's timer ends it on Windows.
+    deadline: Deadline,
+    /// The caller's timeout (for re-arming).
+    timeout: SendTimeout,
+    /// The [`TimeoutBudget::RearmedPerWait`] reading, as read when the send started.
+    rearm: bool,
+    /// The wait after a too-small `FilterGetMessage` has been re-armed (once).
+    rearmed_after_bounce: bool,
     /// This sender's own wake-up (with the connection's mutex): only the sender whose
     /// state changed is woken, not every sender of the connection.
     wake: Arc<Condvar>,
@@ -71,7 +93,10 @@ impl Sender {
             reply_capacity: self.reply_capacity,
             outcome: Outcome::Delivered,
             bounces: 0,
-            delivered_at: None,
+            deadline: self.deadline,
+            timeout: self.timeout,
+            rearm: self.rearm,
+            rearmed_after_bounce: self.rearmed_after_bounce,
             wake: Arc::clone(&self.wake),
         }
     }
@@ -182,7 +207,13 @@ impl ClientConn {
         st.awaiting_reply.clear();
         for s in st.senders.values_mut() {
             if matches!(s.outcome, Outcome::Waiting | Outcome::Delivered) {
-                s.outcome = Outcome::Disconnected;
+                // A wait whose deadline has passed ended on its timer, not on the
+                // disconnect.
+                s.outcome = if past(s.deadline) {
+                    Outcome::TimedOut
+                } else {
+                    Outcome::Disconnected
+                };
                 s.wake.notify_one();
             }
         }
@@ -297,7 +328,7 @@ impl ClientConn {
         };
         let readings = readings::current();
         let rearm = readings.timeout_budget == TimeoutBudget::RearmedPerWait;
-        let mut deadline = timeout.arm(readings.zero_timeout);
+        let deadline = timeout.arm(readings.zero_timeout);
         let mut st = self.st.lock();
         if st.disconnecting || st.filter_closed {
             return disconnected_result();
@@ -318,7 +349,10 @@ impl ClientConn {
             reply_capacity,
             outcome: Outcome::Waiting,
             bounces: 0,
-            delivered_at: None,
+            deadline,
+            timeout,
+            rearm,
+            rearmed_after_bounce: false,
             wake: Arc::new(Condvar::new()),
         };
         let needed = sender.needed();
@@ -333,10 +367,12 @@ impl ClientConn {
             }
         }
         sender.bounces = u32::try_from(too_small.len()).unwrap_or(u32::MAX);
+        // Bounced at the start of the first wait: its deadline is already fresh.
+        sender.rearmed_after_bounce = sender.bounces > 0;
         let delivered_now = taker.is_some();
         if delivered_now {
+            // Delivered at the start: the reply wait keeps the deadline just armed.
             sender.outcome = Outcome::Delivered;
-            sender.delivered_at = Some(Instant::now());
             if reply_capacity.is_some() {
                 st.awaiting_reply.insert(message_id, seq);
             }
@@ -351,9 +387,6 @@ impl ClientConn {
         let header_only = sender.header();
         let keep = (delivered_now && reply_capacity.is_some())
             || (!delivered_now && deadline != Deadline::Immediate);
-        // The waits already under way (re-armed at most once each).
-        let mut rearmed_after_bounce = sender.bounces > 0;
-        let mut rearmed_for_reply = delivered_now;
         let wake = Arc::clone(&sender.wake);
         if keep {
             st.senders.insert(seq, sender);
@@ -377,11 +410,19 @@ impl ClientConn {
         }
         let mut st = self.st.lock();
         loop {
+            if hold::held() {
+                // A test holds the senders' threads (port::hold_senders): this one does
+                // not run until it is released.
+                MutexGuard::unlocked(&mut st, hold::wait_while_held);
+            }
             let Some(s) = st.senders.get_mut(&seq) else {
                 return disconnected_result();
             };
+            // A reply (or delivery, or disconnect) that came first settles the send even
+            // if this thread only looks after the deadline: it completed the wait first.
             let settled = match (&mut s.outcome, s.reply_capacity) {
                 (Outcome::Disconnected, _) => Some(disconnected_result()),
+                (Outcome::TimedOut, _) => Some(timed_out()),
                 (Outcome::Delivered, None) => Some(KernelSend {
                     status: STATUS_SUCCESS,
                     reply: Vec::new(),
@@ -398,25 +439,10 @@ impl ClientConn {
                 st.senders.remove(&seq);
                 return result;
             }
-            // [re] reading: each new wait re-arms a relative timeout — the reply wait from
-            // the delivery (which does not wake this thread: it takes the new budget
-            // when it next wakes, at the latest when the old one ends).
-            let delivered = matches!(s.outcome, Outcome::Delivered);
-            let bounced = s.bounces > 0;
-            if rearm && delivered && !rearmed_for_reply {
-                if let Some(d) = timeout.rearm_from(s.delivered_at.unwrap_or_else(Instant::now)) {
-                    deadline = d;
-                }
-            } else if rearm
-                && bounced
-                && !rearmed_after_bounce
-                && let Some(d) = timeout.rearm()
-            {
-                deadline = d;
-            }
-            rearmed_for_reply |= delivered;
-            rearmed_after_bounce |= bounced;
-            let expired = match deadline {
+            // The deadline of the wait the sender is in now (a delivery or a bounce may
+            // have re-armed it since this thread last looked; they do not wake it: it
+            // takes the new deadline when it next wakes, at the latest at the old one).
+            let expired = match s.deadline {
                 Deadline::Never => {
                     wake.wait(&mut st);
                     false
@@ -445,9 +471,26 @@ impl Connection for ClientConn {
         if st.disconnecting || st.filter_closed {
             return Err((request, STATUS_PORT_DISCONNECTED));
         }
-        let Some(&seq) = st.undelivered.front() else {
-            st.gets.push_back(request);
-            return Ok(());
+        // The first message whose sender is still waiting: one whose deadline has passed
+        // is no longer offered (its wait ended on the timer, even if its thread has not
+        // run since), and is unlinked here.
+        let seq = loop {
+            let Some(&seq) = st.undelivered.front() else {
+                st.gets.push_back(request);
+                return Ok(());
+            };
+            match st.senders.get_mut(&seq) {
+                Some(s) if past(s.deadline) => {
+                    s.outcome = Outcome::TimedOut;
+                    s.wake.notify_one();
+                    st.undelivered.pop_front();
+                }
+                Some(_) => break seq,
+                None => {
+                    st.gets.push_back(request);
+                    return Ok(());
+                }
+            }
         };
         let Some(s) = st.senders.get_mut(&seq) else {
             st.gets.push_back(request);
@@ -456,8 +499,13 @@ impl Connection for ClientConn {
         let needed = s.needed();
         if needed > request.capacity() as usize {
             s.bounces = s.bounces.saturating_add(1);
-            // The sender starts a new wait (re-armed under the [re] budget reading).
-            s.wake.notify_one();
+            // The sender starts a new wait: re-armed (once) under the [re] budget reading.
+            if s.rearm && !s.rearmed_after_bounce {
+                if let Some(d) = s.timeout.rearm() {
+                    s.deadline = d;
+                }
+                s.rearmed_after_bounce = true;
+            }
             drop(st);
             // The message stays with its sender, which keeps waiting. [re]
             request.complete(STATUS_BUFFER_TOO_SMALL, &[], needed);
@@ -465,7 +513,13 @@ impl Connection for ClientConn {
         }
         let payload = std::mem::take(&mut s.payload);
         s.outcome = Outcome::Delivered;
-        s.delivered_at = Some(Instant::now());
+        if s.reply_capacity.is_some()
+            && s.rearm
+            && let Some(d) = s.timeout.rearm()
+        {
+            // The reply wait starts now, with a fresh budget under the [re] reading.
+            s.deadline = d;
+        }
         if s.reply_capacity.is_none() {
             // The delivery settles a send that expects no reply.
             s.wake.notify_one();
@@ -521,6 +575,13 @@ impl Connection for ClientConn {
         let Some(s) = st.senders.get_mut(&seq) else {
             return STATUS_FLT_NO_WAITER_FOR_REPLY;
         };
+        if past(s.deadline) {
+            // The sender's wait ended on its timer, whether or not its thread has run
+            // since: no waiter (and it stays unlinked: removed from awaiting_reply above).
+            s.outcome = Outcome::TimedOut;
+            s.wake.notify_one();
+            return STATUS_FLT_NO_WAITER_FOR_REPLY;
+        }
         let capacity = s.reply_capacity.unwrap_or(0) as usize;
         let truncated = payload.len() > capacity;
         let n = payload.len().min(capacity);

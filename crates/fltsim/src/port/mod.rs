@@ -3,12 +3,14 @@
 
 mod backend;
 mod connection;
+mod hold;
 mod security;
 mod send;
 mod server;
 
 pub use backend::InProcess;
 pub(crate) use connection::ClientConn;
+pub use hold::{SenderHold, hold_senders};
 pub(crate) use server::ServerPort;
 pub use server::{FltCloseCommunicationPort, FltCreateCommunicationPort};
 

@@ -35,11 +35,10 @@ fn wait(event: &mut KEVENT, mut t: i64) -> NTSTATUS {
     unsafe { KeWaitForSingleObject((&raw mut *event).cast(), EXECUTIVE, KERNEL_MODE, FALSE, &mut t) }
 }
 
-fn event(signalled: bool) -> KEVENT {
-    let mut e = KEVENT::ZERO;
+/// Initialises `e` in place (the model knows a KEVENT by its address).
+fn init(e: &mut KEVENT, signalled: bool) {
     // SAFETY: FFI on our own KEVENT.
-    unsafe { KeInitializeEvent(&mut e, NOTIFICATION_EVENT, u8::from(signalled)) };
-    e
+    unsafe { KeInitializeEvent(e, NOTIFICATION_EVENT, u8::from(signalled)) };
 }
 
 /// Each of `N` back-to-back runs of `f` (which must time out), and their total.
@@ -65,7 +64,8 @@ fn the_default_reading_is_clock_ticks() {
 #[test]
 fn a_100ns_wait_on_an_unsignalled_event_lasts_until_the_next_clock_tick() {
     let _m = fltsim::Machine::boot_with(TICKS);
-    let mut e = event(false);
+    let mut e = KEVENT::ZERO;
+    init(&mut e, false);
     let (each, total) = timed_runs(|| assert_eq!(wait(&mut e, -1), STATUS_TIMEOUT));
     // Each wait starts at or after the tick that ended the previous one and is due 100 ns
     // later, so it ends on a later tick: N waits span at least N - 1 periods.
@@ -83,7 +83,8 @@ fn a_100ns_wait_on_an_unsignalled_event_lasts_until_the_next_clock_tick() {
 #[test]
 fn a_100ns_wait_on_an_unsignalled_event_ends_at_once_under_the_exact_reading() {
     let _m = fltsim::Machine::boot_with(EXACT);
-    let mut e = event(false);
+    let mut e = KEVENT::ZERO;
+    init(&mut e, false);
     let (each, _) = timed_runs(|| assert_eq!(wait(&mut e, -1), STATUS_TIMEOUT));
     assert!(median(each.clone()) < Duration::from_millis(2), "{each:?}");
 }
@@ -91,7 +92,8 @@ fn a_100ns_wait_on_an_unsignalled_event_ends_at_once_under_the_exact_reading() {
 #[test]
 fn a_timed_wait_never_ends_before_it_is_due_and_at_most_a_period_after() {
     let _m = fltsim::Machine::boot_with(TICKS);
-    let mut e = event(false);
+    let mut e = KEVENT::ZERO;
+    init(&mut e, false);
     let t = Instant::now();
     assert_eq!(wait(&mut e, -20 * 10_000), STATUS_TIMEOUT);
     assert!(t.elapsed() >= Duration::from_millis(20), "{:?}", t.elapsed());
@@ -134,10 +136,12 @@ fn under_the_exact_reading_a_deadline_is_its_due_time() {
 #[test]
 fn signalled_zero_and_past_waits_return_at_once_under_the_tick_reading() {
     let _m = fltsim::Machine::boot_with(TICKS);
-    let mut set = event(true);
+    let mut set = KEVENT::ZERO;
+    init(&mut set, true);
     let (each, _) = timed_runs(|| assert_eq!(wait(&mut set, -1), STATUS_SUCCESS));
     assert!(median(each.clone()) < Duration::from_millis(2), "signalled: {each:?}");
-    let mut unset = event(false);
+    let mut unset = KEVENT::ZERO;
+    init(&mut unset, false);
     let (each, _) = timed_runs(|| assert_eq!(wait(&mut unset, 0), STATUS_TIMEOUT));
     assert!(median(each.clone()) < Duration::from_millis(2), "zero: {each:?}");
     let (each, _) = timed_runs(|| {

@@ -202,11 +202,11 @@ fn deadline_applies_the_default_and_a_later_verdict_is_late() {
     sim.unload_and_check_pool();
 }
 
-/// With the decider's `FilterGetMessage` already waiting and nothing queued, the
-/// create path hands the request over itself (no worker hop) — and the worker, asleep
-/// for its idle second, is still woken for that create's deadline.
+/// With the decider's `FilterGetMessage` already waiting and the worker asleep for its idle
+/// second, a create's request reaches the get through the worker (the create wakes it),
+/// and the worker still completes that create at its deadline.
 #[test]
-fn a_request_handed_straight_to_a_waiting_get_still_gets_its_deadline() {
+fn a_request_sent_while_the_worker_sleeps_still_gets_its_deadline() {
     let sim = Sim::start();
     let control = connect(3001, Role::Control);
     control.set_config(&config_with(|c| {
@@ -262,7 +262,10 @@ fn the_pre_create_of_a_pended_create_never_calls_flt_send_message() {
         std::thread::spawn(move || {
             let before = counts::snapshot();
             let status = fltsim::create(&req).status;
-            (status, (counts::snapshot() - before).calls(Routine::FltSendMessage))
+            (
+                status,
+                (counts::snapshot() - before).calls(Routine::FltSendMessage),
+            )
         })
     };
     // No get waiting when the create comes (the decider reads afterwards) ...

@@ -32,7 +32,15 @@ fn median(mut v: Vec<Duration>) -> Duration {
 /// `KeWaitForSingleObject` on `event` with the raw NT timeout `t`.
 fn wait(event: &mut KEVENT, mut t: i64) -> NTSTATUS {
     // SAFETY: FFI on our own initialised KEVENT; `t` is a readable LARGE_INTEGER.
-    unsafe { KeWaitForSingleObject((&raw mut *event).cast(), EXECUTIVE, KERNEL_MODE, FALSE, &mut t) }
+    unsafe {
+        KeWaitForSingleObject(
+            (&raw mut *event).cast(),
+            EXECUTIVE,
+            KERNEL_MODE,
+            FALSE,
+            &mut t,
+        )
+    }
 }
 
 /// Initialises `e` in place (the model knows a KEVENT by its address).
@@ -76,7 +84,10 @@ fn a_100ns_wait_on_an_unsignalled_event_lasts_until_the_next_clock_tick() {
     // A wait that starts right after a tick lasts about a period (never much more than
     // one period plus scheduling).
     let shortest = *each.iter().min().unwrap();
-    assert!(shortest < CLOCK_PERIOD + Duration::from_millis(10), "{each:?}");
+    assert!(
+        shortest < CLOCK_PERIOD + Duration::from_millis(10),
+        "{each:?}"
+    );
     assert!(median(each.clone()) >= Duration::from_millis(3), "{each:?}");
 }
 
@@ -96,7 +107,11 @@ fn a_timed_wait_never_ends_before_it_is_due_and_at_most_a_period_after() {
     init(&mut e, false);
     let t = Instant::now();
     assert_eq!(wait(&mut e, -20 * 10_000), STATUS_TIMEOUT);
-    assert!(t.elapsed() >= Duration::from_millis(20), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(20),
+        "{:?}",
+        t.elapsed()
+    );
     // The deadline itself: on a tick at or after the due time, less than a period later.
     for timeout in [-1, -20 * 10_000, system_time() + 20 * 10_000] {
         let before = Instant::now();
@@ -139,16 +154,25 @@ fn signalled_zero_and_past_waits_return_at_once_under_the_tick_reading() {
     let mut set = KEVENT::ZERO;
     init(&mut set, true);
     let (each, _) = timed_runs(|| assert_eq!(wait(&mut set, -1), STATUS_SUCCESS));
-    assert!(median(each.clone()) < Duration::from_millis(2), "signalled: {each:?}");
+    assert!(
+        median(each.clone()) < Duration::from_millis(2),
+        "signalled: {each:?}"
+    );
     let mut unset = KEVENT::ZERO;
     init(&mut unset, false);
     let (each, _) = timed_runs(|| assert_eq!(wait(&mut unset, 0), STATUS_TIMEOUT));
-    assert!(median(each.clone()) < Duration::from_millis(2), "zero: {each:?}");
+    assert!(
+        median(each.clone()) < Duration::from_millis(2),
+        "zero: {each:?}"
+    );
     let (each, _) = timed_runs(|| {
         let past = system_time() - 10_000;
         assert_eq!(wait(&mut unset, past), STATUS_TIMEOUT);
     });
-    assert!(median(each.clone()) < Duration::from_millis(2), "past: {each:?}");
+    assert!(
+        median(each.clone()) < Duration::from_millis(2),
+        "past: {each:?}"
+    );
     assert_eq!(Deadline::from_value(0), Deadline::Immediate);
     assert_eq!(Deadline::from_value(system_time() - 1), Deadline::Immediate);
 }

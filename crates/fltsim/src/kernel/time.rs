@@ -210,9 +210,16 @@ mod tests {
         let p = CLOCK_PERIOD;
         assert_eq!(next_tick(epoch, epoch), epoch, "on a tick: that tick");
         let just_after = epoch + Duration::from_nanos(100);
-        assert_eq!(next_tick(epoch, just_after), epoch + p, "100 ns late: next tick");
+        assert_eq!(
+            next_tick(epoch, just_after),
+            epoch + p,
+            "100 ns late: next tick"
+        );
         assert_eq!(next_tick(epoch, epoch + p), epoch + p);
-        assert_eq!(next_tick(epoch, epoch + p + Duration::from_nanos(1)), epoch + 2 * p);
+        assert_eq!(
+            next_tick(epoch, epoch + p + Duration::from_nanos(1)),
+            epoch + 2 * p
+        );
         let late = epoch + 1000 * p - Duration::from_micros(1);
         assert_eq!(next_tick(epoch, late), epoch + 1000 * p);
     }

@@ -85,7 +85,7 @@ fn a_100ns_wait_on_an_unsignalled_event_lasts_until_the_next_clock_tick() {
     // one period plus scheduling).
     let shortest = *each.iter().min().unwrap();
     assert!(
-        shortest < CLOCK_PERIOD + Duration::from_millis(10),
+        shortest < CLOCK_PERIOD + Duration::from_millis(50),
         "{each:?}"
     );
     assert!(median(each.clone()) >= Duration::from_millis(3), "{each:?}");
@@ -97,7 +97,7 @@ fn a_100ns_wait_on_an_unsignalled_event_ends_at_once_under_the_exact_reading() {
     let mut e = KEVENT::ZERO;
     init(&mut e, false);
     let (each, _) = timed_runs(|| assert_eq!(wait(&mut e, -1), STATUS_TIMEOUT));
-    assert!(median(each.clone()) < Duration::from_millis(2), "{each:?}");
+    assert!(median(each.clone()) < Duration::from_millis(5), "{each:?}");
 }
 
 #[test]
@@ -155,14 +155,14 @@ fn signalled_zero_and_past_waits_return_at_once_under_the_tick_reading() {
     init(&mut set, true);
     let (each, _) = timed_runs(|| assert_eq!(wait(&mut set, -1), STATUS_SUCCESS));
     assert!(
-        median(each.clone()) < Duration::from_millis(2),
+        median(each.clone()) < Duration::from_millis(5),
         "signalled: {each:?}"
     );
     let mut unset = KEVENT::ZERO;
     init(&mut unset, false);
     let (each, _) = timed_runs(|| assert_eq!(wait(&mut unset, 0), STATUS_TIMEOUT));
     assert!(
-        median(each.clone()) < Duration::from_millis(2),
+        median(each.clone()) < Duration::from_millis(5),
         "zero: {each:?}"
     );
     let (each, _) = timed_runs(|| {
@@ -170,7 +170,7 @@ fn signalled_zero_and_past_waits_return_at_once_under_the_tick_reading() {
         assert_eq!(wait(&mut unset, past), STATUS_TIMEOUT);
     });
     assert!(
-        median(each.clone()) < Duration::from_millis(2),
+        median(each.clone()) < Duration::from_millis(5),
         "past: {each:?}"
     );
     assert_eq!(Deadline::from_value(0), Deadline::Immediate);
@@ -207,7 +207,7 @@ fn flt_send_message_with_a_100ns_timeout_and_no_get_returns_at_once_under_the_ex
     let (each, _) = timed_runs(|| {
         assert_eq!(kernel_send(0, b"x", None, POLL).status, STATUS_TIMEOUT);
     });
-    assert!(median(each.clone()) < Duration::from_millis(2), "{each:?}");
+    assert!(median(each.clone()) < Duration::from_millis(5), "{each:?}");
     assert!(m.violations().is_empty());
     close(h as _);
 }

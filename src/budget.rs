@@ -3,14 +3,26 @@
 //!
 //! * **Never zero.** The documentation says a zero timeout waits "indefinitely"; an older
 //!   fltmgr polls. "Deliver only if a `FilterGetMessage` is already pending" is therefore
-//!   sent as the shortest non-zero *relative* timeout, [`POLL`] (100 ns): unambiguous, and
-//!   re-arming it for each internal wait costs at most a few hundred nanoseconds.
+//!   sent as the shortest non-zero *relative* timeout, [`POLL`] (100 ns): unambiguous —
+//!   but **not free**. A kernel timer expires only at a system clock tick ("Timer
+//!   accuracy": an expiration is detected at the first tick after it, up to one clock
+//!   period late; 15.625 ms by default, ~0.5–1 ms while some process has raised the
+//!   timer resolution), so when no get is pending the sender waits until the next tick:
+//!   up to one clock period, ~7.8 ms on average at the default resolution. Only a get
+//!   already pending makes it return at once. The Filter Manager offers no way to ask
+//!   whether a get is pending without sending. So [`POLL`] is never used where a thread
+//!   must not wait (the asynchronous decider's pended creates queue their requests for the
+//!   worker instead); where it is used (`notify_timeout_ms = 0`, an observer backed off
+//!   after a failed send, a create in a context that must not wait for user mode) it
+//!   costs the creating thread up to one clock period per observer that has no get
+//!   pending (docs/driver.md, "Bounds").
 //! * **An absolute deadline per message.** The documentation calls the timeout the total
 //!   for delivery and reply; an older fltmgr re-arms a *relative* value for each of its up
 //!   to three waits (reader, again after a too-small get, reply), so `-budget` could hold
 //!   the sender ~3 × budget. An absolute system time is the same instant however often it
 //!   is re-armed, so [`Budget::timeout`] passes `now + budget` as a positive (absolute)
-//!   value: the message waits at most its budget under both readings.
+//!   value: the message waits at most its budget under both readings (plus up to one
+//!   clock period: the timer expires at the first tick at or after the deadline).
 //!
 //! The trade-off (docs/driver.md, "Bounds"): an absolute timeout follows the system clock.
 //! If the clock is set back by Δ while a message waits, that one wait lasts up to Δ longer;
@@ -23,7 +35,8 @@
 use crate::sync::relative_timeout;
 use portfilter_bindings::{KeQuerySystemTimePrecise, LARGE_INTEGER};
 
-/// The shortest non-zero relative timeout: "only if a request is already pending".
+/// The shortest non-zero relative timeout: "only if a request is already pending" — a
+/// wait of up to one clock period when none is (see the module documentation).
 pub(crate) const POLL: LARGE_INTEGER = -1;
 const _: () = assert!(POLL < 0, "relative, never 0");
 
@@ -37,7 +50,8 @@ pub(crate) struct Budget {
 }
 
 impl Budget {
-    /// A budget of `ms` milliseconds (0: do not wait for a reader at all).
+    /// A budget of `ms` milliseconds (0: deliver only to a reader already waiting, which
+    /// still costs up to one clock period when there is none: [`POLL`]).
     pub(crate) const fn ms(ms: u32) -> Self {
         Self { ms }
     }

@@ -202,11 +202,11 @@ fn deadline_applies_the_default_and_a_later_verdict_is_late() {
     sim.unload_and_check_pool();
 }
 
-/// With the decider's `FilterGetMessage` already waiting and nothing queued, the
-/// create path hands the request over itself (no worker hop) — and the worker, asleep
-/// for its idle second, is still woken for that create's deadline.
+/// With the decider's `FilterGetMessage` already waiting and the worker asleep for its idle
+/// second, a create's request reaches the get through the worker (the create wakes it),
+/// and the worker still completes that create at its deadline.
 #[test]
-fn a_request_handed_straight_to_a_waiting_get_still_gets_its_deadline() {
+fn a_request_sent_while_the_worker_sleeps_still_gets_its_deadline() {
     let sim = Sim::start();
     let control = connect(3001, Role::Control);
     control.set_config(&config_with(|c| {
@@ -244,6 +244,51 @@ fn a_request_handed_straight_to_a_waiting_get_still_gets_its_deadline() {
     let decider = Arc::try_unwrap(decider).unwrap_or_else(|_| panic!("the reader is done"));
     decider.close();
     control.close();
+    sim.unload_and_check_pool();
+}
+
+/// The pre-create of a pended create never waits in `FltSendMessage`: on Windows even the
+/// shortest timeout lasts until the next clock tick when no get is waiting (fltsim's
+/// default `timer_expiry` reading), up to 15.6 ms on the create path. Its request goes to
+/// the worker, whether the decider's get is already waiting or not.
+#[test]
+fn the_pre_create_of_a_pended_create_never_calls_flt_send_message() {
+    use fltsim::kernel::counts::{self, Routine};
+    let sim = Sim::start();
+    no_deadline_in_sight();
+    let decider = async_decider(DECIDER);
+    let counted_create = |name: &str| {
+        let req = CreateRequest::new(&format!(r"C:\work\{name}")).pid(APP);
+        std::thread::spawn(move || {
+            let before = counts::snapshot();
+            let status = fltsim::create(&req).status;
+            (
+                status,
+                (counts::snapshot() - before).calls(Routine::FltSendMessage),
+            )
+        })
+    };
+    // No get waiting when the create comes (the decider reads afterwards) ...
+    let create = counted_create("late-reader.txt");
+    assert!(pended_now(1));
+    let (requests, _) = read_requests(&decider, 1);
+    let (hr, _) = send_verdicts(&decider, &[Verdict::allow(requests[0].sequence).into()]);
+    assert_eq!(hr, 0);
+    assert_eq!(create.join().unwrap(), (STATUS_SUCCESS, 0));
+    // ... and a get already waiting.
+    let decider = Arc::new(decider);
+    let reader = {
+        let decider = Arc::clone(&decider);
+        std::thread::spawn(move || read_requests(&decider, 1))
+    };
+    assert!(wait_until(LIMIT, || fltsim::port::queued_requests() == 1));
+    let create = counted_create("waiting-reader.txt");
+    let (requests, _) = reader.join().unwrap();
+    let (hr, _) = send_verdicts(&decider, &[Verdict::allow(requests[0].sequence).into()]);
+    assert_eq!(hr, 0);
+    assert_eq!(create.join().unwrap(), (STATUS_SUCCESS, 0));
+    let decider = Arc::try_unwrap(decider).unwrap_or_else(|_| panic!("the reader is done"));
+    decider.close();
     sim.unload_and_check_pool();
 }
 

@@ -3,7 +3,9 @@
 //! failed send is counted and forgotten. An observer whose last send failed is not waited
 //! for until it takes a message again ([`Connections::notify_wait_ms`]: the message is
 //! offered with the shortest non-zero timeout, never 0), so a frozen observer does not
-//! make every create pay the budget.
+//! make every create pay the budget — only up to one clock period each: a kernel timer
+//! expires at a clock tick, so that send lasts until the next tick when no get is pending
+//! ([`crate::budget::POLL`]).
 
 use crate::budget::Budget;
 use crate::connections::{Connections, Role};
@@ -14,7 +16,7 @@ use portfilter_bindings::{FltSendMessage, PFLT_FILTER, PFLT_PORT, STATUS_SUCCESS
 /// Sends `message` (a complete protocol message in kernel memory) to every observer
 /// except the requestor's own process; returns how many took it. `timeout_ms` 0 means
 /// "only if a `FilterGetMessage` is already waiting" (sent as the shortest non-zero
-/// timeout).
+/// timeout, which lasts until the next clock tick when none is).
 pub(crate) fn send_to_observers(
     filter: PFLT_FILTER,
     connections: &Connections,

@@ -19,18 +19,15 @@
 //!   first pended create with that create's instance (documented limitation: one queue
 //!   for the whole filter, not one per instance as in the sample).
 
-use crate::budget::Budget;
 use crate::config::Settings;
-use crate::connections::Role;
-use crate::deliver::notify;
 use crate::deliver::pended_set::{Entry, Set};
 use crate::deliver::reply::Outcome;
-use crate::pool::{PoolArray, PoolBytes};
+use crate::pool::PoolArray;
 use crate::state::{self, DriverState};
 use crate::stats::Counter;
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicI64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, Ordering};
 use portfilter_bindings::{
     FLT_CALLBACK_DATA, FLT_CALLBACK_DATA_QUEUE, FLT_PREOP_COMPLETE, FLT_PREOP_SUCCESS_NO_CALLBACK,
     FltCbdqDisable, FltCbdqInitialize, FltCbdqInsertIo, FltCbdqRemoveNextIo,
@@ -132,10 +129,6 @@ pub(crate) struct PendedQueue {
     lock: UnsafeCell<KSPIN_LOCK>,
     inner: UnsafeCell<Inner>,
     ready: AtomicU8,
-    /// When the asynchronous worker wakes next by itself (system time): set before it
-    /// sleeps ([`PendedQueue::note_worker_wake`]). A create sent without the worker
-    /// ([`send_direct`]) wakes it only if its deadline comes sooner.
-    worker_wake_at: AtomicI64,
 }
 
 // SAFETY: `inner` is touched only under the spin lock; the queue header is written once by
@@ -159,7 +152,6 @@ impl PendedQueue {
                 recent_next: 0,
             }),
             ready: AtomicU8::new(NOT_READY),
-            worker_wake_at: AtomicI64::new(0),
         }
     }
 
@@ -269,18 +261,6 @@ impl PendedQueue {
     /// The earliest deadline of a pended create.
     pub(crate) fn next_deadline(&self) -> Option<i64> {
         self.locked(|inner| inner.pended().iter().map(|e| e.deadline).min())
-    }
-
-    /// The worker will wake by itself at system time `at` (it stores a pessimistic
-    /// value before it reads [`next_deadline`](Self::next_deadline), then the real one).
-    pub(crate) fn note_worker_wake(&self, at: i64) {
-        self.worker_wake_at.store(at, Ordering::SeqCst);
-    }
-
-    /// Whether the worker sleeps past `deadline` (a create pended after its look at the
-    /// deadlines must wake it).
-    fn worker_sleeps_past(&self, deadline: i64) -> bool {
-        self.worker_wake_at.load(Ordering::SeqCst) > deadline
     }
 
     /// Whether `sequence` was completed recently.
@@ -497,18 +477,10 @@ pub(crate) unsafe fn pend(
         return Outcome::default_verdict(settings, stats);
     }
     stats.bump(Counter::AsyncPended);
-    // Nothing queued ahead of it: offer it to a FilterGetMessage already waiting, from
-    // this thread (no hop through the worker). Otherwise, or if no get is waiting, the
-    // worker batches it with the others.
-    if state.requests.depth() == 0 && send_direct(state, &request, connection_id) {
-        // The worker still owns its deadline: wake it if it sleeps past it (it stored
-        // its wake-up time before it looked at the deadlines, and the insert above is
-        // ordered by the queue lock, so either it saw this create or we see its time).
-        if queue.worker_sleeps_past(entry.deadline) {
-            state.async_worker.wake();
-        }
-        return Outcome::Pended;
-    }
+    // The request goes to the worker, never to FltSendMessage from here: even the
+    // shortest timeout is a wait on Windows when no FilterGetMessage is pending (the
+    // timer expires at the next clock tick, up to 15.6 ms at the default resolution), and
+    // this thread is the creating thread (docs/driver.md, "Asynchronous decisions").
     match state.requests.push(request) {
         crate::deliver::queue::Push::Queued { .. } => {
             state.async_worker.wake();
@@ -529,53 +501,6 @@ pub(crate) unsafe fn pend(
             }
         }
     }
-}
-
-/// Sends `request` alone (a one-event `EventBatch`) to the asynchronous decider
-/// `connection_id`, only if one of its `FilterGetMessage` calls is already waiting
-/// ([`Budget::ms`]`(0)`, never a wait); true when it took it. PASSIVE_LEVEL (the
-/// pre-create of a pended create, which may wait).
-fn send_direct(
-    state: &DriverState,
-    request: &crate::event::EventMessage,
-    connection_id: u32,
-) -> bool {
-    use portfilter_protocol::batch::{BATCH_HEADER_BYTES, offset};
-    let record = request.record();
-    let Some(mut message) = PoolBytes::zeroed(BATCH_HEADER_BYTES + record.len()) else {
-        return false;
-    };
-    if portfilter_protocol::encode_header(
-        portfilter_protocol::MessageKind::EventBatch,
-        &mut message,
-    )
-    .is_err()
-    {
-        return false;
-    }
-    let Some(count) = message.get_mut(offset::COUNT..offset::COUNT + 4) else {
-        return false;
-    };
-    count.copy_from_slice(&1u32.to_le_bytes());
-    let Some(body) = message.get_mut(BATCH_HEADER_BYTES..) else {
-        return false;
-    };
-    body.copy_from_slice(record);
-    let filter = state.filter();
-    let mut delivered = false;
-    state
-        .connections
-        .for_each(Role::Decider, None, &state.stats, |decider| {
-            if delivered || !decider.asynchronous || decider.connection_id != connection_id {
-                return;
-            }
-            delivered = notify::send_one(filter, decider.port, &mut message, Budget::ms(0));
-        });
-    if delivered {
-        state.stats.bump(Counter::AsyncRequestMessages);
-        state.stats.bump(Counter::AsyncRequestEvents);
-    }
-    delivered
 }
 
 /// Completes every pended create `peek` matches with the default verdict; returns how

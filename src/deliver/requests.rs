@@ -59,22 +59,13 @@ pub(crate) unsafe extern "system" fn requests_main(context: *mut c_void) {
     drop(carry.take());
 }
 
-/// How long to sleep: until the earliest deadline (at least 1 ms), else a while. The
-/// wake-up time is published first pessimistically, then exactly, so that a create
-/// pended without the worker's help knows whether to wake it ([`pended::pend`]).
+/// How long to sleep: until the earliest deadline (at least 1 ms), else a while (a
+/// create that pends a request wakes the worker anyway).
 fn wait_ms(state: &DriverState) -> u32 {
-    let pended = &state.pended;
-    pended.note_worker_wake(wake_at(IDLE_WAIT_MS));
-    let ms = pended
+    state
+        .pended
         .next_deadline()
-        .map_or(IDLE_WAIT_MS, |d| budget::ms_until(d).clamp(1, IDLE_WAIT_MS));
-    pended.note_worker_wake(wake_at(ms));
-    ms
-}
-
-/// System time `ms` milliseconds from now.
-fn wake_at(ms: u32) -> i64 {
-    Budget::ms(ms).deadline()
+        .map_or(IDLE_WAIT_MS, |d| budget::ms_until(d).clamp(1, IDLE_WAIT_MS))
 }
 
 fn fill(state: &DriverState, batch: &mut Batch, carry: &mut Option<EventMessage>) {

@@ -14,7 +14,8 @@
 //!
 //! `FLTSIM_READINGS`: comma-separated `name=value` pairs, or `harshest` / `lenient`:
 //! `zero_timeout=waits_forever|polls`, `timeout_budget=rearmed_per_wait|one_total`,
-//! `error_length=dropped|kept`, `disconnect_wake=at_client_port_close|before_disconnect`.
+//! `error_length=dropped|kept`, `disconnect_wake=at_client_port_close|before_disconnect`,
+//! `timer_expiry=clock_tick|exact`.
 //! Example: `FLTSIM_READINGS=lenient,error_length=dropped`.
 
 use parking_lot::Mutex;
@@ -69,6 +70,22 @@ pub enum DisconnectWake {
     BeforeDisconnect,
 }
 
+/// When a timed kernel wait (an NT timeout turned into a deadline) ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerExpiry {
+    /// [doc] "Timer accuracy" (Windows drivers, kernel): system time is accurate only to
+    /// the latest clock tick; an expiration is detected at the first tick after it, up to
+    /// one clock period late (default period 15.625 ms). Modelled as: a timed wait ends at
+    /// the first tick ([`CLOCK_PERIOD`](crate::kernel::time::CLOCK_PERIOD), counted from
+    /// the machine's boot) at or after its due time — never earlier than due, up to one
+    /// period later. A 100 ns timeout that is not satisfied at once lasts until the next
+    /// tick. **Default.**
+    ClockTick,
+    /// A timed wait ends exactly when due (a process that raised the timer resolution
+    /// to its finest comes close; the model's behaviour before this reading existed).
+    Exact,
+}
+
 /// One choice for every disputed rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Readings {
@@ -80,6 +97,8 @@ pub struct Readings {
     pub error_length: ErrorLength,
     /// Senders of a disconnecting connection.
     pub disconnect_wake: DisconnectWake,
+    /// Timed waits: at clock ticks or exact.
+    pub timer_expiry: TimerExpiry,
 }
 
 impl Readings {
@@ -89,6 +108,7 @@ impl Readings {
         timeout_budget: TimeoutBudget::RearmedPerWait,
         error_length: ErrorLength::Dropped,
         disconnect_wake: DisconnectWake::AtClientPortClose,
+        timer_expiry: TimerExpiry::ClockTick,
     };
 
     /// The other reading of every rule.
@@ -97,6 +117,7 @@ impl Readings {
         timeout_budget: TimeoutBudget::OneTotal,
         error_length: ErrorLength::Kept,
         disconnect_wake: DisconnectWake::BeforeDisconnect,
+        timer_expiry: TimerExpiry::Exact,
     };
 
     /// The harshest readings, changed by `FLTSIM_READINGS` if it is set.
@@ -136,6 +157,8 @@ impl Readings {
                 "disconnect_wake=before_disconnect" => {
                     r.disconnect_wake = DisconnectWake::BeforeDisconnect;
                 }
+                "timer_expiry=clock_tick" => r.timer_expiry = TimerExpiry::ClockTick,
+                "timer_expiry=exact" => r.timer_expiry = TimerExpiry::Exact,
                 other => return Err(format!("unknown reading {other:?}")),
             }
         }
@@ -167,6 +190,13 @@ impl Readings {
     #[must_use]
     pub const fn with_disconnect_wake(mut self, d: DisconnectWake) -> Self {
         self.disconnect_wake = d;
+        self
+    }
+
+    /// These readings with another timer-expiry reading.
+    #[must_use]
+    pub const fn with_timer_expiry(mut self, t: TimerExpiry) -> Self {
+        self.timer_expiry = t;
         self
     }
 }
@@ -216,6 +246,14 @@ mod tests {
             Ok(Readings::HARSHEST
                 .with_zero_timeout(ZeroTimeout::Polls)
                 .with_disconnect_wake(DisconnectWake::BeforeDisconnect))
+        );
+        assert_eq!(
+            Readings::parse("timer_expiry=exact"),
+            Ok(Readings::HARSHEST.with_timer_expiry(TimerExpiry::Exact))
+        );
+        assert_eq!(
+            Readings::parse("lenient,timer_expiry=clock_tick"),
+            Ok(Readings::LENIENT.with_timer_expiry(TimerExpiry::ClockTick))
         );
         assert!(Readings::parse("zero_timeout=maybe").is_err());
     }

@@ -63,7 +63,9 @@ pub const SKIP_FLAGS_ALL: u32 = SKIP_DIRECTORIES | SKIP_KERNEL_MODE;
 pub const REPLY_TIMEOUT_MS_MIN: u32 = 1;
 /// Largest `reply_timeout_ms` (a create never waits longer than a minute).
 pub const REPLY_TIMEOUT_MS_MAX: u32 = 60_000;
-/// Largest `notify_timeout_ms` (0 = deliver only if a client is already waiting).
+/// Largest `notify_timeout_ms` (0 = deliver only if a client is already waiting; not free:
+/// without a waiting client the send lasts until the next Windows clock tick, up to
+/// 15.6 ms at the default timer resolution).
 pub const NOTIFY_TIMEOUT_MS_MAX: u32 = 5_000;
 /// Smallest `queue_capacity`.
 pub const QUEUE_CAPACITY_MIN: u32 = 1;

@@ -16,4 +16,5 @@ pub(crate) fn reset() {
     event::reset();
     pushlock::reset();
     thread::reset();
+    time::reset();
 }

@@ -1,9 +1,58 @@
 //! System time and NT timeouts (100 ns units; negative = relative, positive = absolute,
 //! null = forever, zero = do not wait — except for `FltSendMessage`, whose zero is
 //! disputed: [`SendTimeout`]).
+//!
+//! Every timed wait's due instant goes through one place ([`due`]): under the
+//! [`TimerExpiry::ClockTick`] reading (the default) it is moved to the first clock tick at
+//! or after it, ticks being [`CLOCK_PERIOD`] apart from the machine's boot.
 
+use crate::readings::{self, TimerExpiry};
+use parking_lot::Mutex;
 use portfilter_bindings::LARGE_INTEGER;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The default Windows clock period, 15.625 ms (64 ticks a second) [doc: "Timer
+/// accuracy"]: under the [`TimerExpiry::ClockTick`] reading timed waits end on its ticks.
+pub const CLOCK_PERIOD: Duration = Duration::from_micros(15_625);
+
+/// Tick zero: the machine's boot (set by [`reset`]; the first use before any boot).
+static TICK_EPOCH: Mutex<Option<Instant>> = Mutex::new(None);
+
+pub(crate) fn reset() {
+    *TICK_EPOCH.lock() = Some(Instant::now());
+}
+
+fn tick_epoch() -> Instant {
+    *TICK_EPOCH.lock().get_or_insert_with(Instant::now)
+}
+
+/// The deadline of a timed wait due at `at`: `at` itself under [`TimerExpiry::Exact`],
+/// else the first clock tick at or after `at` (never earlier, at most one
+/// [`CLOCK_PERIOD`] later).
+#[must_use]
+pub fn due(at: Instant) -> Deadline {
+    match readings::current().timer_expiry {
+        TimerExpiry::Exact => Deadline::At(at),
+        TimerExpiry::ClockTick => Deadline::At(next_tick(tick_epoch(), at)),
+    }
+}
+
+/// The first instant `epoch + k × CLOCK_PERIOD` (k ≥ 0) at or after `at` (`at` itself if
+/// it precedes the epoch or the tick would overflow).
+fn next_tick(epoch: Instant, at: Instant) -> Instant {
+    let since = at.saturating_duration_since(epoch);
+    let period = CLOCK_PERIOD.as_nanos();
+    let ticks = since.as_nanos().div_ceil(period);
+    u64::try_from(ticks.saturating_mul(period))
+        .ok()
+        .and_then(|ns| epoch.checked_add(Duration::from_nanos(ns)))
+        .filter(|t| *t >= at)
+        .unwrap_or(at)
+}
+
+fn due_after(start: Instant, d: Duration) -> Deadline {
+    start.checked_add(d).map_or(Deadline::Never, due)
+}
 
 /// 100 ns intervals between 1601-01-01 and 1970-01-01.
 const EPOCH_DIFFERENCE_100NS: i64 = 116_444_736_000_000_000;
@@ -54,7 +103,7 @@ impl Deadline {
             },
         };
         let d = Duration::from_nanos(hundreds.saturating_mul(100));
-        Instant::now().checked_add(d).map_or(Self::Never, Self::At)
+        due_after(Instant::now(), d)
     }
 
     /// Whether it has passed.
@@ -112,9 +161,7 @@ impl SendTimeout {
                 crate::readings::ZeroTimeout::WaitsForever => Deadline::Never,
                 crate::readings::ZeroTimeout::Polls => Deadline::Immediate,
             },
-            Self::Relative(d) => Instant::now()
-                .checked_add(d)
-                .map_or(Deadline::Never, Deadline::At),
+            Self::Relative(d) => due_after(Instant::now(), d),
             Self::Absolute(t) => Deadline::from_value(t),
         }
     }
@@ -130,7 +177,7 @@ impl SendTimeout {
     #[must_use]
     pub fn rearm_from(self, start: Instant) -> Option<Deadline> {
         match self {
-            Self::Relative(d) => Some(start.checked_add(d).map_or(Deadline::Never, Deadline::At)),
+            Self::Relative(d) => Some(due_after(start, d)),
             Self::Forever | Self::Zero | Self::Absolute(_) => None,
         }
     }
@@ -151,4 +198,29 @@ pub unsafe extern "system" fn KeQuerySystemTimePrecise(current_time: *mut LARGE_
     }
     // SAFETY: non-null, writable per the contract.
     unsafe { current_time.write_unaligned(system_time()) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_due_time_moves_to_the_first_tick_at_or_after_it() {
+        let epoch = Instant::now();
+        let p = CLOCK_PERIOD;
+        assert_eq!(next_tick(epoch, epoch), epoch, "on a tick: that tick");
+        let just_after = epoch + Duration::from_nanos(100);
+        assert_eq!(
+            next_tick(epoch, just_after),
+            epoch + p,
+            "100 ns late: next tick"
+        );
+        assert_eq!(next_tick(epoch, epoch + p), epoch + p);
+        assert_eq!(
+            next_tick(epoch, epoch + p + Duration::from_nanos(1)),
+            epoch + 2 * p
+        );
+        let late = epoch + 1000 * p - Duration::from_micros(1);
+        assert_eq!(next_tick(epoch, late), epoch + 1000 * p);
+    }
 }

@@ -863,8 +863,9 @@ pub const fn rel_ms(ms: i64) -> Option<i64> {
     Some(-ms * 10_000)
 }
 
-/// The shortest non-zero relative timeout (100 ns): an unambiguous poll ("deliver only if
-/// a FilterGetMessage is already pending"), unlike a zero timeout.
+/// The shortest non-zero relative timeout (100 ns): unambiguously "deliver only if a
+/// FilterGetMessage is already pending", unlike a zero timeout — but with none pending it
+/// lasts until the next clock tick under the default `timer_expiry` reading.
 pub const POLL: Option<i64> = Some(-1);
 
 /// The timeout of sends that are expected to complete: long enough never to expire in

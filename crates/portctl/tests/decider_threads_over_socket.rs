@@ -92,6 +92,7 @@ fn a_decider_receiving_on_one_thread_while_others_reply_and_send_commands_over_t
         })
     };
     let stop = Arc::new(AtomicBool::new(false));
+    let (first_round_done, first_round) = std::sync::mpsc::channel();
     let commander = {
         let (decider, stop) = (decider.clone(), stop.clone());
         thread::spawn(move || {
@@ -101,10 +102,17 @@ fn a_decider_receiving_on_one_thread_while_others_reply_and_send_commands_over_t
                     return (commands, Some(error.to_string()));
                 }
                 commands += 2;
+                if commands == 2 {
+                    let _ = first_round_done.send(());
+                }
             }
             (commands, None)
         })
     };
+    // The creates start once commands are flowing, so that they overlap the receiving
+    // and replying (on a loaded machine the creates could otherwise all finish before
+    // the command thread is first scheduled).
+    let _ = first_round.recv_timeout(Duration::from_secs(30));
     let paths: Vec<String> = (0..CREATES)
         .map(|i| {
             let kind = if i % 2 == 0 { "allow" } else { "deny" };

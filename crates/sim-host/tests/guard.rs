@@ -240,7 +240,7 @@ fn killing_the_host_releases_a_waiting_open() {
     let (mut host, guard) = host_with_decider(&portctl, dir.path(), &[], 60000);
     guard.signal(libc::SIGSTOP);
     let mut waiting = Proc::spawn(Command::new("cat").arg(dir.path().join("ok.txt")));
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until_held_by_fanotify(&waiting);
     assert!(
         still_running(waiting.pid()),
         "cat did not wait for the frozen decider: {}",
@@ -253,6 +253,25 @@ fn killing_the_host_releases_a_waiting_open() {
     assert!(status.success(), "{}", waiting.stderr());
     assert_eq!(waiting.stdout(), "fine\n");
     drop(guard);
+}
+
+/// Waits (at most [`WAIT`]) until `proc` is blocked in an open that fanotify holds for a
+/// permission answer (`/proc/PID/wchan` names a fanotify function while it waits, e.g.
+/// `fanotify_handle_event`): its event is then queued for the host, ahead of any open
+/// started afterwards. A fixed sleep instead could end before a loaded machine ran `cat`.
+fn wait_until_held_by_fanotify(proc: &Proc) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let wchan = std::fs::read_to_string(format!("/proc/{}/wchan", proc.pid()));
+        if wchan.as_deref().is_ok_and(|w| w.contains("fanotify")) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the open never waited for a permission answer (wchan {wchan:?})"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Whether `pid` is alive and not a zombie (an exited, unreaped child).
@@ -306,7 +325,7 @@ fn opens_over_the_in_flight_limit_are_answered_at_once_and_counted() {
     guard.signal(libc::SIGSTOP);
     // One open holds the only slot (the frozen decider keeps it up to 2 s) ...
     let mut held = Proc::spawn(Command::new("cat").arg(dir.path().join("ok.txt")));
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until_held_by_fanotify(&held);
     // ... so the next is answered at once with the default verdict, without the driver.
     let start = Instant::now();
     let over = cat(&dir.path().join("ok.txt"));
@@ -341,10 +360,9 @@ fn the_watchdog_answers_an_open_the_driver_has_not_decided_within_budget_and_mar
     // One worker: a second open waits behind the first, so its driver call would end
     // only after two budgets; the watchdog answers it at one budget + 500 ms.
     let (host, guard) = host_with_decider(&portctl, dir.path(), &["--guard-workers", "1"], 2000);
-    std::thread::sleep(Duration::from_millis(300)); // the guard re-reads the budget
     guard.signal(libc::SIGSTOP);
     let mut first = Proc::spawn(Command::new("cat").arg(dir.path().join("ok.txt")));
-    std::thread::sleep(Duration::from_millis(100));
+    wait_until_held_by_fanotify(&first);
     let mut second = Proc::spawn(Command::new("cat").arg(dir.path().join("ok.txt")));
     assert!(!first.wait_exit(CMD).success());
     assert!(

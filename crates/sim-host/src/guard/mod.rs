@@ -140,6 +140,23 @@ pub fn arm(dir: &Path) -> Result<Armed, String> {
     })
 }
 
+/// The running guard's state, for [`configuration_changed`] (one guard per host).
+static ACTIVE: Mutex<Option<std::sync::Weak<Shared>>> = Mutex::new(None);
+
+/// A client's `SetConfig` succeeded: the running guard (if any) re-reads the driver's reply
+/// budget and default verdict now, rather than at its next periodic look (every 200 ms),
+/// so that the opens it answers by itself (over the in-flight limit, unreadable or
+/// overlong names, the watchdog) follow the new default verdict from the moment the
+/// client's call returned.
+pub fn configuration_changed() {
+    let shared = ACTIVE.lock().as_ref().and_then(std::sync::Weak::upgrade);
+    if let Some(s) = shared
+        && let Some(b) = Budget::from_driver()
+    {
+        *s.budget.lock() = b;
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Budget {
     reply_timeout: Duration,
@@ -216,6 +233,7 @@ impl Guard {
                 Histogram::new_with_bounds(1, 120_000_000, 3).map_err(|e| e.to_string())?,
             ),
         });
+        *ACTIVE.lock() = Some(Arc::downgrade(&shared));
         let (tx, rx) = sync_channel::<Job>(max_in_flight);
         let rx = Arc::new(Mutex::new(rx));
         let mut guard = Self {
@@ -315,6 +333,13 @@ impl Drop for Guard {
         // A guard dropped without stop(): stop the threads; whatever is pending is
         // allowed by the kernel when the last reference closes the group.
         self.shared.stop.store(true, Ordering::Release);
+        let mut active = ACTIVE.lock();
+        if active
+            .as_ref()
+            .is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&self.shared)))
+        {
+            *active = None;
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use portfilter_bindings::{
 };
 use portfilter_sim_wire::{
     Envelope, FRAME_DEADLINE, FromHost, Incoming, MAX_IO_BYTES, MAX_PORT_NAME_UNITS, Segment,
-    ToHost, WIRE_VERSION, decode, encode, read_frame, write_frame,
+    ToHost, UserBuf, WIRE_VERSION, decode, encode, read_frame, write_frame,
 };
 use std::collections::HashMap;
 use std::io;
@@ -425,6 +425,7 @@ fn run_request(host: &Host, session: &Session, body: ToHost) -> FromHost {
                     output: None,
                 };
             };
+            let sets_config = is_set_config(&input);
             let input = HostBuf::new(&input);
             let output = HostBuf::new(&output);
             let mut returned = 0u32;
@@ -442,6 +443,9 @@ fn run_request(host: &Host, session: &Session, body: ToHost) -> FromHost {
                     )
                 }
             };
+            if sets_config && status >= 0 {
+                crate::sim::guard::configuration_changed();
+            }
             FromHost::Sent {
                 status,
                 returned,
@@ -580,4 +584,14 @@ fn close_all(session: &Session) -> usize {
         c.close();
     }
     n
+}
+
+/// Whether a `FilterSendMessage` input is a `SetConfig` command (the guard then re-reads
+/// the driver's budget and default verdict).
+fn is_set_config(input: &UserBuf) -> bool {
+    match input {
+        UserBuf::Bytes { data, .. } => portfilter_protocol::decode_request(data)
+            .is_ok_and(|r| r.command == portfilter_protocol::Command::SetConfig),
+        _ => false,
+    }
 }

@@ -11,8 +11,8 @@ use fltsim::CreateRequest;
 use portfilter_bindings::{STATUS_ACCESS_DENIED, STATUS_CANCELLED, STATUS_SUCCESS};
 use portfilter_protocol::{
     CONNECT_CONTEXT_BYTES, ConnectContext, Decision, EVENT_FLAG_PENDED, GET_MESSAGE_BUFFER_BYTES,
-    KernelMessage, MAX_VERDICT_BATCH_BYTES, Role, VERDICT_BATCH_REPLY_BYTES, Verdict,
-    VerdictBatchReply, VerdictEntry, config::REPLY_TIMEOUT_MS_MAX, decode_kernel_message,
+    KernelMessage, MAX_BATCH_VERDICTS, MAX_VERDICT_BATCH_BYTES, Role, VERDICT_BATCH_REPLY_BYTES,
+    Verdict, VerdictBatchReply, VerdictEntry, config::REPLY_TIMEOUT_MS_MAX, decode_kernel_message,
     encode_verdict_batch, message::split_filter_message,
 };
 use std::ffi::c_void;
@@ -374,6 +374,70 @@ fn bad_verdicts_are_counted_and_leave_other_creates_alone() {
     assert_eq!(stats.verdicts_invalid, 6);
     decider.close();
     observer.close();
+    sim.unload_and_check_pool();
+}
+
+#[test]
+fn verdict_batch_edges_the_largest_batch_any_answer_buffer_and_only_the_async_decider() {
+    let sim = Sim::start();
+    no_deadline_in_sight();
+    let decider = async_decider(DECIDER);
+    // The largest batch the protocol allows (1,024 entries, the largest input of any
+    // command) is taken whole: every entry answered (here: no such create).
+    let entries: Vec<VerdictEntry> = (0..MAX_BATCH_VERDICTS as u64)
+        .map(|k| Verdict::allow(1_000_000 + k).into())
+        .collect();
+    let (hr, reply) = send_verdicts(&decider, &entries);
+    assert_eq!(hr, 0, "a full batch of exactly MAX_VERDICT_BATCH_BYTES");
+    assert_eq!(
+        reply.unwrap(),
+        VerdictBatchReply {
+            unknown: MAX_BATCH_VERDICTS as u32,
+            ..VerdictBatchReply::default()
+        }
+    );
+    // An answer buffer larger than the answer is fine; a smaller one is refused before
+    // anything is applied.
+    let create = spawn_create(CreateRequest::new(r"C:\edges.txt").pid(APP));
+    let (requests, _) = read_requests(&decider, 1);
+    let mut bytes = vec![0u8; 64];
+    let n =
+        encode_verdict_batch(&[Verdict::deny(requests[0].sequence).into()], &mut bytes).unwrap();
+    let (hr, _, _) = decider.send_raw(
+        &mut Buf::from_bytes(&bytes[..n]),
+        VERDICT_BATCH_REPLY_BYTES - 1,
+    );
+    assert_eq!(
+        hr as u32, 0x8007_007A,
+        "a 31-byte answer buffer: buffer too small"
+    );
+    assert!(pended_now(1), "nothing applied by the refused call");
+    let (hr, out, returned) = decider.send_raw(
+        &mut Buf::from_bytes(&bytes[..n]),
+        VERDICT_BATCH_REPLY_BYTES * 2,
+    );
+    assert_eq!(hr, 0, "a 64-byte answer buffer");
+    assert_eq!(returned as usize, VERDICT_BATCH_REPLY_BYTES);
+    assert_eq!(
+        VerdictBatchReply::decode(&out[..VERDICT_BATCH_REPLY_BYTES]).unwrap(),
+        VerdictBatchReply {
+            applied: 1,
+            ..VerdictBatchReply::default()
+        }
+    );
+    assert_eq!(join_status(create), STATUS_ACCESS_DENIED);
+    decider.close();
+    // A decider that is not asynchronous has no pended creates to answer: refused.
+    let sync = connect(DECIDER + 1, Role::Decider);
+    let (hr, _) = send_verdicts(&sync, &[Verdict::allow(1).into()]);
+    assert_eq!(
+        hr as u32, 0x8007_0005,
+        "a synchronous decider: access denied"
+    );
+    // Counted as invalid: this refusal only (the short answer buffer was refused before
+    // the batch was read).
+    assert_eq!(sync.stats().verdicts_invalid, 1);
+    sync.close();
     sim.unload_and_check_pool();
 }
 

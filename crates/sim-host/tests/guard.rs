@@ -240,7 +240,7 @@ fn killing_the_host_releases_a_waiting_open() {
     let (mut host, guard) = host_with_decider(&portctl, dir.path(), &[], 60000);
     guard.signal(libc::SIGSTOP);
     let mut waiting = Proc::spawn(Command::new("cat").arg(dir.path().join("ok.txt")));
-    wait_until_held_by_fanotify(&waiting);
+    wait_until_held_by_fanotify(&mut waiting);
     assert!(
         still_running(waiting.pid()),
         "cat did not wait for the frozen decider: {}",
@@ -259,13 +259,21 @@ fn killing_the_host_releases_a_waiting_open() {
 /// permission answer (`/proc/PID/wchan` names a fanotify function while it waits, e.g.
 /// `fanotify_handle_event`): its event is then queued for the host, ahead of any open
 /// started afterwards. A fixed sleep instead could end before a loaded machine ran `cat`.
-fn wait_until_held_by_fanotify(proc: &Proc) {
+fn wait_until_held_by_fanotify(proc: &mut Proc) {
     let deadline = Instant::now() + WAIT;
     loop {
         let wchan = std::fs::read_to_string(format!("/proc/{}/wchan", proc.pid()));
         if wchan.as_deref().is_ok_and(|w| w.contains("fanotify")) {
             return;
         }
+        // Ended without being seen held: say how, rather than wait out WAIT.
+        assert!(
+            proc.is_running(),
+            "the open ended before it was seen waiting for a permission answer: \
+             stdout {:?}, stderr {:?}",
+            proc.stdout(),
+            proc.stderr()
+        );
         assert!(
             Instant::now() < deadline,
             "the open never waited for a permission answer (wchan {wchan:?})"
@@ -325,7 +333,7 @@ fn opens_over_the_in_flight_limit_are_answered_at_once_and_counted() {
     guard.signal(libc::SIGSTOP);
     // One open holds the only slot (the frozen decider keeps it up to 2 s) ...
     let mut held = Proc::spawn(Command::new("cat").arg(dir.path().join("ok.txt")));
-    wait_until_held_by_fanotify(&held);
+    wait_until_held_by_fanotify(&mut held);
     // ... so the next is answered at once with the default verdict, without the driver.
     let start = Instant::now();
     let over = cat(&dir.path().join("ok.txt"));
@@ -362,7 +370,7 @@ fn the_watchdog_answers_an_open_the_driver_has_not_decided_within_budget_and_mar
     let (host, guard) = host_with_decider(&portctl, dir.path(), &["--guard-workers", "1"], 2000);
     guard.signal(libc::SIGSTOP);
     let mut first = Proc::spawn(Command::new("cat").arg(dir.path().join("ok.txt")));
-    wait_until_held_by_fanotify(&first);
+    wait_until_held_by_fanotify(&mut first);
     let mut second = Proc::spawn(Command::new("cat").arg(dir.path().join("ok.txt")));
     assert!(!first.wait_exit(CMD).success());
     assert!(

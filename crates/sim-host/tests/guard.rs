@@ -368,6 +368,10 @@ fn the_watchdog_answers_an_open_the_driver_has_not_decided_within_budget_and_mar
     // One worker: a second open waits behind the first, so its driver call would end
     // only after two budgets; the watchdog answers it at one budget + 500 ms.
     let (host, guard) = host_with_decider(&portctl, dir.path(), &["--guard-workers", "1"], 2000);
+    // Kept from before the guard re-read its budget on SetConfig: in 2 of 20 loaded runs
+    // without this pause the first open below was allowed (not held) although the decider
+    // had been stopped; cause not found yet (docs/fuzzing.md, "Loaded suite runs").
+    std::thread::sleep(Duration::from_millis(300));
     guard.signal(libc::SIGSTOP);
     let mut first = Proc::spawn(Command::new("cat").arg(dir.path().join("ok.txt")));
     wait_until_held_by_fanotify(&mut first);

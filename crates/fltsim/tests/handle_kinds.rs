@@ -71,6 +71,24 @@ fn blocked_get<'scope>(
     get
 }
 
+/// The verifier has recorded exactly one violation, of `rule`; returns its detail.
+fn the_one_violation(m: &fltsim::MachineGuard, rule: &'static str) -> String {
+    let violations = m.violations();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0].rule, rule);
+    violations[0].detail.clone()
+}
+
+/// The request that returned early is still queued: the next message the driver sends is
+/// written into `buffer`, which its caller believes it got back.
+fn the_next_message_lands_in(buffer: usize) {
+    assert_eq!(
+        kernel_send(0, b"late", None, BOUNDED).status,
+        STATUS_SUCCESS
+    );
+    assert_eq!(&bytes_at(buffer)[16..20], b"late");
+}
+
 /// Waits (bounded) until the thread has returned.
 fn returns<T>(what: &str, t: &std::thread::ScopedJoinHandle<'_, T>) {
     wait_until(what, || t.is_finished());
@@ -96,25 +114,12 @@ fn null_overlapped_get_on_an_overlapped_handle_returns_early_when_another_call_o
         returns("the NULL-OVERLAPPED get woken by the command", &get);
         assert_eq!(get.join().unwrap(), 0, "S_OK");
         assert_eq!(bytes_at(buffer), vec![0xEE; 64], "the buffer is unwritten");
-        let violations = m.violations();
-        assert_eq!(violations.len(), 1, "{violations:?}");
-        assert_eq!(
-            violations[0].rule,
-            fltsim::rule::NULL_OVERLAPPED_GET_WOKEN_EARLY
-        );
-        assert!(
-            violations[0].detail.contains("NULL OVERLAPPED"),
-            "{}",
-            violations[0].detail
-        );
+        let detail = the_one_violation(&m, fltsim::rule::NULL_OVERLAPPED_GET_WOKEN_EARLY);
+        assert!(detail.contains("NULL OVERLAPPED"), "{detail}");
         // Its request is still queued: the next message is written into the buffer the
         // caller believes it got back.
         assert_eq!(fltsim::port::queued_requests(), 1);
-        assert_eq!(
-            kernel_send(0, b"late", None, BOUNDED).status,
-            STATUS_SUCCESS
-        );
-        assert_eq!(&bytes_at(buffer)[16..20], b"late");
+        the_next_message_lands_in(buffer);
     });
     close(h as HANDLE);
 }
@@ -190,17 +195,8 @@ fn get_overlapped_result_without_an_event_returns_early_when_another_call_on_the
         // What kernelbase reports then: the OVERLAPPED still says STATUS_PENDING, a
         // success code: TRUE, 0 bytes.
         assert_eq!(wait.join().unwrap(), (1, 0));
-        let violations = m.violations();
-        assert_eq!(violations.len(), 1, "{violations:?}");
-        assert_eq!(
-            violations[0].rule,
-            fltsim::rule::NULL_EVENT_RESULT_WOKEN_EARLY
-        );
-        assert_eq!(
-            kernel_send(0, b"late", None, BOUNDED).status,
-            STATUS_SUCCESS
-        );
-        assert_eq!(&bytes_at(buffer)[16..20], b"late");
+        the_one_violation(&m, fltsim::rule::NULL_EVENT_RESULT_WOKEN_EARLY);
+        the_next_message_lands_in(buffer);
     });
     close(h as HANDLE);
 }

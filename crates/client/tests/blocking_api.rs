@@ -14,6 +14,7 @@ use portfilter_client::{Error, MessageBuffer, Payload, ReplyOutcome, Role, Verdi
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
+use test_support::decider_threads::{self, join_within};
 
 /// Receives one message, which must be a single event.
 fn receive_event(
@@ -203,19 +204,6 @@ fn commands_ping_stats_and_config_round_trip() {
     );
 }
 
-/// Joins `thread`, failing the test if it has not finished within `limit`.
-fn join_within<T>(thread: thread::JoinHandle<T>, limit: Duration, what: &str) -> T {
-    let deadline = std::time::Instant::now() + limit;
-    while !thread.is_finished() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what}: not done within {limit:?}"
-        );
-        thread::sleep(Duration::from_millis(2));
-    }
-    thread.join().expect(what)
-}
-
 /// Item 1 of issue 10: the default handle is overlapped, and `Connection` is `Sync`. A
 /// decider that receives on one thread while others reply and send commands on the same
 /// connection must get every message once, in order, in its own buffer: a receive that
@@ -231,123 +219,17 @@ fn a_decider_receiving_on_one_thread_while_others_reply_and_send_commands() {
         c.default_verdict = Decision::Allow;
     });
     let decider = std::sync::Arc::new(connect(Role::Decider));
-    let (to_replier, replies) = mpsc::channel::<(portfilter_client::ReplyTo, String)>();
-    let receiver = {
-        let decider = decider.clone();
-        thread::spawn(move || {
-            // Leaked: were a request woken early (the bug this test guards against), the
-            // driver would still write its message into this buffer later.
-            let buffer: &'static mut MessageBuffer = Box::leak(Box::new(MessageBuffer::new()));
-            let mut names = Vec::new();
-            let mut errors = Vec::new();
-            while names.len() < CREATES && errors.len() < 10 {
-                match decider.receive(buffer) {
-                    Ok(Some(received)) => {
-                        let reply_to = received.reply_to();
-                        if let Payload::Event(view) = received.payload {
-                            let event = portfilter_client::Event::from_view(&view);
-                            names.push(event.name.clone());
-                            if let Some(to) = reply_to {
-                                to_replier.send((to, event.name)).unwrap();
-                            }
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(error) => errors.push(error.to_string()),
-                }
-            }
-            (names, errors)
-        })
-    };
-    let replier = {
-        let decider = decider.clone();
-        thread::spawn(move || {
-            replies
-                .into_iter()
-                .map(|(to, name)| {
-                    let verdict = if name.contains("deny") {
-                        Verdict::Deny
-                    } else {
-                        Verdict::Allow
-                    };
-                    decider.reply(to, verdict).map_err(|e| e.to_string())
-                })
-                .collect::<Vec<_>>()
-        })
-    };
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (first_round_done, first_round) = std::sync::mpsc::channel();
-    let commander = {
-        let (decider, stop) = (decider.clone(), stop.clone());
-        thread::spawn(move || {
-            let mut commands = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Err(error) = decider.stats().and_then(|_| decider.ping()) {
-                    return (commands, Some(error.to_string()));
-                }
-                commands += 2;
-                if commands == 2 {
-                    let _ = first_round_done.send(());
-                }
-            }
-            (commands, None)
-        })
-    };
-    // The creates start once commands are flowing, so that they overlap the receiving
-    // and replying (on a loaded machine the creates could otherwise all finish before
-    // the command thread is first scheduled).
-    let _ = first_round.recv_timeout(Duration::from_secs(30));
-    let paths: Vec<String> = (0..CREATES)
-        .map(|i| {
-            let kind = if i % 2 == 0 { "allow" } else { "deny" };
-            format!(r"C:\threads\{kind}-{i}.txt")
-        })
-        .collect();
-    let expected_statuses: Vec<i32> = (0..CREATES)
-        .map(|i| {
-            if i % 2 == 0 {
-                STATUS_SUCCESS
-            } else {
-                STATUS_ACCESS_DENIED
-            }
-        })
-        .collect();
-    let creator = {
-        let (paths, expected) = (paths.clone(), expected_statuses.clone());
-        thread::spawn(move || {
-            // Stops at the first wrong verdict (a lost message costs a reply timeout).
-            let mut statuses = Vec::new();
-            for (path, expected) in paths.iter().zip(expected) {
-                statuses.push(create(path));
-                if statuses.last() != Some(&expected) {
-                    break;
-                }
-            }
-            statuses
-        })
-    };
-    let statuses = join_within(creator, Duration::from_secs(60), "creates");
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (commands, command_error) =
-        join_within(commander, Duration::from_secs(30), "command thread");
-    assert_eq!(statuses, expected_statuses, "each create got its verdict");
-    assert_eq!(command_error, None, "commands from another thread");
-    let (names, errors) = join_within(receiver, Duration::from_secs(30), "receiving thread");
-    let outcomes = join_within(replier, Duration::from_secs(30), "replying thread");
-
-    assert!(errors.is_empty(), "receive errors: {errors:?}");
-    let expected_names: Vec<String> = paths
-        .iter()
-        .map(|p| format!(r"\Device\HarddiskVolume3{}", &p[2..]))
-        .collect();
-    assert_eq!(names, expected_names, "every event once, in order");
-    assert!(
-        outcomes.iter().all(|o| o == &Ok(ReplyOutcome::Delivered)),
-        "{outcomes:?}"
+    decider_threads::run(
+        &decider,
+        decider_threads::Creates {
+            count: CREATES,
+            create,
+            allowed: STATUS_SUCCESS,
+            denied: STATUS_ACCESS_DENIED,
+            within: Duration::from_secs(60),
+        },
     );
     assert_eq!(decider.replies_delivered(), CREATES as u64);
-    assert_eq!(decider.late_replies(), 0);
-    assert!(commands > 0, "the command thread ran");
     let stats = decider.stats().unwrap();
     assert_eq!((stats.replies_allow, stats.replies_deny), (10, 10));
     assert_eq!((stats.reply_timeouts, stats.default_verdicts), (0, 0));

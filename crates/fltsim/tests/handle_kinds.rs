@@ -51,6 +51,44 @@ fn get_into(h: usize, addr: usize, overlapped: *mut OVERLAPPED) -> i32 {
     }
 }
 
+/// Boots the machine with the test filter loaded, connects with `options` (0: an
+/// overlapped handle) and leaks a buffer filled with `fill`: `(machine, handle, buffer)`.
+fn set_up(options: u32, fill: u8) -> (fltsim::MachineGuard, usize, usize) {
+    let m = boot_loaded(Config::default());
+    let h = connect_opts(PORT_NAME, options, &[]).expect("connect") as usize;
+    (m, h, leaked_buffer(fill))
+}
+
+/// A NULL-OVERLAPPED `FilterGetMessage` on `h` into `buffer`, on a thread of `s`, once the
+/// model has queued its request.
+fn blocked_get<'scope>(
+    s: &'scope std::thread::Scope<'scope, '_>,
+    h: usize,
+    buffer: usize,
+) -> std::thread::ScopedJoinHandle<'scope, i32> {
+    let get = s.spawn(move || get_into(h, buffer, null_mut()));
+    wait_until("get queued", || fltsim::port::queued_requests() == 1);
+    get
+}
+
+/// The verifier has recorded exactly one violation, of `rule`; returns its detail.
+fn the_one_violation(m: &fltsim::MachineGuard, rule: &'static str) -> String {
+    let violations = m.violations();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0].rule, rule);
+    violations[0].detail.clone()
+}
+
+/// The request that returned early is still queued: the next message the driver sends is
+/// written into `buffer`, which its caller believes it got back.
+fn the_next_message_lands_in(buffer: usize) {
+    assert_eq!(
+        kernel_send(0, b"late", None, BOUNDED).status,
+        STATUS_SUCCESS
+    );
+    assert_eq!(&bytes_at(buffer)[16..20], b"late");
+}
+
 /// Waits (bounded) until the thread has returned.
 fn returns<T>(what: &str, t: &std::thread::ScopedJoinHandle<'_, T>) {
     wait_until(what, || t.is_finished());
@@ -65,53 +103,34 @@ fn stays_blocked<T>(what: &str, t: &std::thread::ScopedJoinHandle<'_, T>) {
 #[test]
 fn null_overlapped_get_on_an_overlapped_handle_returns_early_when_another_call_on_the_handle_completes()
  {
-    let mut m = boot_loaded(Config::default());
+    let (mut m, h, buffer) = set_up(0, 0xEE);
     m.expect_violation(fltsim::rule::NULL_OVERLAPPED_GET_WOKEN_EARLY);
-    let h = connect(&[]) as usize;
-    let buffer = leaked_buffer(0xEE);
     std::thread::scope(|s| {
         let _release = ReleaseOnUnwind(h as HANDLE);
-        let get = s.spawn(move || get_into(h, buffer, null_mut()));
-        wait_until("get queued", || fltsim::port::queued_requests() == 1);
+        let get = blocked_get(s, h, buffer);
         // A command from another thread on the same handle completes…
         assert_eq!(send(h as HANDLE, b"E1234", &mut [0u8; 8]), (0, 5));
         // …and wakes the get, which returns success without its message.
         returns("the NULL-OVERLAPPED get woken by the command", &get);
         assert_eq!(get.join().unwrap(), 0, "S_OK");
         assert_eq!(bytes_at(buffer), vec![0xEE; 64], "the buffer is unwritten");
-        let violations = m.violations();
-        assert_eq!(violations.len(), 1, "{violations:?}");
-        assert_eq!(
-            violations[0].rule,
-            fltsim::rule::NULL_OVERLAPPED_GET_WOKEN_EARLY
-        );
-        assert!(
-            violations[0].detail.contains("NULL OVERLAPPED"),
-            "{}",
-            violations[0].detail
-        );
+        let detail = the_one_violation(&m, fltsim::rule::NULL_OVERLAPPED_GET_WOKEN_EARLY);
+        assert!(detail.contains("NULL OVERLAPPED"), "{detail}");
         // Its request is still queued: the next message is written into the buffer the
         // caller believes it got back.
         assert_eq!(fltsim::port::queued_requests(), 1);
-        assert_eq!(
-            kernel_send(0, b"late", None, BOUNDED).status,
-            STATUS_SUCCESS
-        );
-        assert_eq!(&bytes_at(buffer)[16..20], b"late");
+        the_next_message_lands_in(buffer);
     });
     close(h as HANDLE);
 }
 
 #[test]
 fn null_overlapped_get_is_not_woken_by_completions_before_it_started() {
-    let _m = boot_loaded(Config::default());
-    let h = connect(&[]) as usize;
+    let (_m, h, buffer) = set_up(0, 0);
     assert_eq!(send(h as HANDLE, b"E1", &mut [0u8; 8]), (0, 2));
-    let buffer = leaked_buffer(0);
     std::thread::scope(|s| {
         let _release = ReleaseOnUnwind(h as HANDLE);
-        let get = s.spawn(move || get_into(h, buffer, null_mut()));
-        wait_until("get queued", || fltsim::port::queued_requests() == 1);
+        let get = blocked_get(s, h, buffer);
         stays_blocked("a get waits for its message", &get);
         assert_eq!(kernel_send(0, b"msg", None, BOUNDED).status, STATUS_SUCCESS);
         assert_eq!(get.join().unwrap(), 0);
@@ -122,9 +141,7 @@ fn null_overlapped_get_is_not_woken_by_completions_before_it_started() {
 
 #[test]
 fn get_with_its_own_overlapped_and_event_is_not_disturbed_by_other_calls_on_the_handle() {
-    let _m = boot_loaded(Config::default());
-    let h = connect(&[]) as usize;
-    let buffer = leaked_buffer(0);
+    let (_m, h, buffer) = set_up(0, 0);
     // SAFETY: FFI into the model: a manual-reset event, not signalled.
     let event = unsafe { CreateEventW(std::ptr::null(), 1, 0, std::ptr::null()) };
     assert!(!event.is_null());
@@ -157,10 +174,8 @@ fn get_with_its_own_overlapped_and_event_is_not_disturbed_by_other_calls_on_the_
 #[test]
 fn get_overlapped_result_without_an_event_returns_early_when_another_call_on_the_handle_completes()
 {
-    let mut m = boot_loaded(Config::default());
+    let (mut m, h, buffer) = set_up(0, 0);
     m.expect_violation(fltsim::rule::NULL_EVENT_RESULT_WOKEN_EARLY);
-    let h = connect(&[]) as usize;
-    let buffer = leaked_buffer(0);
     // No event: GetOverlappedResult waits on the file handle.
     let overlapped: &'static mut OVERLAPPED = Box::leak(Box::default());
     let ov = std::ptr::from_mut(overlapped) as usize;
@@ -180,30 +195,18 @@ fn get_overlapped_result_without_an_event_returns_early_when_another_call_on_the
         // What kernelbase reports then: the OVERLAPPED still says STATUS_PENDING, a
         // success code: TRUE, 0 bytes.
         assert_eq!(wait.join().unwrap(), (1, 0));
-        let violations = m.violations();
-        assert_eq!(violations.len(), 1, "{violations:?}");
-        assert_eq!(
-            violations[0].rule,
-            fltsim::rule::NULL_EVENT_RESULT_WOKEN_EARLY
-        );
-        assert_eq!(
-            kernel_send(0, b"late", None, BOUNDED).status,
-            STATUS_SUCCESS
-        );
-        assert_eq!(&bytes_at(buffer)[16..20], b"late");
+        the_one_violation(&m, fltsim::rule::NULL_EVENT_RESULT_WOKEN_EARLY);
+        the_next_message_lands_in(buffer);
     });
     close(h as HANDLE);
 }
 
 #[test]
 fn a_get_blocked_on_a_synchronous_handle_holds_replies_and_commands_until_it_returns() {
-    let _m = boot_loaded(Config::default());
-    let h = connect_opts(PORT_NAME, FLT_PORT_FLAG_SYNC_HANDLE, &[]).expect("connect") as usize;
-    let buffer = leaked_buffer(0);
+    let (_m, h, buffer) = set_up(FLT_PORT_FLAG_SYNC_HANDLE, 0);
     std::thread::scope(|s| {
         let _release = ReleaseOnUnwind(h as HANDLE);
-        let get = s.spawn(move || get_into(h, buffer, null_mut()));
-        wait_until("get queued", || fltsim::port::queued_requests() == 1);
+        let get = blocked_get(s, h, buffer);
         let command = s.spawn(move || send(h as HANDLE, b"E1234", &mut [0u8; 8]));
         let answer = s.spawn(move || reply(h as HANDLE, 0, 99, &[]));
         stays_blocked(
@@ -225,13 +228,10 @@ fn a_get_blocked_on_a_synchronous_handle_holds_replies_and_commands_until_it_ret
 
 #[test]
 fn cancel_io_ex_is_not_held_by_a_blocked_synchronous_get() {
-    let _m = boot_loaded(Config::default());
-    let h = connect_opts(PORT_NAME, FLT_PORT_FLAG_SYNC_HANDLE, &[]).expect("connect") as usize;
-    let buffer = leaked_buffer(0);
+    let (_m, h, buffer) = set_up(FLT_PORT_FLAG_SYNC_HANDLE, 0);
     std::thread::scope(|s| {
         let _release = ReleaseOnUnwind(h as HANDLE);
-        let get = s.spawn(move || get_into(h, buffer, null_mut()));
-        wait_until("get queued", || fltsim::port::queued_requests() == 1);
+        let get = blocked_get(s, h, buffer);
         // SAFETY: FFI into the model.
         let cancelled =
             unsafe { windows_sys::Win32::System::IO::CancelIoEx(h as HANDLE, std::ptr::null()) };

@@ -44,51 +44,89 @@ fn patient(host: &Host) {
     assert_eq!(set.code, Some(0), "{}", set.stderr);
 }
 
-#[test]
-fn watch_and_guard_keep_working_across_a_driver_reload() {
-    let mut host = Host::start();
-    patient(&host);
+/// `portctl guard` in `mode` (`None`: no `--mode`, the default) with the smoke test's
+/// rules and the arguments `rest`.
+fn spawn_guard(host: &Host, mode: Option<&str>, rest: &[&str]) -> Proc {
     let rules = write_rules(host.dir.path());
-    let mut guard = Proc::spawn(
-        host.command(&portctl_bin())
-            .args(["guard", "--rules", &rules, "--json"]),
-    );
-    let mut watch = Proc::spawn(host.command(&portctl_bin()).args(["watch", "--json"]));
-    host.wait_counter("deciders", 1);
-    host.wait_counter("observers", 1);
+    let mut cmd = host.command(&portctl_bin());
+    cmd.arg("guard");
+    if let Some(mode) = mode {
+        cmd.args(["--mode", mode]);
+    }
+    Proc::spawn(cmd.args(["--rules", &rules]).args(rest))
+}
 
+/// `proc` (started with `--no-reconnect`) exits 7 once the driver is gone, saying why.
+fn assert_exits_7_without_reconnecting(proc: &mut Proc) {
+    let status = proc.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(7), "{}", proc.stderr());
+    let stderr = proc.stderr();
+    assert!(
+        stderr.ends_with("portctl: error: the driver closed the connection (driver unloaded or port closed) and --no-reconnect was given\n"),
+        "{stderr}"
+    );
+}
+
+/// What every reload test does with `procs` (a `guard --json` first, then any `watch
+/// --json`), whatever the guard's mode: two creates decided and seen, the driver unloaded
+/// (all are told and keep running, the guard waits), loaded again (all reconnect by
+/// themselves), two more creates decided and seen. Returns the second denied create.
+fn decide_across_a_reload(host: &mut Host, procs: &mut [&mut Proc]) -> common::Ran {
+    let watching = procs.len() > 1;
+    host.wait_counter("deciders", 1);
+    if watching {
+        host.wait_counter("observers", 1);
+    }
     let denied = host.create(r"C:\portfilter-smoke\denied-1.txt");
     assert_eq!(denied.code, Some(1), "{}{}", denied.stdout, denied.stderr);
     assert_eq!(
         host.create(r"C:\portfilter-smoke\allowed-1.txt").code,
         Some(0)
     );
-    guard.wait_for_count("\"type\":\"event\"", 2);
-    watch.wait_for_count("\"type\":\"event\"", 2);
+    for proc in procs.iter() {
+        proc.wait_for_count("\"type\":\"event\"", 2);
+    }
 
-    // `fltmc unload`: both are told, and both keep running.
+    // `fltmc unload`: all are told, and all keep running.
     let report = host.shutdown();
     assert!(report.contains("pool: no leaks"), "{report}");
-    guard.wait_for_count("\"type\":\"disconnected\"", 1);
-    watch.wait_for_count("\"type\":\"disconnected\"", 1);
-    guard.wait_for_count("\"type\":\"waiting\"", 1);
-    assert!(guard.is_running() && watch.is_running());
+    for proc in procs.iter() {
+        proc.wait_for_count("\"type\":\"disconnected\"", 1);
+    }
+    procs[0].wait_for_count("\"type\":\"waiting\"", 1);
+    for proc in procs.iter_mut() {
+        assert!(proc.is_running(), "{}", proc.stderr());
+    }
 
     // `fltmc load`: they reconnect by themselves.
     host.serve_again();
     host.wait_counter("deciders", 1);
-    host.wait_counter("observers", 1);
-    guard.wait_for_count("\"type\":\"connected\"", 1);
-    watch.wait_for_count("\"type\":\"connected\"", 1);
-    patient(&host);
+    if watching {
+        host.wait_counter("observers", 1);
+    }
+    for proc in procs.iter() {
+        proc.wait_for_count("\"type\":\"connected\"", 1);
+    }
+    patient(host);
     let denied = host.create(r"C:\portfilter-smoke\denied-2.txt");
     assert_eq!(denied.code, Some(1), "decisions resume: {}", denied.stdout);
     assert_eq!(
         host.create(r"C:\portfilter-smoke\allowed-2.txt").code,
         Some(0)
     );
-    guard.wait_for_count("\"type\":\"event\"", 4);
-    watch.wait_for_count("\"type\":\"event\"", 4);
+    for proc in procs.iter() {
+        proc.wait_for_count("\"type\":\"event\"", 4);
+    }
+    denied
+}
+
+#[test]
+fn watch_and_guard_keep_working_across_a_driver_reload() {
+    let mut host = Host::start();
+    patient(&host);
+    let mut guard = spawn_guard(&host, None, &["--json"]);
+    let mut watch = Proc::spawn(host.command(&portctl_bin()).args(["watch", "--json"]));
+    decide_across_a_reload(&mut host, &mut [&mut guard, &mut watch]);
     // The reloaded driver numbers from 1 again: said, not hidden.
     guard.wait_for_count("\"type\":\"sequence_restarted\"", 1);
     watch.wait_for_count("\"type\":\"sequence_restarted\"", 1);
@@ -149,13 +187,7 @@ fn watch_and_guard_keep_working_across_a_driver_reload() {
 #[test]
 fn with_no_reconnect_they_exit_7_when_the_driver_goes() {
     let mut host = Host::start();
-    let rules = write_rules(host.dir.path());
-    let mut guard = Proc::spawn(host.command(&portctl_bin()).args([
-        "guard",
-        "--rules",
-        &rules,
-        "--no-reconnect",
-    ]));
+    let mut guard = spawn_guard(&host, None, &["--no-reconnect"]);
     let mut watch =
         Proc::spawn(
             host.command(&portctl_bin())
@@ -165,13 +197,7 @@ fn with_no_reconnect_they_exit_7_when_the_driver_goes() {
     host.wait_counter("observers", 1);
     host.shutdown();
     for proc in [&mut guard, &mut watch] {
-        let status = proc.wait_exit(WAIT);
-        assert_eq!(status.code(), Some(7), "{}", proc.stderr());
-        let stderr = proc.stderr();
-        assert!(
-            stderr.ends_with("portctl: error: the driver closed the connection (driver unloaded or port closed) and --no-reconnect was given\n"),
-            "{stderr}"
-        );
+        assert_exits_7_without_reconnecting(proc);
     }
     assert!(
         guard
@@ -187,17 +213,13 @@ fn with_no_reconnect_they_exit_7_when_the_driver_goes() {
 #[test]
 fn a_driver_that_stays_away_ends_them_at_the_limit_or_on_ctrl_c() {
     let mut host = Host::start();
-    let rules = write_rules(host.dir.path());
     let mut limited = Proc::spawn(host.command(&portctl_bin()).args([
         "watch",
         "--json",
         "--reconnect-limit",
         "1",
     ]));
-    let mut guard = Proc::spawn(
-        host.command(&portctl_bin())
-            .args(["guard", "--rules", &rules, "--json"]),
-    );
+    let mut guard = spawn_guard(&host, None, &["--json"]);
     host.wait_counter("deciders", 1);
     host.wait_counter("observers", 1);
     let gone = Instant::now();
@@ -503,42 +525,13 @@ mod newer_driver {
 fn async_guard_keeps_deciding_across_a_driver_reload() {
     let mut host = Host::start();
     patient(&host);
-    let rules = write_rules(host.dir.path());
-    let mut guard = Proc::spawn(
-        host.command(&portctl_bin())
-            .args(["guard", "--mode", "async", "--rules", &rules, "--json"]),
-    );
-    host.wait_counter("deciders", 1);
-    let denied = host.create(r"C:\portfilter-smoke\denied-1.txt");
-    assert_eq!(denied.code, Some(1), "{}{}", denied.stdout, denied.stderr);
-    assert_eq!(
-        host.create(r"C:\portfilter-smoke\allowed-1.txt").code,
-        Some(0)
-    );
-    guard.wait_for_count("\"type\":\"event\"", 2);
-
-    let report = host.shutdown();
-    assert!(report.contains("pool: no leaks"), "{report}");
-    guard.wait_for_count("\"type\":\"disconnected\"", 1);
-    guard.wait_for_count("\"type\":\"waiting\"", 1);
-    assert!(guard.is_running(), "{}", guard.stderr());
-
-    host.serve_again();
-    host.wait_counter("deciders", 1);
-    guard.wait_for_count("\"type\":\"connected\"", 1);
-    patient(&host);
-    let denied = host.create(r"C:\portfilter-smoke\denied-2.txt");
-    assert_eq!(denied.code, Some(1), "decisions resume: {}", denied.stdout);
+    let mut guard = spawn_guard(&host, Some("async"), &["--json"]);
+    let denied = decide_across_a_reload(&mut host, &mut [&mut guard]);
     assert!(
         denied.stdout.contains("STATUS_ACCESS_DENIED"),
         "{}",
         denied.stdout
     );
-    assert_eq!(
-        host.create(r"C:\portfilter-smoke\allowed-2.txt").code,
-        Some(0)
-    );
-    guard.wait_for_count("\"type\":\"event\"", 4);
     // The reloaded driver pended them and took their verdicts (not a request-reply
     // decider, not default verdicts).
     let stats = host.portctl(&["stats", "--json"]);
@@ -567,22 +560,8 @@ fn async_guard_keeps_deciding_across_a_driver_reload() {
 #[test]
 fn async_guard_with_no_reconnect_exits_7_when_the_driver_goes() {
     let mut host = Host::start();
-    let rules = write_rules(host.dir.path());
-    let mut guard = Proc::spawn(host.command(&portctl_bin()).args([
-        "guard",
-        "--mode",
-        "async",
-        "--rules",
-        &rules,
-        "--no-reconnect",
-    ]));
+    let mut guard = spawn_guard(&host, Some("async"), &["--no-reconnect"]);
     host.wait_counter("deciders", 1);
     host.shutdown();
-    let status = guard.wait_exit(WAIT);
-    assert_eq!(status.code(), Some(7), "{}", guard.stderr());
-    assert!(
-        guard.stderr().ends_with("portctl: error: the driver closed the connection (driver unloaded or port closed) and --no-reconnect was given\n"),
-        "{}",
-        guard.stderr()
-    );
+    assert_exits_7_without_reconnecting(&mut guard);
 }

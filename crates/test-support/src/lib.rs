@@ -2,7 +2,8 @@
 //! processes whose output is collected line by line, with bounded waits, killed when a
 //! test fails; building a workspace package from a test; a `portfilter-sim serve` on a
 //! private socket (start, command, stop); world-readable directories for what a process
-//! running as another uid must reach.
+//! running as another uid must reach; the decider-threads scenario of issue 10 that the
+//! client's in-process tests and portctl's socket tests both run.
 //!
 //! Each test tree keeps its own `tests/common/mod.rs` for what is particular to it (which
 //! binary is under test, its `Host` type) and builds on these.
@@ -11,6 +12,7 @@
 #![cfg(not(windows))]
 
 mod child;
+pub mod decider_threads;
 
 pub use child::{Output, Proc, run};
 

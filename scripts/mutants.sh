@@ -38,6 +38,22 @@ export CARGO_PROFILE_DEV_DEBUG=0
 # One target directory for every shard (cargo-mutants copies the tree for each run): the
 # dependencies are built once, not once per shard.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/mutants-build}"
+# One run at a time per target directory: cargo gives every copy of the workspace the same
+# artifact names (its hashes use paths relative to the workspace root), so two runs
+# sharing it link each other's mutated crates — a driver baseline once failed with a
+# mutated protocol crate, and protocol mutants were tested against an unmutated one.
+# (`list` and `summary` build nothing.)
+case "${1:-}" in
+list | summary) ;;
+*)
+    mkdir -p "$CARGO_TARGET_DIR"
+    exec 9>"$CARGO_TARGET_DIR/.mutants-sh.lock"
+    if ! flock -n 9; then
+        echo "mutants.sh: another mutants.sh run is using $CARGO_TARGET_DIR (set CARGO_TARGET_DIR to run beside it)" >&2
+        exit 2
+    fi
+    ;;
+esac
 
 per_shard=${MUTANTS_PER_SHARD:-8}
 timeout=${MUTANTS_TIMEOUT:-90}

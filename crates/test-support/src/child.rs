@@ -219,6 +219,33 @@ impl Proc {
         assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
     }
 
+    /// Stops the process with SIGSTOP and waits (at most [`WAIT`]) until every one of its
+    /// threads is stopped. `kill(2)` only marks the signal pending: one thread is woken to
+    /// start the group stop and the others stop when it tells them, so a thread already
+    /// running — or woken by a message an instant later — can still act after `kill`
+    /// returned (on a loaded machine, for hundreds of milliseconds). A test that needs a
+    /// frozen process must wait for it.
+    ///
+    /// # Panics
+    /// If `kill(2)` fails, the process ends, or a thread is still not stopped after [`WAIT`].
+    pub fn freeze(&mut self) {
+        self.signal(libc::SIGSTOP);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let states = thread_states(self.child.id());
+            if !states.is_empty() && states.iter().all(|&s| s == 'T' || s == 't') {
+                return;
+            }
+            assert!(self.is_running(), "{} ended instead of stopping", self.what);
+            assert!(
+                Instant::now() < deadline,
+                "{} not stopped after {WAIT:?}: thread states {states:?}",
+                self.what
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// Sends SIGINT (what Ctrl-C does).
     pub fn interrupt(&self) {
         self.signal(libc::SIGINT);
@@ -232,4 +259,20 @@ impl Drop for Proc {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The state letter (`R`, `S`, `T`, …) of every thread of process `pid`, from
+/// `/proc/PID/task/TID/stat` (empty when the process is gone).
+fn thread_states(pid: u32) -> Vec<char> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.split_whitespace().next()?.chars().next()
+        })
+        .collect()
 }

@@ -17,14 +17,13 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{Buf, Port, Seen, Sim, config_with, connect, spawn_decider};
+use common::{Buf, Seen, Sim, config_with, connect, spawn_decider};
 use fltsim::CreateRequest;
 use portfilter_protocol::{
-    CONNECT_CONTEXT_BYTES, ConnectContext, GET_MESSAGE_BUFFER_BYTES, KernelMessage,
-    MAX_VERDICT_BATCH_BYTES, Role, VERDICT_BATCH_REPLY_BYTES, Verdict, VerdictEntry,
-    decode_kernel_message, encode_verdict_batch, message::split_filter_message,
+    GET_MESSAGE_BUFFER_BYTES, KernelMessage, MAX_VERDICT_BATCH_BYTES, Role,
+    VERDICT_BATCH_REPLY_BYTES, Verdict, VerdictEntry, decode_kernel_message, encode_verdict_batch,
+    message::split_filter_message,
 };
-use std::ffi::c_void;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -108,19 +107,7 @@ fn start_decider(mode: Mode) -> Box<dyn FnOnce()> {
             })
         }
         Mode::AsyncBatched => {
-            common::process(DECIDER, "decider.exe");
-            let port = {
-                let _p = fltsim::process::enter(DECIDER);
-                let mut ctx = [0u8; CONNECT_CONTEXT_BYTES];
-                ConnectContext::async_decider().encode(&mut ctx).unwrap();
-                let handle =
-                    common::try_connect_raw(ctx.as_ptr().cast::<c_void>(), ctx.len() as u16)
-                        .unwrap();
-                Arc::new(Port {
-                    handle,
-                    pid: DECIDER,
-                })
-            };
+            let port = Arc::new(common::connect_async_decider(DECIDER));
             let thread = {
                 let port = Arc::clone(&port);
                 std::thread::spawn(move || {
@@ -371,18 +358,7 @@ fn backlog() {
         let sim = Sim::start();
         let control = connect(3001, Role::Control);
         control.set_config(&config_with(|c| c.reply_timeout_ms = 60_000));
-        common::process(DECIDER, "decider.exe");
-        let port = {
-            let _p = fltsim::process::enter(DECIDER);
-            let mut ctx = [0u8; CONNECT_CONTEXT_BYTES];
-            ConnectContext::async_decider().encode(&mut ctx).unwrap();
-            let handle =
-                common::try_connect_raw(ctx.as_ptr().cast::<c_void>(), ctx.len() as u16).unwrap();
-            Port {
-                handle,
-                pid: DECIDER,
-            }
-        };
+        let port = common::connect_async_decider(DECIDER);
         let creates: Vec<_> = (0..n)
             .map(|i| {
                 std::thread::Builder::new()

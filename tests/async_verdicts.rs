@@ -10,12 +10,11 @@ use common::{Buf, Port, Sim, config_with, connect, wait_until};
 use fltsim::CreateRequest;
 use portfilter_bindings::{STATUS_ACCESS_DENIED, STATUS_CANCELLED, STATUS_SUCCESS};
 use portfilter_protocol::{
-    CONNECT_CONTEXT_BYTES, ConnectContext, Decision, EVENT_FLAG_PENDED, GET_MESSAGE_BUFFER_BYTES,
-    KernelMessage, MAX_BATCH_VERDICTS, MAX_VERDICT_BATCH_BYTES, Role, VERDICT_BATCH_REPLY_BYTES,
-    Verdict, VerdictBatchReply, VerdictEntry, config::REPLY_TIMEOUT_MS_MAX, decode_kernel_message,
-    encode_verdict_batch, message::split_filter_message,
+    Decision, EVENT_FLAG_PENDED, GET_MESSAGE_BUFFER_BYTES, KernelMessage, MAX_BATCH_VERDICTS,
+    MAX_VERDICT_BATCH_BYTES, Role, VERDICT_BATCH_REPLY_BYTES, Verdict, VerdictBatchReply,
+    VerdictEntry, config::REPLY_TIMEOUT_MS_MAX, decode_kernel_message, encode_verdict_batch,
+    message::split_filter_message,
 };
-use std::ffi::c_void;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -24,16 +23,6 @@ use std::time::{Duration, Instant};
 const DECIDER: u32 = 2001;
 const APP: u32 = 1000;
 const LIMIT: Duration = Duration::from_secs(20);
-
-fn async_decider(pid: u32) -> Port {
-    common::process(pid, "decider.exe");
-    let _p = fltsim::process::enter(pid);
-    let mut ctx = [0u8; CONNECT_CONTEXT_BYTES];
-    ConnectContext::async_decider().encode(&mut ctx).unwrap();
-    let handle = common::try_connect_raw(ctx.as_ptr().cast::<c_void>(), ctx.len() as u16)
-        .expect("async decider connects");
-    Port { handle, pid }
-}
 
 /// A pended request as the decider sees it.
 #[derive(Debug, Clone)]
@@ -86,6 +75,72 @@ fn send_verdicts(port: &Port, entries: &[VerdictEntry]) -> (i32, Option<VerdictB
     send_batch_bytes(port, &bytes[..n])
 }
 
+/// A decider thread that denies every request it receives, batch by batch (in the order
+/// of each batch, or reversed), and counts what the driver applied and found late.
+struct Answering {
+    /// Set before the handle is closed at the end: a send that fails after it is the
+    /// thread racing that close (on a loaded machine it may still be answering the last
+    /// batch), not a driver failure; nothing of that batch was applied.
+    released: Arc<AtomicBool>,
+    thread: JoinHandle<(u32, u32)>,
+}
+
+impl Answering {
+    fn start(decider: &Arc<Port>, reversed: bool) -> Self {
+        let released = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let decider = Arc::clone(decider);
+            let released = Arc::clone(&released);
+            std::thread::spawn(move || {
+                let mut buf = Buf::new(GET_MESSAGE_BUFFER_BYTES);
+                let mut answered = (0u32, 0u32);
+                while decider.get_message(&mut buf) == 0 {
+                    let (_, payload) = split_filter_message(buf.bytes()).unwrap();
+                    let Ok(KernelMessage::Batch(batch)) = decode_kernel_message(payload) else {
+                        panic!("batches only");
+                    };
+                    let mut entries: Vec<VerdictEntry> = batch
+                        .events()
+                        .map(|e| Verdict::deny(e.fields.sequence).into())
+                        .collect();
+                    if reversed {
+                        entries.reverse();
+                    }
+                    let (hr, reply) = send_verdicts(&decider, &entries);
+                    if hr != 0 && released.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    assert_eq!(hr, 0);
+                    let reply = reply.unwrap();
+                    assert_eq!(reply.total() as usize, entries.len(), "{reply:?}");
+                    assert_eq!(
+                        reply.unknown + reply.invalid + reply.duplicate,
+                        0,
+                        "{reply:?}"
+                    );
+                    answered.0 += reply.applied;
+                    answered.1 += reply.late;
+                }
+                answered
+            })
+        };
+        Self { released, thread }
+    }
+
+    /// Closes the decider's handle (which ends the thread's wait) and returns the verdicts
+    /// applied and found late.
+    fn stop(self, decider: &Port) -> (u32, u32) {
+        self.released.store(true, Ordering::SeqCst);
+        decider.release();
+        let deadline = Instant::now() + LIMIT;
+        while !self.thread.is_finished() {
+            assert!(Instant::now() < deadline, "decider thread did not end");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.thread.join().unwrap()
+    }
+}
+
 fn spawn_create(req: CreateRequest) -> JoinHandle<i32> {
     std::thread::spawn(move || fltsim::create(&req).status)
 }
@@ -117,7 +172,7 @@ fn pended_now(n: usize) -> bool {
 fn one_verdict_batch_answers_many_pended_creates() {
     let sim = Sim::start();
     no_deadline_in_sight();
-    let decider = async_decider(DECIDER);
+    let decider = common::connect_async_decider(DECIDER);
     let names = ["a.txt", "b.secret", "c.txt", "d.secret", "e.txt", "f.txt"];
     let creates: Vec<_> = names
         .iter()
@@ -173,7 +228,7 @@ fn deadline_applies_the_default_and_a_later_verdict_is_late() {
         c.reply_timeout_ms = 150;
         c.default_verdict = Decision::Deny;
     }));
-    let decider = async_decider(DECIDER);
+    let decider = common::connect_async_decider(DECIDER);
     let started = Instant::now();
     let create = spawn_create(CreateRequest::new(r"C:\work\slow.txt").pid(APP));
     let (requests, _) = read_requests(&decider, 1);
@@ -213,7 +268,7 @@ fn a_request_sent_while_the_worker_sleeps_still_gets_its_deadline() {
         c.reply_timeout_ms = 100;
         c.default_verdict = Decision::Deny;
     }));
-    let decider = Arc::new(async_decider(DECIDER));
+    let decider = Arc::new(common::connect_async_decider(DECIDER));
     let reader = {
         let decider = Arc::clone(&decider);
         std::thread::spawn(move || read_requests(&decider, 1))
@@ -256,7 +311,7 @@ fn the_pre_create_of_a_pended_create_never_calls_flt_send_message() {
     use fltsim::kernel::counts::{self, Routine};
     let sim = Sim::start();
     no_deadline_in_sight();
-    let decider = async_decider(DECIDER);
+    let decider = common::connect_async_decider(DECIDER);
     let counted_create = |name: &str| {
         let req = CreateRequest::new(&format!(r"C:\work\{name}")).pid(APP);
         std::thread::spawn(move || {
@@ -296,7 +351,7 @@ fn the_pre_create_of_a_pended_create_never_calls_flt_send_message() {
 fn bad_verdicts_are_counted_and_leave_other_creates_alone() {
     let sim = Sim::start();
     no_deadline_in_sight();
-    let decider = async_decider(DECIDER);
+    let decider = common::connect_async_decider(DECIDER);
     let observer = connect(3002, Role::Observer);
     let create = spawn_create(CreateRequest::new(r"C:\work\keep.txt").pid(APP));
     let (requests, _) = read_requests(&decider, 1);
@@ -381,7 +436,7 @@ fn bad_verdicts_are_counted_and_leave_other_creates_alone() {
 fn verdict_batch_edges_the_largest_batch_any_answer_buffer_and_only_the_async_decider() {
     let sim = Sim::start();
     no_deadline_in_sight();
-    let decider = async_decider(DECIDER);
+    let decider = common::connect_async_decider(DECIDER);
     // The largest batch the protocol allows (1,024 entries, the largest input of any
     // command) is taken whole: every entry answered (here: no such create).
     let entries: Vec<VerdictEntry> = (0..MAX_BATCH_VERDICTS as u64)
@@ -445,7 +500,7 @@ fn verdict_batch_edges_the_largest_batch_any_answer_buffer_and_only_the_async_de
 fn disconnect_completes_every_pended_create_at_once() {
     let sim = Sim::start();
     no_deadline_in_sight();
-    let decider = async_decider(DECIDER);
+    let decider = common::connect_async_decider(DECIDER);
     let creates: Vec<_> = (0..3)
         .map(|i| spawn_create(CreateRequest::new(&format!(r"C:\work\{i}.txt")).pid(APP)))
         .collect();
@@ -472,7 +527,7 @@ fn disconnect_completes_every_pended_create_at_once() {
 fn a_terminated_thread_cancels_its_pended_create() {
     let sim = Sim::start();
     no_deadline_in_sight();
-    let decider = async_decider(DECIDER);
+    let decider = common::connect_async_decider(DECIDER);
     let create = spawn_create(CreateRequest::new(r"C:\work\killed.txt").pid(APP).tid(77));
     let (requests, _) = read_requests(&decider, 1);
     assert!(pended_now(1));
@@ -496,7 +551,7 @@ fn a_terminated_thread_cancels_its_pended_create() {
 fn unload_completes_every_pended_create() {
     let sim = Sim::start();
     no_deadline_in_sight();
-    let decider = Arc::new(async_decider(DECIDER));
+    let decider = Arc::new(common::connect_async_decider(DECIDER));
     let creates: Vec<_> = (0..4)
         .map(|i| spawn_create(CreateRequest::new(&format!(r"C:\work\u{i}.txt")).pid(APP)))
         .collect();
@@ -523,46 +578,10 @@ fn verdicts_racing_deadlines_complete_each_create_once() {
     let sim = Sim::start();
     let control = connect(3001, Role::Control);
     control.set_config(&config_with(|c| c.reply_timeout_ms = 2));
-    let decider = Arc::new(async_decider(DECIDER));
-    // Set before the handle is closed at the end: a send that fails after it is the
-    // answering thread racing that close (on a loaded machine it may still be answering
-    // the last batch), not a driver failure; nothing of it was applied.
-    let released = Arc::new(AtomicBool::new(false));
+    let decider = Arc::new(common::connect_async_decider(DECIDER));
     // Answer whatever arrives, as fast as possible: some verdicts win, some deadlines do
     // (and a batch the decider was too slow to take is completed with the default at once).
-    let answering = {
-        let decider = Arc::clone(&decider);
-        let released = Arc::clone(&released);
-        std::thread::spawn(move || {
-            let mut buf = Buf::new(GET_MESSAGE_BUFFER_BYTES);
-            let mut answered = (0u32, 0u32);
-            while decider.get_message(&mut buf) == 0 {
-                let (_, payload) = split_filter_message(buf.bytes()).unwrap();
-                let Ok(KernelMessage::Batch(batch)) = decode_kernel_message(payload) else {
-                    panic!("batches only");
-                };
-                let entries: Vec<VerdictEntry> = batch
-                    .events()
-                    .map(|e| Verdict::deny(e.fields.sequence).into())
-                    .collect();
-                let (hr, reply) = send_verdicts(&decider, &entries);
-                if hr != 0 && released.load(Ordering::SeqCst) {
-                    break;
-                }
-                assert_eq!(hr, 0);
-                let reply = reply.unwrap();
-                assert_eq!(reply.total() as usize, entries.len(), "{reply:?}");
-                assert_eq!(
-                    reply.unknown + reply.invalid + reply.duplicate,
-                    0,
-                    "{reply:?}"
-                );
-                answered.0 += reply.applied;
-                answered.1 += reply.late;
-            }
-            answered
-        })
-    };
+    let answering = Answering::start(&decider, false);
     let rounds = 40;
     let creates: Vec<_> = (0..rounds)
         .map(|i| spawn_create(CreateRequest::new(&format!(r"C:\work\r{i}.txt")).pid(APP)))
@@ -573,14 +592,7 @@ fn verdicts_racing_deadlines_complete_each_create_once() {
         assert!(status == STATUS_SUCCESS || status == STATUS_ACCESS_DENIED);
         denied += u64::from(status == STATUS_ACCESS_DENIED);
     }
-    released.store(true, Ordering::SeqCst);
-    decider.release();
-    let deadline = Instant::now() + LIMIT;
-    while !answering.is_finished() {
-        assert!(Instant::now() < deadline, "decider thread did not end");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let (applied, _late) = answering.join().unwrap();
+    let (applied, _late) = answering.stop(&decider);
     let stats = control.stats();
     assert_eq!(
         u64::from(applied),
@@ -603,7 +615,7 @@ fn unsafe_context_and_the_deciders_own_creates_are_never_pended() {
     let sim = Sim::start();
     let control = connect(3001, Role::Control);
     control.set_config(&config_with(|c| c.default_verdict = Decision::Deny));
-    let decider = async_decider(DECIDER);
+    let decider = common::connect_async_decider(DECIDER);
     // A top-level IRP: the requestor may hold file-system resources: not held.
     let started = Instant::now();
     let unsafe_create = fltsim::create(
@@ -647,7 +659,7 @@ fn many_pended_creates_answered_out_of_order_each_get_their_own_verdict() {
     const TID: u64 = 5000;
     let sim = Sim::start();
     no_deadline_in_sight();
-    let decider = async_decider(DECIDER);
+    let decider = common::connect_async_decider(DECIDER);
     let creates: Vec<_> = (0..N)
         .map(|i| {
             spawn_create(
@@ -731,41 +743,9 @@ fn verdicts_deadlines_and_cancellations_racing_complete_each_create_once() {
     let sim = Sim::start();
     let control = connect(3001, Role::Control);
     control.set_config(&config_with(|c| c.reply_timeout_ms = 2));
-    let decider = Arc::new(async_decider(DECIDER));
-    let released = Arc::new(AtomicBool::new(false));
-    let answering = {
-        let decider = Arc::clone(&decider);
-        let released = Arc::clone(&released);
-        std::thread::spawn(move || {
-            let mut buf = Buf::new(GET_MESSAGE_BUFFER_BYTES);
-            let mut applied = 0u32;
-            while decider.get_message(&mut buf) == 0 {
-                let (_, payload) = split_filter_message(buf.bytes()).unwrap();
-                let Ok(KernelMessage::Batch(batch)) = decode_kernel_message(payload) else {
-                    panic!("batches only");
-                };
-                // Answered last to first.
-                let mut entries: Vec<VerdictEntry> = batch
-                    .events()
-                    .map(|e| Verdict::deny(e.fields.sequence).into())
-                    .collect();
-                entries.reverse();
-                let (hr, reply) = send_verdicts(&decider, &entries);
-                if hr != 0 && released.load(Ordering::SeqCst) {
-                    break;
-                }
-                assert_eq!(hr, 0);
-                let reply = reply.unwrap();
-                assert_eq!(
-                    reply.unknown + reply.invalid + reply.duplicate,
-                    0,
-                    "{reply:?}"
-                );
-                applied += reply.applied;
-            }
-            applied
-        })
-    };
+    let decider = Arc::new(common::connect_async_decider(DECIDER));
+    // Answered last to first.
+    let answering = Answering::start(&decider, true);
     let creates: Vec<_> = (0..ROUNDS)
         .map(|i| {
             spawn_create(
@@ -786,14 +766,7 @@ fn verdicts_deadlines_and_cancellations_racing_complete_each_create_once() {
     });
     let statuses: Vec<i32> = creates.into_iter().map(join_status).collect();
     let _ = killer.join().unwrap();
-    released.store(true, Ordering::SeqCst);
-    decider.release();
-    let deadline = Instant::now() + LIMIT;
-    while !answering.is_finished() {
-        assert!(Instant::now() < deadline, "decider thread did not end");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let applied = u64::from(answering.join().unwrap());
+    let applied = u64::from(answering.stop(&decider).0);
     let count = |s: i32| statuses.iter().filter(|&&x| x == s).count() as u64;
     let stats = control.stats();
     assert_eq!(

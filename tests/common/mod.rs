@@ -206,6 +206,18 @@ pub fn connect(pid: u32, role: Role) -> Port {
     try_connect(pid, Some(role)).expect("connect succeeds")
 }
 
+/// Connects as the asynchronous decider (`CONNECT_FLAG_ASYNC`) of process `pid`
+/// (`decider.exe`, spawned if needed).
+pub fn connect_async_decider(pid: u32) -> Port {
+    process(pid, "decider.exe");
+    let _p = fltsim::process::enter(pid);
+    let mut ctx = [0u8; CONNECT_CONTEXT_BYTES];
+    ConnectContext::async_decider().encode(&mut ctx).unwrap();
+    let handle = try_connect_raw(ctx.as_ptr().cast::<c_void>(), ctx.len() as u16)
+        .expect("the asynchronous decider connects");
+    Port { handle, pid }
+}
+
 impl Port {
     /// Closes the handle (as its process).
     pub fn close(self) {

@@ -1046,13 +1046,7 @@ fn shortest_relative_timeout_is_an_unambiguous_poll() {
     let t = Instant::now();
     assert_eq!(kernel_send(0, b"x", None, POLL).status, STATUS_TIMEOUT);
     assert!(t.elapsed() < Duration::from_secs(2));
-    std::thread::scope(|s| {
-        let _release = ReleaseOnUnwind(h as _);
-        let getter = s.spawn(move || get_message(h as _, &mut [0u8; 64]));
-        wait_until("get queued", || fltsim::port::queued_requests() == 1);
-        assert_eq!(kernel_send(0, b"y", None, POLL).status, STATUS_SUCCESS);
-        assert_eq!(getter.join().unwrap(), 0);
-    });
+    assert_poll_send_reaches_a_waiting_get(h as _);
     assert!(m.violations().is_empty());
     close(h as _);
 }
@@ -1128,26 +1122,12 @@ fn timeout_is_one_budget_for_delivery_and_reply() {
         std::thread::sleep(Duration::from_millis(500));
         // Delivered (never replied). Overlapped and bounded: if the sender already gave
         // up, this get is cancelled instead of waiting forever.
-        let mut buf = [0u8; 64];
-        let mut ov = windows_sys::Win32::System::IO::OVERLAPPED::default();
-        // SAFETY: FFI; the buffer and OVERLAPPED outlive the request (waited for below).
-        let hr = unsafe {
-            windows_sys::Win32::Storage::InstallableFileSystems::FilterGetMessage(
-                h as _,
-                buf.as_mut_ptr().cast(),
-                buf.len() as u32,
-                &mut ov,
-            )
-        };
-        assert_eq!(hr, 0x8007_03E5_u32 as i32, "pending");
+        let get = OverlappedGet::start(h as _);
+        assert_eq!(get.hr, E_IO_PENDING, "pending");
         let (status, elapsed) = sender.join().unwrap();
-        // SAFETY: FFI on our own pending OVERLAPPED.
-        unsafe { windows_sys::Win32::System::IO::CancelIoEx(h as _, &ov) };
-        let mut n = 0u32;
-        // SAFETY: as above; waits for the completion (delivery or cancel).
-        unsafe { windows_sys::Win32::System::IO::GetOverlappedResult(h as _, &ov, &mut n, 1) };
         assert_eq!(
-            ov.Internal, 0,
+            get.finish(),
+            0,
             "the message was delivered before the budget ran out"
         );
         assert_eq!(status, STATUS_TIMEOUT);

@@ -15,8 +15,6 @@ use portfilter_bindings::*;
 use std::time::{Duration, Instant};
 
 const E_NO_WAITER: i32 = 0x801F_0020_u32 as i32;
-/// `HRESULT_FROM_WIN32(ERROR_IO_PENDING)`.
-const E_IO_PENDING: i32 = 0x8007_03E5_u32 as i32;
 
 const BUDGETS: [TimeoutBudget; 2] = [TimeoutBudget::RearmedPerWait, TimeoutBudget::OneTotal];
 
@@ -118,28 +116,13 @@ fn a_message_whose_deadline_passed_before_any_get_is_not_delivered() {
             wait_until("sender registered", || fltsim::port::waiting_senders() == 1);
             std::thread::sleep(Duration::from_millis(400));
             // Past the deadline: an overlapped get finds nothing and stays pending.
-            let mut buf = [0u8; 64];
-            let mut ov = windows_sys::Win32::System::IO::OVERLAPPED::default();
-            // SAFETY: FFI; the buffer and OVERLAPPED outlive the request (cancelled and
-            // waited for below).
-            let hr = unsafe {
-                windows_sys::Win32::Storage::InstallableFileSystems::FilterGetMessage(
-                    h as _,
-                    buf.as_mut_ptr().cast(),
-                    buf.len() as u32,
-                    &mut ov,
-                )
-            };
+            let get = OverlappedGet::start(h as _);
             drop(hold);
             let status = sender.join().unwrap().status;
-            // SAFETY: FFI on our own pending OVERLAPPED.
-            unsafe { windows_sys::Win32::System::IO::CancelIoEx(h as _, &ov) };
-            let mut n = 0u32;
-            // SAFETY: as above; waits for the completion (cancel or delivery).
-            unsafe { windows_sys::Win32::System::IO::GetOverlappedResult(h as _, &ov, &mut n, 1) };
-            assert_eq!(hr, E_IO_PENDING, "{budget:?}: nothing to deliver");
+            assert_eq!(get.hr, E_IO_PENDING, "{budget:?}: nothing to deliver");
             assert_ne!(
-                ov.Internal, 0,
+                get.finish(),
+                0,
                 "{budget:?}: the get was cancelled, not completed"
             );
             assert_eq!(status, STATUS_TIMEOUT, "{budget:?}");

@@ -189,13 +189,7 @@ fn flt_send_message_with_a_100ns_timeout_and_no_get_holds_the_sender_until_a_tic
         "{N} sends took {total:?} in all: {each:?}"
     );
     // With a get already pending it is delivered at once.
-    std::thread::scope(|s| {
-        let _release = ReleaseOnUnwind(h as _);
-        let getter = s.spawn(move || get_message(h as _, &mut [0u8; 64]));
-        wait_until("get queued", || fltsim::port::queued_requests() == 1);
-        assert_eq!(kernel_send(0, b"y", None, POLL).status, STATUS_SUCCESS);
-        assert_eq!(getter.join().unwrap(), 0);
-    });
+    assert_poll_send_reaches_a_waiting_get(h as _);
     assert!(m.violations().is_empty());
     close(h as _);
 }

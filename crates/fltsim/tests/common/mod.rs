@@ -800,6 +800,78 @@ impl Drop for ReleaseOnUnwind {
     }
 }
 
+/// `HRESULT_FROM_WIN32(ERROR_IO_PENDING)`: an overlapped request that waits.
+pub const E_IO_PENDING: i32 = 0x8007_03E5_u32 as i32;
+
+/// An overlapped `FilterGetMessage` (64-byte buffer) whose buffer and `OVERLAPPED` live on
+/// the heap until it has completed: [`finish`](Self::finish) (or dropping it) cancels it if
+/// it still waits and waits for its completion.
+pub struct OverlappedGet {
+    h: usize,
+    /// What `FilterGetMessage` returned (`E_IO_PENDING` when it waits).
+    pub hr: i32,
+    buf: Box<[u8; 64]>,
+    ov: Box<windows_sys::Win32::System::IO::OVERLAPPED>,
+    done: bool,
+}
+
+impl OverlappedGet {
+    /// Starts the get on `h`.
+    pub fn start(h: HANDLE) -> Self {
+        let mut buf = Box::new([0u8; 64]);
+        let mut ov = Box::new(windows_sys::Win32::System::IO::OVERLAPPED::default());
+        // SAFETY: FFI; the buffer and the OVERLAPPED are boxed and outlive the request
+        // (`finish` or `drop` waits for its completion before freeing them).
+        let hr = unsafe { fl::FilterGetMessage(h, buf.as_mut_ptr().cast(), 64, &mut *ov) };
+        Self {
+            h: h as usize,
+            hr,
+            buf,
+            ov,
+            done: hr != E_IO_PENDING,
+        }
+    }
+
+    /// Cancels the get if it still waits, waits for its completion and returns its final
+    /// status (`OVERLAPPED.Internal`: 0 when a message was delivered).
+    pub fn finish(mut self) -> usize {
+        self.complete();
+        self.ov.Internal
+    }
+
+    fn complete(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let h = self.h as HANDLE;
+        // SAFETY: FFI on our own pending OVERLAPPED.
+        unsafe { windows_sys::Win32::System::IO::CancelIoEx(h, &*self.ov) };
+        let mut n = 0u32;
+        // SAFETY: as above; waits for the completion (delivery or cancel).
+        unsafe { windows_sys::Win32::System::IO::GetOverlappedResult(h, &*self.ov, &mut n, 1) };
+    }
+}
+
+impl Drop for OverlappedGet {
+    fn drop(&mut self) {
+        self.complete();
+    }
+}
+
+/// A `POLL` (shortest relative timeout) send on slot 0 reaches a get that already waits
+/// on `h` at once.
+pub fn assert_poll_send_reaches_a_waiting_get(h: HANDLE) {
+    let h = h as usize;
+    std::thread::scope(|s| {
+        let _release = ReleaseOnUnwind(h as _);
+        let getter = s.spawn(move || get_message(h as _, &mut [0u8; 64]));
+        wait_until("get queued", || fltsim::port::queued_requests() == 1);
+        assert_eq!(kernel_send(0, b"y", None, POLL).status, STATUS_SUCCESS);
+        assert_eq!(getter.join().unwrap(), 0);
+    });
+}
+
 pub fn last_error() -> u32 {
     // SAFETY: FFI into the model with valid arguments.
     unsafe { windows_sys::Win32::Foundation::GetLastError() }

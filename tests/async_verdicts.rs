@@ -570,6 +570,12 @@ fn unload_completes_every_pended_create() {
         std::thread::sleep(Duration::from_millis(1));
     }
     assert_eq!(joiner.join().unwrap(), vec![STATUS_SUCCESS; 4]);
+    // The decider had taken every request: unload reports no lost request.
+    assert!(
+        !fltsim::log::contains("asynchronous requests dropped"),
+        "{:?}",
+        fltsim::log::lines()
+    );
     drop(decider);
 }
 

@@ -55,6 +55,10 @@ list | summary) ;;
     ;;
 esac
 
+# The nextest profile that ends a test after 60 s (.config/nextest.toml): a mutant that
+# hangs a test fails it instead of running into the timeout below.
+export NEXTEST_PROFILE=mutants
+
 per_shard=${MUTANTS_PER_SHARD:-8}
 timeout=${MUTANTS_TIMEOUT:-90}
 jobs=${MUTANTS_JOBS:-1}

@@ -359,6 +359,7 @@ pub(crate) fn new_config() -> Option<PoolBox<Config>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scoped_check::check_or_abort;
 
     #[test]
     fn default_settings_match_the_protocol_defaults() {
@@ -417,24 +418,32 @@ mod tests {
             });
             // The writer moves the generation on before it waits for the old readers.
             let start = std::time::Instant::now();
+            // A failed check aborts (`check_or_abort`): unwinding would join the writer,
+            // which may wait for ever for readers that a broken store never lets go.
             while store.generation.load(Ordering::SeqCst) == generation {
-                assert!(start.elapsed().as_secs() < 20, "the swap never started");
+                check_or_abort!(start.elapsed().as_secs() < 20, "the swap never started");
                 std::thread::yield_now();
             }
             // Whatever the scheduling, the swap cannot return while we hold the old block.
             std::thread::sleep(std::time::Duration::from_millis(50));
-            assert!(!swapped.load(Ordering::SeqCst), "freed under a reader");
+            check_or_abort!(!swapped.load(Ordering::SeqCst), "freed under a reader");
             // A reader arriving meanwhile already sees the new block, and is not waited
             // for (it registered in the new generation's counter, not the old one's).
             let late = store.pin();
-            assert_eq!(late.config().map(|c| c.reply_timeout_ms), Some(new_ms));
-            assert_eq!(pin.config().map(|c| c.reply_timeout_ms), Some(new_ms));
+            let seen = (
+                late.config().map(|c| c.reply_timeout_ms),
+                pin.config().map(|c| c.reply_timeout_ms),
+            );
+            check_or_abort!(
+                seen == (Some(new_ms), Some(new_ms)),
+                "both readers see the new block: {seen:?}, want {new_ms}"
+            );
             drop(pin);
-            assert_eq!(
-                finished.recv_timeout(std::time::Duration::from_secs(20)),
-                Ok(Some(old_ms)),
+            let back = finished.recv_timeout(std::time::Duration::from_secs(20));
+            check_or_abort!(
+                back == Ok(Some(old_ms)),
                 "the old block comes back once its own reader left, with a reader of the \
-                 new generation still pinned (generation {generation})"
+                 new generation still pinned (generation {generation}): {back:?}"
             );
             drop(late);
         });
@@ -490,7 +499,15 @@ mod tests {
         first.notify_timeout_ms = 1000;
         drop(store.replace(first));
         let stop = std::sync::atomic::AtomicBool::new(false);
+        /// Stops the readers however the scope ends (a panicking writer included).
+        struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
         std::thread::scope(|scope| {
+            let _stop_readers = StopOnDrop(&stop);
             for _ in 0..3 {
                 scope.spawn(|| {
                     while !stop.load(Ordering::Relaxed) {
@@ -507,7 +524,6 @@ mod tests {
                 fresh.notify_timeout_ms = ms;
                 drop(store.replace(fresh));
             }
-            stop.store(true, Ordering::Relaxed);
         });
         store.destroy();
     }

@@ -538,6 +538,7 @@ pub(crate) struct Visit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scoped_check::check_or_abort;
 
     /// A slot's gate as the create path and a disconnect use it: the *last* reference
     /// released signals the slot's drain event (what wakes a waiting disconnect at once;
@@ -601,14 +602,15 @@ mod tests {
                 closed
             });
             std::thread::sleep(Duration::from_millis(100));
-            assert!(
+            // A failed check aborts: unwinding would join `second`, which may wait for ever.
+            check_or_abort!(
                 !returned.load(Ordering::Acquire),
                 "returned before the port was closed"
             );
             connections.port_closed[0].set();
             let deadline = Instant::now() + Duration::from_secs(20);
             while !second.is_finished() {
-                assert!(
+                check_or_abort!(
                     Instant::now() < deadline,
                     "still waiting after the port closed"
                 );

@@ -29,6 +29,8 @@ mod pool;
 mod port;
 mod precreate;
 mod registration;
+#[cfg(test)]
+mod scoped_check;
 mod skip;
 mod state;
 mod stats;

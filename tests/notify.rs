@@ -24,9 +24,13 @@ fn names(events: &[Seen]) -> Vec<String> {
 fn notify_delivers_each_event_without_a_request_flag() {
     let sim = Sim::start();
     let observer = spawn_observer(OBSERVER, None);
-    observer
-        .port
-        .set_config(&config_with(|c| c.observer_delivery = Delivery::Notify));
+    // Plain notify offers each event to the observer's next get for at most the notify
+    // timeout; a generous one, so that a loaded machine's scheduling of the observer
+    // thread never drops an event this test counts (the default 100 ms did, once).
+    observer.port.set_config(&config_with(|c| {
+        c.observer_delivery = Delivery::Notify;
+        c.notify_timeout_ms = portfilter_protocol::config::NOTIFY_TIMEOUT_MS_MAX;
+    }));
     for i in 0..20 {
         assert_eq!(
             create_as(APP, &format!(r"C:\n\{i}.txt")).status,
@@ -286,8 +290,11 @@ fn observers_do_not_receive_their_own_creates_in_either_mode() {
         let sim = Sim::start();
         let mine = spawn_observer(OBSERVER, None);
         let other = spawn_observer(OTHER_OBSERVER, None);
-        mine.port
-            .set_config(&config_with(|c| c.observer_delivery = delivery));
+        // A generous notify timeout: the counts below must not depend on scheduling.
+        mine.port.set_config(&config_with(|c| {
+            c.observer_delivery = delivery;
+            c.notify_timeout_ms = portfilter_protocol::config::NOTIFY_TIMEOUT_MS_MAX;
+        }));
         assert_eq!(create_as(OBSERVER, r"C:\own\a.txt").status, STATUS_SUCCESS);
         assert_eq!(create_as(APP, r"C:\app\b.txt").status, STATUS_SUCCESS);
         assert!(wait_until(Duration::from_secs(10), || other

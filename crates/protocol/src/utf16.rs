@@ -188,6 +188,39 @@ mod tests {
         assert_eq!(out, units);
     }
 
+    #[test]
+    fn emptiness_and_the_split_bounds() {
+        let empty = Utf16Le::new(&[]).unwrap();
+        assert!(empty.is_empty());
+        let bytes = [b'a', 0, b'b', 0];
+        let text = Utf16Le::new(&bytes).unwrap();
+        assert!(!text.is_empty());
+        // Splitting at the very end is not past it: all of it, then nothing.
+        let (head, tail) = text.split_at_units(2).unwrap();
+        assert_eq!(head, text);
+        assert!(tail.is_empty());
+        let (head, tail) = text.split_at_units(0).unwrap();
+        assert!(head.is_empty());
+        assert_eq!(tail, text);
+        assert!(text.split_at_units(3).is_none());
+        assert!(text.split_at_units(usize::MAX).is_none());
+        assert_eq!(empty.split_at_units(0), Some((empty, empty)));
+    }
+
+    #[test]
+    fn eq_units_compares_every_unit() {
+        let bytes = [b'a', 0, b'b', 0, b'c', 0];
+        let text = Utf16Le::new(&bytes).unwrap();
+        assert!(text.eq_units(&[0x61, 0x62, 0x63]));
+        // Same length, one unit differs (first, middle, last, high byte): not equal.
+        assert!(!text.eq_units(&[0x41, 0x62, 0x63]));
+        assert!(!text.eq_units(&[0x61, 0x162, 0x63]));
+        assert!(!text.eq_units(&[0x61, 0x62, 0x64]));
+        assert!(!text.eq_units(&[0x61, 0x62, 0x63, 0x64]));
+        assert!(!text.eq_units(&[]));
+        assert!(Utf16Le::new(&[]).unwrap().eq_units(&[]));
+    }
+
     struct Writer<'b>(&'b mut [u8], usize);
 
     impl fmt::Write for Writer<'_> {

@@ -121,7 +121,7 @@ pub mod offset {
 
 /// Byte offsets inside a filter entry.
 pub mod filter_offset {
-    /// `kind: u16`.
+    /// `kind: u16` (first, by the tiling below: read and written at the entry's position).
     pub const KIND: usize = 0;
     /// `len: u16` (bytes of pattern).
     pub const LEN: usize = 2;
@@ -148,10 +148,6 @@ const _: () = assert!(fields_tile(
     FILTER_ENTRY_HEADER_BYTES
 ));
 const _: () = assert!(filter_offset::DATA == FILTER_ENTRY_HEADER_BYTES);
-// An entry starts with its kind: `encode` and `read_entry` address it at the entry's own
-// position (no `+ KIND`, an addition of zero that mutation testing cannot tell apart from
-// a subtraction).
-const _: () = assert!(filter_offset::KIND == 0);
 const _: () = assert!(offset::FILTERS == CONFIG_FIXED_BYTES);
 const _: () = assert!(MAX_FILTER_BYTES <= u16::MAX as usize);
 // Entry size bound used by CONFIG_MAX_BYTES: round_up8(4 + len) ≤ len + 10 for even len.
@@ -380,7 +376,7 @@ impl Config {
             let bytes = filter.pattern.len().saturating_mul(2);
             let len = u16::try_from(bytes).map_err(|_| Error::NameTooLong { len: bytes })?;
             let entry = filter_entry_bytes(bytes);
-            put_u16(out, pos, filter.kind.as_u16())?; // filter_offset::KIND == 0
+            put_u16(out, pos, filter.kind.as_u16())?; // filter_offset::KIND is 0 (read_entry)
             put_u16(out, pos + filter_offset::LEN, len)?;
             put_units(out, pos + filter_offset::DATA, filter.pattern)?;
             let data_end = pos + filter_offset::DATA + bytes;
@@ -475,7 +471,8 @@ const fn check_command(command: Command) -> Result<(), Error> {
 /// own shape (kind, length parity and bound, presence, padding), not the pattern text.
 fn read_entry(buf: &[u8], pos: usize) -> Result<(FilterKind, &[u8], usize), Error> {
     need(buf, pos.saturating_add(FILTER_ENTRY_HEADER_BYTES))?;
-    // filter_offset::KIND == 0
+    // The kind is the entry's first field (`filter_offset::KIND` is 0): read at `pos`,
+    // not at `pos + 0`, which mutation testing could not tell from `pos - 0`.
     let kind = FilterKind::from_u16(get_u16(buf, pos)?).ok_or(Error::FieldOutOfRange {
         field: "filter.kind",
     })?;

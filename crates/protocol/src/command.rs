@@ -458,4 +458,37 @@ mod tests {
             reply.driver_version
         );
     }
+
+    #[test]
+    fn hello_reply_refuses_each_reserved_field_alone() {
+        let reply = HelloReply {
+            driver_version: DriverVersion {
+                major: 3,
+                minor: 0,
+                patch: 1,
+            },
+            protocol_version: PROTOCOL_VERSION,
+            role: Role::Decider,
+            connection_id: 7,
+            observer_delivery: Delivery::Queued,
+        };
+        let mut buf = [0u8; HELLO_REPLY_BYTES];
+        reply.encode(&mut buf).unwrap();
+        // Every byte of reserved0 (u16 @14), reserved1 (u32 @28) and reserved2 (u64 @32),
+        // each set alone: any of them not zero is refused.
+        let reserved = (hello_offset::RESERVED0..hello_offset::RESERVED0 + 2)
+            .chain(hello_offset::RESERVED1..hello_offset::RESERVED1 + 4)
+            .chain(hello_offset::RESERVED2..hello_offset::RESERVED2 + 8);
+        for at in reserved {
+            let mut bad = buf;
+            bad[at] = 0x80;
+            assert_eq!(
+                HelloReply::decode(&bad),
+                Err(Error::BadReserved {
+                    field: "hello.reserved"
+                }),
+                "reserved byte {at}"
+            );
+        }
+    }
 }

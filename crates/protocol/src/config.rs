@@ -121,7 +121,7 @@ pub mod offset {
 
 /// Byte offsets inside a filter entry.
 pub mod filter_offset {
-    /// `kind: u16`.
+    /// `kind: u16` (first, by the tiling below: read and written at the entry's position).
     pub const KIND: usize = 0;
     /// `len: u16` (bytes of pattern).
     pub const LEN: usize = 2;
@@ -376,7 +376,7 @@ impl Config {
             let bytes = filter.pattern.len().saturating_mul(2);
             let len = u16::try_from(bytes).map_err(|_| Error::NameTooLong { len: bytes })?;
             let entry = filter_entry_bytes(bytes);
-            put_u16(out, pos + filter_offset::KIND, filter.kind.as_u16())?;
+            put_u16(out, pos, filter.kind.as_u16())?; // filter_offset::KIND is 0 (read_entry)
             put_u16(out, pos + filter_offset::LEN, len)?;
             put_units(out, pos + filter_offset::DATA, filter.pattern)?;
             let data_end = pos + filter_offset::DATA + bytes;
@@ -471,11 +471,11 @@ const fn check_command(command: Command) -> Result<(), Error> {
 /// own shape (kind, length parity and bound, presence, padding), not the pattern text.
 fn read_entry(buf: &[u8], pos: usize) -> Result<(FilterKind, &[u8], usize), Error> {
     need(buf, pos.saturating_add(FILTER_ENTRY_HEADER_BYTES))?;
-    let kind = FilterKind::from_u16(get_u16(buf, pos + filter_offset::KIND)?).ok_or(
-        Error::FieldOutOfRange {
-            field: "filter.kind",
-        },
-    )?;
+    // The kind is the entry's first field (`filter_offset::KIND` is 0): read at `pos`,
+    // not at `pos + 0`, which mutation testing could not tell from `pos - 0`.
+    let kind = FilterKind::from_u16(get_u16(buf, pos)?).ok_or(Error::FieldOutOfRange {
+        field: "filter.kind",
+    })?;
     let len = usize::from(get_u16(buf, pos + filter_offset::LEN)?);
     if !len.is_multiple_of(2) {
         return Err(Error::OddNameLength { len });
@@ -585,6 +585,73 @@ mod tests {
         let mut other = sample();
         other.reset();
         assert_eq!(other, c);
+    }
+
+    #[test]
+    fn skip_flags_skip_exactly_the_events_they_name() {
+        use crate::event::{EVENT_FLAG_NAME_OPENED, EVENT_FLAG_REQUEST};
+        const DIR: u32 = EVENT_FLAG_DIRECTORY;
+        const KERNEL: u32 = EVENT_FLAG_KERNEL_MODE;
+        // Other event flags never make an event skipped.
+        const OTHER: u32 = EVENT_FLAG_REQUEST | EVENT_FLAG_NAME_OPENED;
+        // (skip_flags, event flags, skipped?)
+        let cases = [
+            (0, 0, false),
+            (0, DIR, false),
+            (0, KERNEL, false),
+            (0, DIR | KERNEL | OTHER, false),
+            (SKIP_DIRECTORIES, 0, false),
+            (SKIP_DIRECTORIES, OTHER, false),
+            (SKIP_DIRECTORIES, KERNEL, false),
+            (SKIP_DIRECTORIES, DIR, true),
+            (SKIP_DIRECTORIES, DIR | OTHER, true),
+            (SKIP_KERNEL_MODE, 0, false),
+            (SKIP_KERNEL_MODE, OTHER, false),
+            (SKIP_KERNEL_MODE, DIR, false),
+            (SKIP_KERNEL_MODE, KERNEL, true),
+            (SKIP_KERNEL_MODE, KERNEL | OTHER, true),
+            (SKIP_FLAGS_ALL, 0, false),
+            (SKIP_FLAGS_ALL, OTHER, false),
+            (SKIP_FLAGS_ALL, DIR, true),
+            (SKIP_FLAGS_ALL, KERNEL, true),
+            (SKIP_FLAGS_ALL, DIR | KERNEL, true),
+        ];
+        for (skip_flags, event_flags, skipped) in cases {
+            let c = Config {
+                skip_flags,
+                ..Config::default()
+            };
+            assert_eq!(
+                c.is_skipped(event_flags),
+                skipped,
+                "skip_flags {skip_flags:#x}, event flags {event_flags:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn should_report_applies_the_configured_filters() {
+        let u = |s: &str| s.encode_utf16().collect::<std::vec::Vec<u16>>();
+        // sample(): include prefix `\Users\`, exclude extension `tmp`.
+        let c = sample();
+        let cases = [
+            (r"\Users\bob\a.txt", "txt", true),
+            (r"\Windows\a.txt", "txt", false), // under no include prefix
+            (r"\Users\bob\a.tmp", "tmp", false), // excluded extension
+        ];
+        for (path, ext, report) in cases {
+            let (path_units, ext_units) = (u(path), u(ext));
+            assert_eq!(c.should_report(&path_units, &ext_units), report, "{path}");
+            assert_eq!(
+                c.should_report_lazy(&path_units, || &ext_units),
+                report,
+                "{path} (lazy)"
+            );
+        }
+        // Without filters everything is reported.
+        let all = Config::default();
+        assert!(all.should_report(&u(r"\Windows\a.tmp"), &u("tmp")));
+        assert!(all.should_report_lazy(&u(r"\Windows\a.tmp"), || &[]));
     }
 
     #[test]

@@ -128,3 +128,59 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::ToString;
+
+    #[test]
+    fn every_error_displays_what_went_wrong_with_its_values() {
+        // portctl prints these: each message must say what failed and carry its numbers
+        // or the field's name.
+        let cases: [(Error, &[&str]); 14] = [
+            (
+                Error::TooShort { need: 40, got: 12 },
+                &["short", "40", "12"],
+            ),
+            (
+                Error::OutputTooSmall {
+                    need: 2248,
+                    got: 100,
+                },
+                &["output", "2248", "100"],
+            ),
+            (Error::BadMagic { got: 0x1234 }, &["magic", "0x1234"]),
+            (Error::VersionMismatch { got: 9 }, &["version", "got 9"]),
+            (Error::UnknownKind(77), &["unknown", "77"]),
+            (Error::UnexpectedKind { got: 19 }, &["unexpected", "19"]),
+            (
+                Error::BadReserved {
+                    field: "hello.reserved",
+                },
+                &["reserved", "hello.reserved"],
+            ),
+            (
+                Error::BadLength { field: "name_len" },
+                &["length", "name_len"],
+            ),
+            (
+                Error::FieldOutOfRange {
+                    field: "skip_flags",
+                },
+                &["range", "skip_flags"],
+            ),
+            (Error::NameTooLong { len: 4098 }, &["long", "4098"]),
+            (Error::OddNameLength { len: 15 }, &["odd", "15"]),
+            (Error::BatchFull, &["batch", "full"]),
+            (Error::TooManyFilters, &["filters", "16"]),
+            (Error::FilterSpaceExhausted, &["filter", "2048"]),
+        ];
+        for (error, words) in cases {
+            let text = error.to_string();
+            for word in words {
+                assert!(text.contains(word), "{error:?} displays {text:?}");
+            }
+        }
+    }
+}

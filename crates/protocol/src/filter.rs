@@ -689,4 +689,79 @@ mod tests {
         assert_eq!(l.iter().len(), MAX_FILTERS);
         assert!(l.get(MAX_FILTERS).is_none());
     }
+
+    #[test]
+    fn extension_patterns_refuse_each_separator() {
+        // "an extension holds no `.`, `\` or `:`", wherever it stands.
+        for bad in [".", r"\", ":", "a.b", r"a\b", "a:b", "ab.", r"ab\", "ab:"] {
+            for kind in [FilterKind::IncludeExtension, FilterKind::ExcludeExtension] {
+                assert_eq!(
+                    validate_pattern(kind, &u(bad)),
+                    Err(Error::FieldOutOfRange {
+                        field: "filter.pattern"
+                    }),
+                    "{kind:?} {bad:?}"
+                );
+            }
+        }
+        assert_eq!(
+            validate_pattern(FilterKind::IncludeExtension, &u("a_b")),
+            Ok(())
+        );
+        // A prefix may hold all three (a stream name, a dotted directory).
+        assert_eq!(
+            validate_pattern(FilterKind::ExcludePrefix, &u(r"\a.b\c:d")),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_list_is_empty_only_without_filters() {
+        let mut l = FilterList::new();
+        assert!(l.is_empty());
+        l.push_str(FilterKind::ExcludeExtension, "tmp").unwrap();
+        assert!(!l.is_empty());
+        l.clear();
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn lists_are_equal_when_their_filters_are() {
+        let a = list(&[(FilterKind::IncludePrefix, r"\Users\")]);
+        assert_eq!(a, list(&[(FilterKind::IncludePrefix, r"\Users\")]));
+        // Same number of filters, another pattern or kind: not equal.
+        assert_ne!(a, list(&[(FilterKind::IncludePrefix, r"\Windows\")]));
+        assert_ne!(a, list(&[(FilterKind::ExcludePrefix, r"\Users\")]));
+        // A prefix of the other list: not equal either way.
+        let longer = list(&[
+            (FilterKind::IncludePrefix, r"\Users\"),
+            (FilterKind::ExcludeExtension, "tmp"),
+        ]);
+        assert_ne!(a, longer);
+        assert_ne!(longer, a);
+        assert_ne!(a, FilterList::new());
+        assert_eq!(FilterList::new(), FilterList::new());
+        // Equality is of the filters, not of leftovers in the unused storage.
+        let mut reused = longer.clone();
+        reused.clear();
+        reused
+            .push_str(FilterKind::IncludePrefix, r"\Users\")
+            .unwrap();
+        assert_eq!(reused, a);
+    }
+
+    #[test]
+    fn a_list_debugs_as_its_filters() {
+        let l = list(&[
+            (FilterKind::IncludePrefix, r"\U"),
+            (FilterKind::ExcludeExtension, "t"),
+        ]);
+        let text = std::format!("{l:?}");
+        // Each filter with its kind and its pattern's units ('\\' = 92, 'U' = 85, 't' = 116).
+        assert!(text.contains("IncludePrefix"), "{text}");
+        assert!(text.contains("[92, 85]"), "{text}");
+        assert!(text.contains("ExcludeExtension"), "{text}");
+        assert!(text.contains("[116]"), "{text}");
+        assert_eq!(std::format!("{:?}", FilterList::new()), "[]");
+    }
 }

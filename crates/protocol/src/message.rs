@@ -191,4 +191,37 @@ mod tests {
         assert_eq!(Verdict::decode(&out[16..40]), Ok(Verdict::deny(77)));
         assert!(Verdict::deny(1).encode_reply(1, &mut out[..39]).is_err());
     }
+
+    #[test]
+    fn a_decider_buffer_holds_exactly_the_largest_event() {
+        // A decider receives only `CreateEvent`s: its buffer is the Filter Manager's
+        // header plus the largest event, no more.
+        let mut buf =
+            std::boxed::Box::new(AlignedBuffer::<DECIDER_GET_MESSAGE_BUFFER_BYTES>::new());
+        let fields = EventFields {
+            flags: crate::EVENT_FLAG_REQUEST,
+            sequence: 11,
+            ..EventFields::default()
+        };
+        let name = std::vec![u16::from(b'x'); crate::MAX_NAME_UNITS];
+        let bytes = buf.as_mut_slice();
+        let len = encode_event(&fields, &name, &mut bytes[FILTER_MESSAGE_HEADER_BYTES..]).unwrap();
+        assert_eq!(len, CREATE_EVENT_MAX_BYTES);
+        assert_eq!(
+            FILTER_MESSAGE_HEADER_BYTES + len,
+            DECIDER_GET_MESSAGE_BUFFER_BYTES,
+            "the largest event fills the decider buffer"
+        );
+        let (_, payload) = split_filter_message(buf.as_slice()).unwrap();
+        match decode_kernel_message(payload).unwrap() {
+            KernelMessage::Event(ev) => assert_eq!(ev.fields.sequence, 11),
+            KernelMessage::Batch(_) => panic!("not a batch"),
+        }
+    }
+
+    #[test]
+    fn an_aligned_buffer_debugs_as_its_size_not_its_bytes() {
+        let text = std::format!("{:?}", AlignedBuffer::<24>::new());
+        assert_eq!(text, "AlignedBuffer<24>");
+    }
 }

@@ -188,6 +188,80 @@ mod tests {
         assert_eq!(out, units);
     }
 
+    #[test]
+    fn emptiness_and_the_split_bounds() {
+        let empty = Utf16Le::new(&[]).unwrap();
+        assert!(empty.is_empty());
+        let bytes = [b'a', 0, b'b', 0];
+        let text = Utf16Le::new(&bytes).unwrap();
+        assert!(!text.is_empty());
+        // Splitting at the very end is not past it: all of it, then nothing.
+        let (head, tail) = text.split_at_units(2).unwrap();
+        assert_eq!(head, text);
+        assert!(tail.is_empty());
+        let (head, tail) = text.split_at_units(0).unwrap();
+        assert!(head.is_empty());
+        assert_eq!(tail, text);
+        assert!(text.split_at_units(3).is_none());
+        assert!(text.split_at_units(usize::MAX).is_none());
+        assert_eq!(empty.split_at_units(0), Some((empty, empty)));
+    }
+
+    #[test]
+    fn eq_units_compares_every_unit() {
+        let bytes = [b'a', 0, b'b', 0, b'c', 0];
+        let text = Utf16Le::new(&bytes).unwrap();
+        assert!(text.eq_units(&[0x61, 0x62, 0x63]));
+        // Same length, one unit differs (first, middle, last, high byte): not equal.
+        assert!(!text.eq_units(&[0x41, 0x62, 0x63]));
+        assert!(!text.eq_units(&[0x61, 0x162, 0x63]));
+        assert!(!text.eq_units(&[0x61, 0x62, 0x64]));
+        assert!(!text.eq_units(&[0x61, 0x62, 0x63, 0x64]));
+        assert!(!text.eq_units(&[]));
+        assert!(Utf16Le::new(&[]).unwrap().eq_units(&[]));
+    }
+
+    #[test]
+    fn units_iterate_both_ways_with_an_exact_length() {
+        let bytes = [b'a', 0, 0x3D, 0xD8, b'z', 0];
+        let text = Utf16Le::new(&bytes).unwrap();
+        let mut units = text.units();
+        for left in (0..=3).rev() {
+            assert_eq!(units.size_hint(), (left, Some(left)));
+            assert_eq!(units.len(), left);
+            if left > 0 {
+                units.next().unwrap();
+            }
+        }
+        assert_eq!(units.next(), None);
+        let mut back = text.units();
+        assert_eq!(back.next_back(), Some(0x7A));
+        assert_eq!(back.len(), 2);
+        assert_eq!(back.next_back(), Some(0xD83D));
+        assert_eq!(back.next_back(), Some(0x61));
+        assert_eq!(back.next_back(), None);
+        // Mixed: the front and the back meet in the middle.
+        let mut both = text.units();
+        assert_eq!(both.next(), Some(0x61));
+        assert_eq!(both.next_back(), Some(0x7A));
+        assert_eq!(both.next(), Some(0xD83D));
+        assert_eq!((both.next(), both.next_back()), (None, None));
+    }
+
+    #[test]
+    fn debug_shows_the_length_and_the_text() {
+        let bytes = [b'h', 0, b'i', 0, 0x00, 0xDC];
+        let mut s = [0u8; 64];
+        let mut w = Writer(&mut s, 0);
+        let text = Utf16Le::new(&bytes).unwrap();
+        fmt::write(&mut w, format_args!("{text:?}")).unwrap();
+        let len = w.1;
+        assert_eq!(
+            core::str::from_utf8(&s[..len]).unwrap(),
+            "Utf16Le(3 units: \"hi\u{FFFD}\")"
+        );
+    }
+
     struct Writer<'b>(&'b mut [u8], usize);
 
     impl fmt::Write for Writer<'_> {

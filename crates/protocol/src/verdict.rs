@@ -238,4 +238,16 @@ mod tests {
         assert!(allow_with_status.encode(&mut out).is_err());
         assert!(Verdict::allow(1).encode(&mut out[..23]).is_err());
     }
+
+    #[test]
+    fn a_deny_completes_with_its_own_status_when_it_has_one() {
+        let sharing = 0xC000_0043_u32.cast_signed(); // STATUS_SHARING_VIOLATION
+        assert_eq!(Verdict::deny_with(1, sharing).completion_status(), sharing);
+        assert_eq!(
+            Verdict::deny_with(2, 0).completion_status(),
+            STATUS_ACCESS_DENIED
+        );
+        assert_eq!(Verdict::deny(3).completion_status(), STATUS_ACCESS_DENIED);
+        assert_eq!(Verdict::allow(4).completion_status(), 0);
+    }
 }

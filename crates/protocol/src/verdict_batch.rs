@@ -216,7 +216,7 @@ pub fn encode_verdict_batch(entries: &[VerdictEntry], out: &mut [u8]) -> Result<
     put_u32(out, offset::RESERVED, 0)?;
     for (i, e) in entries.iter().enumerate() {
         let at = VERDICT_BATCH_HEADER_BYTES + i * VERDICT_ENTRY_BYTES;
-        put_u64(out, at + offset::ENTRY_SEQUENCE, e.sequence)?;
+        put_u64(out, at, e.sequence)?; // offset::ENTRY_SEQUENCE is 0 (no `+ 0`)
         put_u32(out, at + offset::ENTRY_VERDICT, e.verdict)?;
         put_i32(out, at + offset::ENTRY_STATUS, e.status)?;
     }
@@ -322,6 +322,66 @@ mod tests {
         let mut reserved = buf;
         reserved[12] = 1;
         assert!(VerdictBatchView::decode(&reserved).is_err());
+    }
+
+    /// A batch message of `count` entries (each allow of its index), header included,
+    /// with `count` written as given.
+    fn batch_bytes(count: u32, entries: usize) -> std::vec::Vec<u8> {
+        let mut buf = std::vec![0u8; VERDICT_BATCH_HEADER_BYTES + entries * VERDICT_ENTRY_BYTES];
+        encode_header(MessageKind::VerdictBatch, &mut buf).unwrap();
+        buf[offset::COUNT..offset::COUNT + 4].copy_from_slice(&count.to_le_bytes());
+        for i in 0..entries {
+            let e = VerdictEntry::from(Verdict::allow(i as u64));
+            let at = VERDICT_BATCH_HEADER_BYTES + i * VERDICT_ENTRY_BYTES;
+            buf[at..at + 8].copy_from_slice(&e.sequence.to_le_bytes());
+            buf[at + 8..at + 12].copy_from_slice(&e.verdict.to_le_bytes());
+        }
+        buf
+    }
+
+    #[test]
+    fn a_batch_holds_one_to_max_batch_verdicts_entries() {
+        let max = MAX_BATCH_VERDICTS;
+        // Decoding: the largest batch is accepted whole, one more entry is refused by its
+        // count even when the bytes are all there.
+        let full = batch_bytes(max as u32, max);
+        let view = VerdictBatchView::decode(&full).unwrap();
+        assert_eq!(view.len(), max);
+        assert!(!view.is_empty());
+        assert_eq!(view.entries().count(), max);
+        assert_eq!(
+            view.get(max - 1).unwrap().verdict(),
+            Ok(Verdict::allow(max as u64 - 1))
+        );
+        let over = batch_bytes(max as u32 + 1, max + 1);
+        assert_eq!(
+            VerdictBatchView::decode(&over).err(),
+            Some(Error::FieldOutOfRange { field: "count" })
+        );
+        let one_bytes = batch_bytes(1, 1);
+        let one = VerdictBatchView::decode(&one_bytes).unwrap();
+        assert!(!one.is_empty());
+        assert_eq!(one.len(), 1);
+
+        // Encoding: the same bounds.
+        let entries: std::vec::Vec<VerdictEntry> = (0..=max as u64)
+            .map(|i| VerdictEntry::from(Verdict::deny(i)))
+            .collect();
+        let mut out = std::vec![0u8; MAX_VERDICT_BATCH_BYTES + VERDICT_ENTRY_BYTES];
+        assert_eq!(
+            encode_verdict_batch(&entries[..max], &mut out),
+            Ok(MAX_VERDICT_BATCH_BYTES)
+        );
+        let decoded = VerdictBatchView::decode(&out[..MAX_VERDICT_BATCH_BYTES]).unwrap();
+        assert!(decoded.entries().eq(entries[..max].iter().copied()));
+        assert_eq!(
+            encode_verdict_batch(&entries, &mut out),
+            Err(Error::FieldOutOfRange { field: "count" })
+        );
+        assert_eq!(
+            encode_verdict_batch(&[], &mut out),
+            Err(Error::FieldOutOfRange { field: "count" })
+        );
     }
 
     #[test]

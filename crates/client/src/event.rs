@@ -166,4 +166,92 @@ mod tests {
         let t = FILETIME_UNIX_EPOCH + 17_092_511_995_000_000;
         assert_eq!(format_filetime(t), "2024-02-29T23:59:59.5000000Z");
     }
+
+    #[test]
+    fn filetimes_across_leap_rules_month_and_year_ends_format_exactly() {
+        // (FILETIME, date) pairs computed independently (Python's datetime).
+        for (filetime, text) in [
+            (94_405_823_990_000_000, "1900-02-28T23:59:59"), // 1900: no leap day
+            (94_405_824_000_000_000, "1900-03-01T00:00:00"),
+            (125_963_012_960_000_000, "2000-02-29T12:34:56"), // 2000: a leap day
+            (125_963_424_010_000_000, "2000-03-01T00:00:01"),
+            (125_911_583_990_000_000, "1999-12-31T23:59:59"),
+            (157_520_197_230_000_000, "2100-03-01T01:02:03"),
+            (116_444_735_990_000_000, "1969-12-31T23:59:59"), // before the Unix epoch
+            (137_919_572_470_000_000, "2038-01-19T03:14:07"),
+            (314_496_000_000_000, "1601-12-31T00:00:00"),
+            (133_409_632_890_000_000, "2023-10-05T07:08:09"),
+        ] {
+            assert_eq!(format_filetime(filetime), format!("{text}.0000000Z"));
+            assert_eq!(
+                format_filetime(filetime + 1_234_567),
+                format!("{text}.1234567Z"),
+                "the 100 ns fraction"
+            );
+        }
+    }
+
+    /// An event with the given flags and disposition (the rest irrelevant).
+    fn event(flags: u32, create_disposition: u8) -> Event {
+        Event {
+            sequence: 1,
+            timestamp: 0,
+            time: String::new(),
+            process_id: 4,
+            thread_id: 8,
+            desired_access: 0,
+            create_options: 0,
+            create_disposition,
+            share_access: 0,
+            file_attributes: 0,
+            flags,
+            request: false,
+            name: String::new(),
+            volume: String::new(),
+        }
+    }
+
+    #[test]
+    fn each_flag_has_its_word_and_only_set_flags_are_named() {
+        let each = [
+            (EVENT_FLAG_DIRECTORY, "dir"),
+            (EVENT_FLAG_KERNEL_MODE, "kernel"),
+            (EVENT_FLAG_NAME_OPENED, "opened-name"),
+            (EVENT_FLAG_NAME_TRUNCATED, "truncated"),
+            (EVENT_FLAG_NAME_UNAVAILABLE, "no-name"),
+            (EVENT_FLAG_REQUEST, "request"),
+        ];
+        assert!(event(0, 1).flag_words().is_empty());
+        for (bit, word) in each {
+            assert_eq!(event(bit, 1).flag_words(), vec![word]);
+        }
+        let all = each.iter().fold(0, |acc, (bit, _)| acc | bit);
+        assert_eq!(
+            event(all, 1).flag_words(),
+            each.iter().map(|(_, w)| *w).collect::<Vec<_>>()
+        );
+        // Bits without a word (e.g. a newer driver's flags) are not named.
+        assert!(event(!all, 1).flag_words().is_empty());
+        assert_eq!(
+            event(EVENT_FLAG_DIRECTORY | EVENT_FLAG_REQUEST, 1).flag_words(),
+            vec!["dir", "request"]
+        );
+    }
+
+    #[test]
+    fn every_create_disposition_has_its_name() {
+        let names = [
+            "supersede",
+            "open",
+            "create",
+            "open-if",
+            "overwrite",
+            "overwrite-if",
+        ];
+        for (d, name) in names.iter().enumerate() {
+            assert_eq!(event(0, u8::try_from(d).unwrap()).disposition_name(), *name);
+        }
+        assert_eq!(event(0, 6).disposition_name(), "?");
+        assert_eq!(event(0, u8::MAX).disposition_name(), "?");
+    }
 }

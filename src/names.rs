@@ -306,5 +306,13 @@ mod tests {
         let mut other = w(r"\a\b.txt");
         let info = parsed_info(&mut other, (len - 3, 3), (len, 0), PARSED);
         assert_eq!(parsed_extension(&info, path), None, "another buffer");
+        // After a dot but holding a dot, a backslash or a colon: not a final component's
+        // extension (the Filter Manager should never report one; the guard still refuses).
+        for text in [r"\a.b.c", r"\a.b\c", r"\a.b:c"] {
+            let mut name = w(text);
+            let len = name.len();
+            let info = parsed_info(&mut name, (len - 3, 3), (len, 0), PARSED);
+            assert_eq!(parsed_extension(&info, units(&info.Name)), None, "{text}");
+        }
     }
 }

@@ -347,6 +347,32 @@ fn the_pre_create_of_a_pended_create_never_calls_flt_send_message() {
     sim.unload_and_check_pool();
 }
 
+/// A decider that is slow to ask for its requests still gets them: the worker offers a
+/// batch until the earliest deadline in it (a minute here), not for a fixed instant.
+#[test]
+fn a_decider_that_asks_late_still_decides_its_pended_creates() {
+    let sim = Sim::start();
+    no_deadline_in_sight();
+    let decider = common::connect_async_decider(DECIDER);
+    let create = spawn_create(CreateRequest::new(r"C:\work\slow-reader.txt").pid(APP));
+    assert!(pended_now(1));
+    // Well past a clock tick with no get waiting: the batch must still be on offer.
+    std::thread::sleep(Duration::from_millis(300));
+    let (requests, _) = read_requests(&decider, 1);
+    let (hr, reply) = send_verdicts(&decider, &[Verdict::deny(requests[0].sequence).into()]);
+    assert_eq!(hr, 0);
+    assert_eq!(reply.unwrap().applied, 1);
+    assert_eq!(
+        join_status(create),
+        STATUS_ACCESS_DENIED,
+        "the decider's verdict"
+    );
+    let stats = decider.stats();
+    assert_eq!(stats.async_deadline_defaults, 0, "{stats:?}");
+    decider.close();
+    sim.unload_and_check_pool();
+}
+
 #[test]
 fn bad_verdicts_are_counted_and_leave_other_creates_alone() {
     let sim = Sim::start();

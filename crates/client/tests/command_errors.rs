@@ -1,0 +1,193 @@
+//! How a command the driver refuses reaches the caller: a refusal for the protocol
+//! revision is a version mismatch, a closed connection is `Disconnected`, and any other
+//! refusal is a `Call` error naming the operation and the HRESULT. A stand-in minifilter
+//! under fltsim answers the connect's Hello like portfilter, then refuses every command
+//! with the status the test sets.
+
+// Linux only: fltsim does not exist on Windows (compiles to nothing there).
+#![cfg(not(windows))]
+
+mod common;
+
+use common::stand_in;
+use fltsim::MachineGuard;
+use portfilter_bindings::*;
+use portfilter_client::protocol::{
+    Delivery, DriverVersion, HELLO_REPLY_BYTES, HelloReply, PROTOCOL_VERSION,
+};
+use portfilter_client::{ConnectOptions, Connection, Error, Hresult, Role};
+use std::ffi::c_void;
+use std::ptr::null_mut;
+use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
+
+const PORT_NAME: &str = r"\RefusingPortFilterPort";
+const CLIENT_PID: u32 = 2000;
+
+static CLIENT_PORT: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
+/// The status every command gets; `STATUS_SUCCESS` answers with the Hello reply.
+static REFUSE_WITH: AtomicI32 = AtomicI32::new(STATUS_SUCCESS);
+
+unsafe extern "system" fn on_connect(
+    client_port: PFLT_PORT,
+    _server_cookie: *mut c_void,
+    _context: *mut c_void,
+    _size: u32,
+    cookie: *mut *mut c_void,
+) -> NTSTATUS {
+    CLIENT_PORT.store(client_port, Ordering::SeqCst);
+    // SAFETY: the model passes a valid out pointer.
+    unsafe { *cookie = null_mut() };
+    STATUS_SUCCESS
+}
+
+unsafe extern "system" fn on_disconnect(_cookie: *mut c_void) {
+    // SAFETY: the filter is live while its ports are; the client port was stored by
+    // on_connect and is closed once (FltCloseClientPort sets it to NULL).
+    unsafe { FltCloseClientPort(stand_in::filter(), CLIENT_PORT.as_ptr()) };
+}
+
+/// Refuses with `REFUSE_WITH`, or answers with portfilter's Hello reply.
+unsafe extern "system" fn message_notify(
+    _cookie: *mut c_void,
+    _input: *mut c_void,
+    _input_len: u32,
+    output: *mut c_void,
+    output_len: u32,
+    returned: *mut u32,
+) -> NTSTATUS {
+    let refusal = REFUSE_WITH.load(Ordering::SeqCst);
+    if refusal != STATUS_SUCCESS {
+        return refusal;
+    }
+    let mut reply = [0u8; HELLO_REPLY_BYTES];
+    HelloReply {
+        driver_version: DriverVersion {
+            major: 0,
+            minor: 1,
+            patch: 0,
+        },
+        protocol_version: PROTOCOL_VERSION,
+        role: Role::Observer,
+        connection_id: 1,
+        observer_delivery: Delivery::Notify,
+    }
+    .encode(&mut reply)
+    .unwrap();
+    if (output_len as usize) < reply.len() {
+        return STATUS_BUFFER_TOO_SMALL;
+    }
+    // SAFETY: a fault-tolerant copy to the caller's buffer, whose length was checked;
+    // `returned` is the model's valid out pointer.
+    unsafe {
+        let st = PfCopyToUser(output, reply.as_ptr().cast(), reply.len());
+        if !nt_success(st) {
+            return st;
+        }
+        *returned = reply.len() as u32;
+    }
+    STATUS_SUCCESS
+}
+
+struct Refusing {
+    _process: fltsim::process::ProcessGuard,
+    _machine: MachineGuard,
+}
+
+impl Refusing {
+    fn boot() -> Self {
+        let machine = fltsim::Machine::boot();
+        stand_in::load(stand_in::Ports {
+            name: PORT_NAME,
+            connect: on_connect,
+            disconnect: on_disconnect,
+            notify: Some(message_notify),
+            max_connections: 1,
+        });
+        fltsim::process::spawn(CLIENT_PID, "portctl.exe", true);
+        let process = fltsim::process::enter(CLIENT_PID);
+        Self {
+            _process: process,
+            _machine: machine,
+        }
+    }
+
+    /// Connects (the Hello succeeds), then makes the driver refuse with `status`.
+    fn connect_then_refuse_with(status: NTSTATUS) -> Connection {
+        REFUSE_WITH.store(STATUS_SUCCESS, Ordering::SeqCst);
+        let options = ConnectOptions {
+            port_name: PORT_NAME.to_owned(),
+            synchronous: false,
+        };
+        let connection = Connection::connect(Role::Observer, &options).expect("connect");
+        REFUSE_WITH.store(status, Ordering::SeqCst);
+        connection
+    }
+}
+
+impl Drop for Refusing {
+    fn drop(&mut self) {
+        if fltsim::is_loaded() {
+            let _ = fltsim::unload_driver();
+        }
+    }
+}
+
+#[test]
+fn a_command_refused_for_its_revision_is_a_version_mismatch() {
+    let _driver = Refusing::boot();
+    let connection = Refusing::connect_then_refuse_with(STATUS_REVISION_MISMATCH);
+    for error in [
+        connection.stats().unwrap_err(),
+        connection.config().unwrap_err(),
+        connection.ping().unwrap_err(),
+    ] {
+        let Error::VersionMismatch {
+            client, hresult, ..
+        } = &error
+        else {
+            panic!("{error:?}")
+        };
+        assert_eq!(
+            (*client, *hresult),
+            (PROTOCOL_VERSION, Some(Hresult::REVISION_MISMATCH))
+        );
+        assert_eq!(error.hresult(), Some(Hresult::REVISION_MISMATCH));
+    }
+}
+
+#[test]
+fn a_command_refused_for_another_reason_names_the_call_and_its_code() {
+    let _driver = Refusing::boot();
+    let connection = Refusing::connect_then_refuse_with(STATUS_INVALID_PARAMETER);
+    let error = connection.stats().unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Call {
+                operation: "FilterSendMessage(GetStats)",
+                hresult: Hresult::INVALID_ARG,
+            }
+        ),
+        "{error:?}"
+    );
+    REFUSE_WITH.store(STATUS_NOT_SUPPORTED, Ordering::SeqCst);
+    let error = connection.config().unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Call {
+                operation: "FilterSendMessage(GetConfig)",
+                hresult: Hresult::NOT_SUPPORTED,
+            }
+        ),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn a_command_on_a_closed_connection_is_disconnected() {
+    let _driver = Refusing::boot();
+    let connection = Refusing::connect_then_refuse_with(STATUS_PORT_DISCONNECTED);
+    let error = connection.stats().unwrap_err();
+    assert!(matches!(error, Error::Disconnected), "{error:?}");
+}

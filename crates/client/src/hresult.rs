@@ -244,7 +244,10 @@ mod tests {
 
     #[test]
     fn debug_shows_the_code_in_conventional_hex() {
-        assert_eq!(format!("{:?}", Hresult::ACCESS_DENIED), "Hresult(0x80070005)");
+        assert_eq!(
+            format!("{:?}", Hresult::ACCESS_DENIED),
+            "Hresult(0x80070005)"
+        );
         assert_eq!(format!("{:?}", Hresult::S_OK), "Hresult(0x00000000)");
         assert_eq!(
             format!("{:?}", Some(Hresult::FLT_NO_WAITER_FOR_REPLY)),

@@ -125,11 +125,11 @@ mod tests {
     #[test]
     fn record_since_records_microseconds() {
         let l = Latencies::default();
-        // Half a second ago (5,000,000 × 100 ns): at least 500,000 µs; the bound above
-        // is a minute of slack for a loaded machine, far below a wrong unit (×100).
-        l.record_since(filetime_now() - 5_000_000);
+        // 100 s ago (10^9 × 100 ns): at least 10^8 µs; the bound above allows a minute of
+        // slack for a loaded machine, far below a wrong unit (a factor of 10 or more).
+        l.record_since(filetime_now() - 1_000_000_000);
         let s = l.summary();
-        assert!((500_000..60_500_000).contains(&s.max_us), "{s:?}");
+        assert!((100_000_000..160_000_000).contains(&s.max_us), "{s:?}");
     }
 
     #[test]

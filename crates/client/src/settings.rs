@@ -250,6 +250,51 @@ mod tests {
     }
 
     #[test]
+    fn every_choice_of_each_setting_takes_effect() {
+        let mut config = Config::default();
+        for (setting, delivery) in [
+            ("observer-delivery=queued", Delivery::Queued),
+            ("observer-delivery=Notify", Delivery::Notify),
+            ("observer-delivery=QUEUED", Delivery::Queued),
+        ] {
+            apply_setting(&mut config, setting).unwrap();
+            assert_eq!(config.observer_delivery, delivery, "{setting}");
+        }
+        for (setting, verdict) in [
+            ("default-verdict=deny", Decision::Deny),
+            ("default-verdict=allow", Decision::Allow),
+            ("default-verdict=Deny", Decision::Deny),
+            ("default-verdict=ALLOW", Decision::Allow),
+        ] {
+            apply_setting(&mut config, setting).unwrap();
+            assert_eq!(config.default_verdict, verdict, "{setting}");
+        }
+        apply_setting(&mut config, "clear-filters").unwrap();
+        for setting in [
+            "include-prefix=\\Users\\",
+            "exclude-prefix=\\Windows\\",
+            "include-ext=.log",
+            "exclude-ext=tmp",
+        ] {
+            apply_setting(&mut config, setting).unwrap();
+        }
+        let filters: Vec<(FilterKind, String)> = config
+            .filters
+            .iter()
+            .map(|filter| (filter.kind, String::from_utf16_lossy(filter.pattern)))
+            .collect();
+        assert_eq!(
+            filters,
+            [
+                (FilterKind::IncludePrefix, "\\Users\\".to_owned()),
+                (FilterKind::ExcludePrefix, "\\Windows\\".to_owned()),
+                (FilterKind::IncludeExtension, "log".to_owned()),
+                (FilterKind::ExcludeExtension, "tmp".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
     fn bad_settings_are_named() {
         let mut config = Config::default();
         assert!(

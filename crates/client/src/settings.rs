@@ -269,6 +269,15 @@ mod tests {
             apply_setting(&mut config, setting).unwrap();
             assert_eq!(config.default_verdict, verdict, "{setting}");
         }
+        for (directories, kernel_mode) in [(false, true), (true, false), (false, false)] {
+            apply_setting(&mut config, &format!("skip-directories={directories}")).unwrap();
+            apply_setting(&mut config, &format!("skip-kernel-mode={kernel_mode}")).unwrap();
+            let view = ConfigView::from(&config);
+            assert_eq!(
+                (view.skip_directories, view.skip_kernel_mode),
+                (directories, kernel_mode)
+            );
+        }
         apply_setting(&mut config, "clear-filters").unwrap();
         for setting in [
             "include-prefix=\\Users\\",

@@ -333,6 +333,24 @@ mod tests {
     }
 
     #[test]
+    fn stats_pairs_name_every_counter_in_wire_order() {
+        let stats = Stats {
+            events_seen: 5,
+            replies_deny: 6,
+            async_cancelled: 9,
+            ..Stats::default()
+        };
+        let pairs = stats_pairs(&stats);
+        let names: Vec<&str> = pairs.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, portfilter_protocol::stats::STATS_COUNTER_NAMES);
+        assert_eq!(pairs.first(), Some(&("events_seen", 5)));
+        assert_eq!(pairs.last(), Some(&("async_cancelled", 9)));
+        assert!(pairs.contains(&("replies_deny", 6)));
+        let total: u64 = pairs.iter().map(|(_, value)| value).sum();
+        assert_eq!(total, 5 + 6 + 9);
+    }
+
+    #[test]
     fn stats_json_has_every_counter() {
         let stats = Stats {
             events_seen: 5,

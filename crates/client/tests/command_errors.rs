@@ -2,7 +2,7 @@
 //! revision is a version mismatch, a closed connection is `Disconnected`, and any other
 //! refusal is a `Call` error naming the operation and the HRESULT. A stand-in minifilter
 //! under fltsim answers the connect's Hello like portfilter, then refuses every command
-//! with the status the test sets.
+//! with the status the test sets (or holds a command until the test lets it go).
 
 // Linux only: fltsim does not exist on Windows (compiles to nothing there).
 #![cfg(not(windows))]
@@ -18,7 +18,8 @@ use portfilter_client::protocol::{
 use portfilter_client::{ConnectOptions, Connection, Error, Hresult, Role};
 use std::ffi::c_void;
 use std::ptr::null_mut;
-use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
+use std::time::Duration;
 
 const PORT_NAME: &str = r"\RefusingPortFilterPort";
 const CLIENT_PID: u32 = 2000;
@@ -26,6 +27,10 @@ const CLIENT_PID: u32 = 2000;
 static CLIENT_PORT: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
 /// The status every command gets; `STATUS_SUCCESS` answers with the Hello reply.
 static REFUSE_WITH: AtomicI32 = AtomicI32::new(STATUS_SUCCESS);
+/// While set, a command waits in MessageNotify (after setting `HELD`).
+static HOLD: AtomicBool = AtomicBool::new(false);
+/// A command is waiting in MessageNotify.
+static HELD: AtomicBool = AtomicBool::new(false);
 
 unsafe extern "system" fn on_connect(
     client_port: PFLT_PORT,
@@ -55,6 +60,10 @@ unsafe extern "system" fn message_notify(
     output_len: u32,
     returned: *mut u32,
 ) -> NTSTATUS {
+    while HOLD.load(Ordering::SeqCst) {
+        HELD.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let refusal = REFUSE_WITH.load(Ordering::SeqCst);
     if refusal != STATUS_SUCCESS {
         return refusal;
@@ -114,13 +123,17 @@ impl Refusing {
     /// Connects (the Hello succeeds), then makes the driver refuse with `status`.
     fn connect_then_refuse_with(status: NTSTATUS) -> Connection {
         REFUSE_WITH.store(STATUS_SUCCESS, Ordering::SeqCst);
-        let options = ConnectOptions {
-            port_name: PORT_NAME.to_owned(),
-            synchronous: false,
-        };
-        let connection = Connection::connect(Role::Observer, &options).expect("connect");
+        let connection = Self::connect(false);
         REFUSE_WITH.store(status, Ordering::SeqCst);
         connection
+    }
+
+    fn connect(synchronous: bool) -> Connection {
+        let options = ConnectOptions {
+            port_name: PORT_NAME.to_owned(),
+            synchronous,
+        };
+        Connection::connect(Role::Observer, &options).expect("connect")
     }
 }
 
@@ -190,4 +203,37 @@ fn a_command_on_a_closed_connection_is_disconnected() {
     let connection = Refusing::connect_then_refuse_with(STATUS_PORT_DISCONNECTED);
     let error = connection.stats().unwrap_err();
     assert!(matches!(error, Error::Disconnected), "{error:?}");
+}
+
+#[test]
+fn a_connection_reports_how_it_was_opened() {
+    let _driver = Refusing::boot();
+    let connection = Refusing::connect(true);
+    assert_eq!(connection.port_name(), PORT_NAME);
+    assert_eq!(connection.role(), Role::Observer);
+    assert!(connection.is_synchronous());
+}
+
+#[test]
+fn on_a_synchronous_handle_a_command_waits_for_another_command_to_end() {
+    let _driver = Refusing::boot();
+    let connection = Refusing::connect(true);
+    HOLD.store(true, Ordering::SeqCst);
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| connection.ping().map(|_| ()));
+        while !HELD.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The first ping is inside FilterSendMessage: the second must wait for it (only
+        // a receive, which holds the handle until the next message, is refused).
+        let second = scope.spawn(|| connection.ping().map(|_| ()));
+        std::thread::sleep(Duration::from_millis(200));
+        HOLD.store(false, Ordering::SeqCst);
+        let (first, second) = (first.join().unwrap(), second.join().unwrap());
+        assert!(first.is_ok(), "{first:?}");
+        assert!(
+            second.is_ok(),
+            "the second command waited its turn: {second:?}"
+        );
+    });
 }

@@ -1,4 +1,4 @@
-//! How a command the driver refuses reaches the caller: a refusal for the protocol
+//! How a command (or receive) the port refuses reaches the caller: a refusal for the protocol
 //! revision is a version mismatch, a closed connection is `Disconnected`, and any other
 //! refusal is a `Call` error naming the operation and the HRESULT. A stand-in minifilter
 //! under fltsim answers the connect's Hello like portfilter, then refuses every command
@@ -236,4 +236,47 @@ fn on_a_synchronous_handle_a_command_waits_for_another_command_to_end() {
             "the second command waited its turn: {second:?}"
         );
     });
+}
+
+#[test]
+fn a_receive_that_fails_is_a_call_error_not_the_end_of_the_stream() {
+    let _driver = Refusing::boot();
+    let connection = Refusing::connect(false);
+    // A message larger than any the driver sends: the Filter Manager completes the
+    // client's FilterGetMessage with STATUS_BUFFER_TOO_SMALL (the sender keeps waiting,
+    // here until its 2 s timeout).
+    let sender = std::thread::spawn(|| {
+        let mut message = vec![0u8; portfilter_client::message::MAX_MESSAGE_BYTES + 4096];
+        let mut relative = -20_000_000i64; // 2 s
+        // SAFETY: the filter and client port are live while the test's connection is;
+        // the buffer and timeout outlive the call.
+        unsafe {
+            FltSendMessage(
+                stand_in::filter(),
+                CLIENT_PORT.as_ptr(),
+                message.as_mut_ptr().cast(),
+                u32::try_from(message.len()).unwrap(),
+                null_mut(),
+                null_mut(),
+                (&raw mut relative).cast(),
+            )
+        }
+    });
+    let mut buffer = portfilter_client::MessageBuffer::new();
+    let error = connection.receive(&mut buffer).map(|_| ()).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Call {
+                operation: "FilterGetMessage",
+                hresult: Hresult::INSUFFICIENT_BUFFER,
+            }
+        ),
+        "{error:?}"
+    );
+    assert_ne!(
+        sender.join().unwrap(),
+        STATUS_SUCCESS,
+        "no one took the message"
+    );
 }

@@ -1,8 +1,8 @@
-//! How a command (or receive) the port refuses reaches the caller: a refusal for the protocol
-//! revision is a version mismatch, a closed connection is `Disconnected`, and any other
-//! refusal is a `Call` error naming the operation and the HRESULT. A stand-in minifilter
-//! under fltsim answers the connect's Hello like portfilter, then refuses every command
-//! with the status the test sets (or holds a command until the test lets it go).
+//! How a command (or receive) the port refuses reaches the caller: a refusal for the
+//! protocol revision is a version mismatch, a closed connection is `Disconnected`, and any
+//! other refusal is a `Call` error naming the operation and the HRESULT. A stand-in
+//! minifilter under fltsim answers the connect's Hello like portfilter, then refuses every
+//! command with the status the test sets (or holds a command until the test lets it go).
 
 // Linux only: fltsim does not exist on Windows (compiles to nothing there).
 #![cfg(not(windows))]

@@ -99,3 +99,42 @@ fn stream_implements_futures_stream() {
     assert_stream(&stream);
     stream.stopper().stop();
 }
+
+#[test]
+fn an_observer_stream_yields_notifications_and_what_the_queue_dropped() {
+    let _sim = Sim::boot();
+    configure(|c| {
+        c.observer_delivery = portfilter_client::protocol::Delivery::Queued;
+        c.queue_capacity = 2;
+        c.batch_max_events = 1;
+    });
+    let observer = Arc::new(connect(Role::Observer));
+    // Creates before anyone receives: the queue keeps 2 and drops the rest.
+    for i in 0..6 {
+        assert_eq!(create(&format!(r"C:\queued\{i}.txt")), STATUS_SUCCESS);
+    }
+    let mut stream = EventStream::start(observer, EngineOptions::default(), 16).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let (events, dropped) = runtime.block_on(async {
+        let (mut events, mut dropped) = (0, 0);
+        while events + dropped < 6 {
+            let item = tokio::time::timeout(Duration::from_secs(30), stream.next_item())
+                .await
+                .expect("an item in time")
+                .expect("stream open");
+            match item {
+                StreamItem::Event(delivery) => {
+                    assert!(!delivery.is_request(), "a notification expects no verdict");
+                    events += 1;
+                }
+                StreamItem::Dropped(n) => dropped += n,
+            }
+        }
+        (events, dropped)
+    });
+    assert_eq!((events, dropped), (2, 4));
+    stream.stopper().stop();
+}

@@ -24,7 +24,12 @@ fn pended_creates_arrive_in_counted_messages_and_batched_verdicts_decide_them() 
     let mut requests = decider.requests();
     let sink = decider.verdicts(Batching::default());
     let mut decided = 0;
-    while decided < 4 {
+    // The creates run one after another (each waits for its verdict): each message
+    // carries at least one request, so four messages are enough.
+    for _ in 0..4 {
+        if decided == 4 {
+            break;
+        }
         let batch = requests.next_batch().expect("receive").expect("open");
         for request in batch {
             let verdict = if request.event.name.ends_with(".tmp") {
@@ -37,6 +42,7 @@ fn pended_creates_arrive_in_counted_messages_and_batched_verdicts_decide_them() 
         }
         sink.flush().expect("flush");
     }
+    assert_eq!(decided, 4, "every pended create arrived as a request");
     for (name, status) in creators.join().unwrap() {
         let expected = if name.ends_with(".tmp") {
             STATUS_ACCESS_DENIED

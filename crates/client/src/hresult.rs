@@ -183,6 +183,79 @@ mod tests {
     }
 
     #[test]
+    fn every_named_code_is_described_in_the_clients_own_words() {
+        // Each code the client names gets its own meaning (and, where there is one, what
+        // to do), not the protocol table's generic phrase or "unrecognised error code".
+        let cases = [
+            (
+                Hresult::FILE_NOT_FOUND,
+                "the portfilter driver is not loaded",
+            ),
+            (
+                Hresult::ACCESS_DENIED,
+                "run from an elevated (Administrator) prompt",
+            ),
+            (
+                Hresult::INVALID_HANDLE,
+                "the driver is unloading or closed the port",
+            ),
+            (
+                Hresult::INVALID_FUNCTION,
+                "does not accept commands on this port",
+            ),
+            (Hresult::INVALID_ARG, "invalid parameter"),
+            (
+                Hresult::INSUFFICIENT_BUFFER,
+                "buffer too small for the message",
+            ),
+            (Hresult::NOT_SUPPORTED, "does not know this command"),
+            (Hresult::BAD_LENGTH, "wrong size for its command"),
+            (
+                Hresult::NOACCESS,
+                "could not read or write the request buffer",
+            ),
+            (Hresult::REVISION_MISMATCH, "install matching versions"),
+            (
+                Hresult::SHARING_VIOLATION,
+                "already connected as the decider",
+            ),
+            (Hresult::MORE_DATA, "was truncated"),
+            (Hresult::NO_MORE_ITEMS, "no more entries"),
+            (Hresult::TIMEOUT, "the operation timed out"),
+            (Hresult::CONNECTION_COUNT_LIMIT, "stop one of them"),
+            (
+                Hresult::NO_SYSTEM_RESOURCES,
+                "insufficient system resources",
+            ),
+            (Hresult::OPERATION_ABORTED, "the request was cancelled"),
+            (Hresult::IO_PENDING, "completes later"),
+            (Hresult::FLT_NO_WAITER_FOR_REPLY, "late reply"),
+            (Hresult::FLT_DELETING_OBJECT, "being unloaded"),
+        ];
+        for (code, meaning) in cases {
+            let text = code.describe();
+            assert!(text.contains(meaning), "{code:?}: {text}");
+        }
+        let mut texts: Vec<&str> = cases.iter().map(|(code, _)| code.describe()).collect();
+        texts.sort_unstable();
+        texts.dedup();
+        assert_eq!(texts.len(), cases.len(), "one meaning per code");
+    }
+
+    #[test]
+    fn debug_shows_the_code_in_conventional_hex() {
+        assert_eq!(
+            format!("{:?}", Hresult::ACCESS_DENIED),
+            "Hresult(0x80070005)"
+        );
+        assert_eq!(format!("{:?}", Hresult::S_OK), "Hresult(0x00000000)");
+        assert_eq!(
+            format!("{:?}", Some(Hresult::FLT_NO_WAITER_FOR_REPLY)),
+            "Some(Hresult(0x801F0020))"
+        );
+    }
+
+    #[test]
     fn success_and_failure_are_told_apart() {
         assert!(Hresult::S_OK.is_ok());
         assert!(!Hresult::ACCESS_DENIED.is_ok());

@@ -4,7 +4,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Samples kept at most (older ones are kept, newer ones counted but not stored).
+/// Samples kept at most (the first ones are kept; later ones are dropped, not counted).
 const MAX_SAMPLES: usize = 1 << 20;
 /// 100 ns units between 1601-01-01 and 1970-01-01.
 pub(crate) const FILETIME_UNIX_EPOCH: u64 = 116_444_736_000_000_000;
@@ -15,7 +15,9 @@ pub fn filetime_now() -> u64 {
     let since_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    FILETIME_UNIX_EPOCH + u64::try_from(since_unix.as_nanos() / 100).unwrap_or(u64::MAX / 2)
+    // A clock past the year 58,000 saturates rather than wraps.
+    FILETIME_UNIX_EPOCH
+        .saturating_add(u64::try_from(since_unix.as_nanos() / 100).unwrap_or(u64::MAX))
 }
 
 /// Latency samples in microseconds.
@@ -99,5 +101,45 @@ mod tests {
         assert_eq!(s.count, 2);
         assert!(s.max_us >= 2_000, "{s:?}");
         assert_eq!(s.p50_us, 0);
+    }
+
+    #[test]
+    fn filetime_now_is_the_system_clock_in_100_ns_units_since_1601() {
+        let as_filetime = |time: SystemTime| {
+            let since_unix = time.duration_since(UNIX_EPOCH).unwrap();
+            FILETIME_UNIX_EPOCH + u64::try_from(since_unix.as_nanos() / 100).unwrap()
+        };
+        let before = as_filetime(SystemTime::now());
+        let now = filetime_now();
+        let after = as_filetime(SystemTime::now());
+        assert!(
+            (before..=after).contains(&now),
+            "{before} <= {now} <= {after}"
+        );
+        assert!(
+            crate::event::format_filetime(now).starts_with("20"),
+            "{now}"
+        );
+    }
+
+    #[test]
+    fn record_since_records_microseconds() {
+        let l = Latencies::default();
+        // 100 s ago (10^9 × 100 ns): at least 10^8 µs; the bound above allows a minute of
+        // slack for a loaded machine, far below a wrong unit (a factor of 10 or more).
+        l.record_since(filetime_now() - 1_000_000_000);
+        let s = l.summary();
+        assert!((100_000_000..160_000_000).contains(&s.max_us), "{s:?}");
+    }
+
+    #[test]
+    fn the_first_samples_are_kept_and_later_ones_dropped() {
+        let l = Latencies::default();
+        for _ in 0..MAX_SAMPLES {
+            l.record_us(1);
+        }
+        l.record_us(1_000_000);
+        let s = l.summary();
+        assert_eq!((s.count, s.max_us), (MAX_SAMPLES, 1), "{s:?}");
     }
 }

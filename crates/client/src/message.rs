@@ -185,6 +185,15 @@ mod tests {
     }
 
     #[test]
+    fn the_receive_bound_is_the_header_plus_the_largest_payload() {
+        // Every payload the driver may send (a full batch, the largest single event)
+        // fits after the header, and the bound reserves nothing beyond the larger one.
+        let largest =
+            portfilter_protocol::MAX_BATCH_BYTES.max(portfilter_protocol::CREATE_EVENT_MAX_BYTES);
+        assert_eq!(MAX_MESSAGE_BYTES, MESSAGE_HEADER_BYTES + largest);
+    }
+
+    #[test]
     fn short_or_foreign_messages_are_errors_not_panics() {
         assert!(matches!(
             decode_message(&[0u8; 15]),

@@ -250,6 +250,60 @@ mod tests {
     }
 
     #[test]
+    fn every_choice_of_each_setting_takes_effect() {
+        let mut config = Config::default();
+        for (setting, delivery) in [
+            ("observer-delivery=queued", Delivery::Queued),
+            ("observer-delivery=Notify", Delivery::Notify),
+            ("observer-delivery=QUEUED", Delivery::Queued),
+        ] {
+            apply_setting(&mut config, setting).unwrap();
+            assert_eq!(config.observer_delivery, delivery, "{setting}");
+        }
+        for (setting, verdict) in [
+            ("default-verdict=deny", Decision::Deny),
+            ("default-verdict=allow", Decision::Allow),
+            ("default-verdict=Deny", Decision::Deny),
+            ("default-verdict=ALLOW", Decision::Allow),
+        ] {
+            apply_setting(&mut config, setting).unwrap();
+            assert_eq!(config.default_verdict, verdict, "{setting}");
+        }
+        for (directories, kernel_mode) in [(false, true), (true, false), (false, false)] {
+            apply_setting(&mut config, &format!("skip-directories={directories}")).unwrap();
+            apply_setting(&mut config, &format!("skip-kernel-mode={kernel_mode}")).unwrap();
+            let view = ConfigView::from(&config);
+            assert_eq!(
+                (view.skip_directories, view.skip_kernel_mode),
+                (directories, kernel_mode)
+            );
+        }
+        apply_setting(&mut config, "clear-filters").unwrap();
+        for setting in [
+            "include-prefix=\\Users\\",
+            "exclude-prefix=\\Windows\\",
+            "include-ext=.log",
+            "exclude-ext=tmp",
+        ] {
+            apply_setting(&mut config, setting).unwrap();
+        }
+        let filters: Vec<(FilterKind, String)> = config
+            .filters
+            .iter()
+            .map(|filter| (filter.kind, String::from_utf16_lossy(filter.pattern)))
+            .collect();
+        assert_eq!(
+            filters,
+            [
+                (FilterKind::IncludePrefix, "\\Users\\".to_owned()),
+                (FilterKind::ExcludePrefix, "\\Windows\\".to_owned()),
+                (FilterKind::IncludeExtension, "log".to_owned()),
+                (FilterKind::ExcludeExtension, "tmp".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
     fn bad_settings_are_named() {
         let mut config = Config::default();
         assert!(
@@ -276,6 +330,24 @@ mod tests {
         // Out-of-range numbers are caught by Config::validate.
         apply_setting(&mut config, "reply-timeout-ms=0").unwrap();
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn stats_pairs_name_every_counter_in_wire_order() {
+        let stats = Stats {
+            events_seen: 5,
+            replies_deny: 6,
+            async_cancelled: 9,
+            ..Stats::default()
+        };
+        let pairs = stats_pairs(&stats);
+        let names: Vec<&str> = pairs.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, portfilter_protocol::stats::STATS_COUNTER_NAMES);
+        assert_eq!(pairs.first(), Some(&("events_seen", 5)));
+        assert_eq!(pairs.last(), Some(&("async_cancelled", 9)));
+        assert!(pairs.contains(&("replies_deny", 6)));
+        let total: u64 = pairs.iter().map(|(_, value)| value).sum();
+        assert_eq!(total, 5 + 6 + 9);
     }
 
     #[test]

@@ -99,3 +99,76 @@ fn stream_implements_futures_stream() {
     assert_stream(&stream);
     stream.stopper().stop();
 }
+
+#[test]
+fn an_observer_stream_yields_notifications_and_what_the_queue_dropped() {
+    let _sim = Sim::boot();
+    configure(|c| {
+        c.observer_delivery = portfilter_client::protocol::Delivery::Queued;
+        c.queue_capacity = 2;
+        c.batch_max_events = 1;
+    });
+    let observer = Arc::new(connect(Role::Observer));
+    // Creates before anyone receives: the queue keeps about 2 and drops the rest.
+    for i in 0..6 {
+        assert_eq!(create(&format!(r"C:\queued\{i}.txt")), STATUS_SUCCESS);
+    }
+    let mut stream = EventStream::start(observer, EngineOptions::default(), 16).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let (events, dropped) = runtime.block_on(async {
+        let (mut events, mut dropped) = (0, 0);
+        while events + dropped < 6 {
+            let item = tokio::time::timeout(Duration::from_secs(30), stream.next_item())
+                .await
+                .expect("an item in time")
+                .expect("stream open");
+            match item {
+                StreamItem::Event(delivery) => {
+                    assert!(!delivery.is_request(), "a notification expects no verdict");
+                    events += 1;
+                }
+                StreamItem::Dropped(n) => dropped += n,
+            }
+        }
+        (events, dropped)
+    });
+    // The queue keeps at least its capacity (a batch the driver is already building
+    // may keep one more); every create is either an event or counted as dropped.
+    assert!(
+        events >= 2 && dropped >= 1,
+        "{events} events, {dropped} dropped"
+    );
+    assert_eq!(events + dropped, 6);
+    stream.stopper().stop();
+}
+
+#[test]
+fn as_a_futures_stream_it_yields_the_events_too() {
+    use futures_core::Stream;
+    use std::pin::Pin;
+    let _sim = Sim::boot();
+    configure(common::notify_mode);
+    let observer = Arc::new(connect(Role::Observer));
+    let mut stream = EventStream::start(observer, EngineOptions::default(), 4).unwrap();
+    assert_eq!(format!("{stream:?}"), "EventStream { .. }");
+    assert_eq!(create(r"C:\polled\a.txt"), STATUS_SUCCESS);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let item = runtime.block_on(async {
+        let next = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx));
+        tokio::time::timeout(Duration::from_secs(30), next).await
+    });
+    let Ok(Some(StreamItem::Event(delivery))) = item else {
+        panic!("an event: {item:?}")
+    };
+    assert!(
+        delivery.event.name.ends_with(r"\polled\a.txt"),
+        "{delivery:?}"
+    );
+    stream.stopper().stop();
+}

@@ -282,3 +282,47 @@ proptest! {
         prop_assert!(!pattern.matches(&NameParts::split(&longer, VOLUME.len()), |_| None));
     }
 }
+
+#[test]
+fn the_default_flag_decides_what_no_rule_matches() {
+    let anything = subject(11, "\\Device\\HarddiskVolume3\\pub\\a.txt");
+    for (flag, expected) in [
+        (Some(Action::Deny), Action::Deny),
+        (Some(Action::Allow), Action::Allow),
+        (None, Action::Allow),
+    ] {
+        let set = RuleSet::from_flags(&FlagRules {
+            deny_extensions: vec!["exe".to_owned()],
+            default: flag,
+            ..FlagRules::default()
+        })
+        .unwrap();
+        assert_eq!(set.default, expected, "--default {flag:?}");
+        let decision = set.decide(&anything);
+        assert_eq!((decision.action, decision.rule.is_none()), (expected, true));
+    }
+}
+
+#[test]
+fn a_rule_displays_exactly_the_conditions_it_has() {
+    let mut rule = Rule::new(Action::Deny);
+    rule.name = Some("no temp".to_owned());
+    rule.line = Some(7);
+    rule.path = Some(PathPattern::new("C:\\x\\*").unwrap());
+    rule.extensions = vec!["tmp".to_owned(), "bak".to_owned()];
+    rule.process_ids = vec![4, 8];
+    assert_eq!(
+        rule.to_string(),
+        "\"no temp\" (line 7) deny path C:\\x\\* ext tmp,bak pid 4,8"
+    );
+
+    let mut path_only = Rule::new(Action::Allow);
+    path_only.path = Some(PathPattern::new("*.log").unwrap());
+    assert_eq!(path_only.to_string(), "allow path *.log");
+    let mut ext_only = Rule::new(Action::Deny);
+    ext_only.extensions = vec!["exe".to_owned()];
+    assert_eq!(ext_only.to_string(), "deny ext exe");
+    let mut pid_only = Rule::new(Action::Allow);
+    pid_only.process_ids = vec![4242];
+    assert_eq!(pid_only.to_string(), "allow pid 4242");
+}

@@ -145,6 +145,22 @@ fn pended_creates_are_answered_in_batches_and_the_totals_add_up() {
     assert_eq!(totals.messages, 1, "one flush, one batch: {totals:?}");
     assert_eq!(totals.verdicts, 2);
     assert_eq!((totals.late, totals.unknown, totals.applied), (1, 1, 0));
+    // The same sequence twice in one batch: the second is a duplicate (and the first
+    // late, as before); each adds to its own count, on top of what came before.
+    sink.push(answered, Verdict::Allow).unwrap();
+    sink.push(answered, Verdict::Allow).unwrap();
+    sink.flush().unwrap();
+    assert_eq!(
+        sink.totals(),
+        VerdictTotals {
+            messages: 2,
+            verdicts: 4,
+            unknown: 1,
+            late: 2,
+            duplicate: 1,
+            ..VerdictTotals::default()
+        }
+    );
     let reply = send_verdicts(
         decider.connection(),
         &[
@@ -197,14 +213,19 @@ fn a_detached_sink_fails_until_it_is_bound_then_sends_on_its_connection() {
     sink.rebind(Arc::clone(decider.connection()));
     let creates = spawn_creates("d", 1);
     let (requests, _) = read(decider.requests(), 1);
+    // A deny "with" a success status (STATUS_PENDING) is invalid: counted, nothing applied.
+    sink.push(requests[0].sequence, Verdict::DenyWith(0x0000_0103))
+        .unwrap();
+    sink.flush().unwrap();
+    assert_eq!((sink.totals().invalid, sink.totals().applied), (1, 0));
     sink.push(requests[0].sequence, Verdict::Allow).unwrap();
     let totals = sink.close().unwrap();
-    assert_eq!(totals.messages, 2, "{totals:?}");
+    assert_eq!(totals.messages, 3, "{totals:?}");
     assert_eq!(
-        totals.verdicts, 2,
+        totals.verdicts, 3,
         "the dropped verdict was not sent: {totals:?}"
     );
-    assert_eq!(totals.applied, 1);
+    assert_eq!((totals.applied, totals.invalid), (1, 1));
     assert_eq!(join(creates)[0].1, STATUS_SUCCESS);
 }
 
@@ -281,4 +302,42 @@ fn pended_creates_arrive_in_counted_messages_and_batched_verdicts_decide_them() 
     assert_eq!(stats.async_request_events, 4);
     assert_eq!(requests.messages(), stats.async_request_messages);
     assert!(requests.messages() >= 1);
+}
+
+/// Threads of this test process.
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+/// Waits (bounded) until this process has `n` threads.
+fn threads_become(n: usize) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while threads() != n {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
+}
+
+#[test]
+fn closing_or_dropping_a_sink_ends_its_flusher_thread() {
+    let before = threads();
+    let sink = VerdictSink::detached(Batching::default());
+    assert_eq!(threads(), before + 1, "the sink's flusher");
+    assert_eq!(sink.close().unwrap(), VerdictTotals::default());
+    assert!(
+        threads_become(before),
+        "close ends the flusher: {}",
+        threads()
+    );
+    let sink = VerdictSink::detached(Batching::default());
+    assert_eq!(threads(), before + 1);
+    drop(sink);
+    assert!(
+        threads_become(before),
+        "drop ends the flusher: {}",
+        threads()
+    );
 }

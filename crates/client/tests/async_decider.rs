@@ -341,3 +341,22 @@ fn closing_or_dropping_a_sink_ends_its_flusher_thread() {
         threads()
     );
 }
+
+#[test]
+fn the_flusher_waits_out_the_delay_before_it_sends() {
+    // A detached sink: a batch it sends fails (no connection) and is counted, so the
+    // totals tell whether the flusher has sent.
+    let sink = VerdictSink::detached(Batching {
+        max_verdicts: 1024,
+        max_delay: Duration::from_secs(60),
+    });
+    sink.push(7, Verdict::Allow).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        sink.totals(),
+        VerdictTotals::default(),
+        "nothing sent before the delay"
+    );
+    assert!(matches!(sink.flush(), Err(Error::Disconnected)));
+    assert_eq!(sink.totals().failed_batches, 1);
+}

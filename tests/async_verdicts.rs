@@ -596,7 +596,13 @@ fn unload_completes_every_pended_create() {
         std::thread::sleep(Duration::from_millis(1));
     }
     assert_eq!(joiner.join().unwrap(), vec![STATUS_SUCCESS; 4]);
-    // The decider had taken every request: unload reports no lost request.
+    // Unload says how many it completed, and (the decider had taken every request)
+    // reports no lost request.
+    assert!(
+        fltsim::log::contains("unload: 4 pended creates completed with the default verdict"),
+        "{:?}",
+        fltsim::log::lines()
+    );
     assert!(
         !fltsim::log::contains("asynchronous requests dropped"),
         "{:?}",

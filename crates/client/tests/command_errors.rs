@@ -18,38 +18,18 @@ use portfilter_client::protocol::{
 use portfilter_client::{ConnectOptions, Connection, Error, Hresult, Role};
 use std::ffi::c_void;
 use std::ptr::null_mut;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
 const PORT_NAME: &str = r"\RefusingPortFilterPort";
 const CLIENT_PID: u32 = 2000;
 
-static CLIENT_PORT: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
 /// The status every command gets; `STATUS_SUCCESS` answers with the Hello reply.
 static REFUSE_WITH: AtomicI32 = AtomicI32::new(STATUS_SUCCESS);
 /// While set, a command waits in MessageNotify (after setting `HELD`).
 static HOLD: AtomicBool = AtomicBool::new(false);
 /// A command is waiting in MessageNotify.
 static HELD: AtomicBool = AtomicBool::new(false);
-
-unsafe extern "system" fn on_connect(
-    client_port: PFLT_PORT,
-    _server_cookie: *mut c_void,
-    _context: *mut c_void,
-    _size: u32,
-    cookie: *mut *mut c_void,
-) -> NTSTATUS {
-    CLIENT_PORT.store(client_port, Ordering::SeqCst);
-    // SAFETY: the model passes a valid out pointer.
-    unsafe { *cookie = null_mut() };
-    STATUS_SUCCESS
-}
-
-unsafe extern "system" fn on_disconnect(_cookie: *mut c_void) {
-    // SAFETY: the filter is live while its ports are; the client port was stored by
-    // on_connect and is closed once (FltCloseClientPort sets it to NULL).
-    unsafe { FltCloseClientPort(stand_in::filter(), CLIENT_PORT.as_ptr()) };
-}
 
 /// Refuses with `REFUSE_WITH`, or answers with portfilter's Hello reply.
 unsafe extern "system" fn message_notify(
@@ -107,8 +87,8 @@ impl Refusing {
         let machine = fltsim::Machine::boot();
         stand_in::load(stand_in::Ports {
             name: PORT_NAME,
-            connect: on_connect,
-            disconnect: on_disconnect,
+            connect: stand_in::remember_client_port,
+            disconnect: stand_in::close_client_port,
             notify: Some(message_notify),
             max_connections: 1,
         });
@@ -253,7 +233,7 @@ fn a_receive_that_fails_is_a_call_error_not_the_end_of_the_stream() {
         unsafe {
             FltSendMessage(
                 stand_in::filter(),
-                CLIENT_PORT.as_ptr(),
+                stand_in::CLIENT_PORT.as_ptr(),
                 message.as_mut_ptr().cast(),
                 u32::try_from(message.len()).unwrap(),
                 null_mut(),

@@ -21,32 +21,11 @@ use portfilter_client::{
 use std::ffi::c_void;
 use std::ptr::null_mut;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 const PORT_NAME: &str = r"\FakePortFilterPort";
 const CLIENT_PID: u32 = 2000;
-
-static CLIENT_PORT: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
-
-unsafe extern "system" fn on_connect(
-    client_port: PFLT_PORT,
-    _server_cookie: *mut c_void,
-    _context: *mut c_void,
-    _size: u32,
-    cookie: *mut *mut c_void,
-) -> NTSTATUS {
-    CLIENT_PORT.store(client_port, Ordering::SeqCst);
-    // SAFETY: the model passes a valid out pointer.
-    unsafe { *cookie = null_mut() };
-    STATUS_SUCCESS
-}
-
-unsafe extern "system" fn on_disconnect(_cookie: *mut c_void) {
-    // SAFETY: the filter is live while its ports are; the client port was stored by
-    // on_connect and is closed once (FltCloseClientPort sets it to NULL).
-    unsafe { FltCloseClientPort(stand_in::filter(), CLIENT_PORT.as_ptr()) };
-}
 
 /// Answers every command with portfilter's Hello reply (the client sends only Hello).
 unsafe extern "system" fn message_notify(
@@ -96,7 +75,7 @@ fn send_raw(bytes: &[u8], timeout: Duration) -> NTSTATUS {
     unsafe {
         FltSendMessage(
             stand_in::filter(),
-            CLIENT_PORT.as_ptr(),
+            stand_in::CLIENT_PORT.as_ptr(),
             buffer.as_mut_ptr().cast(),
             u32::try_from(buffer.len()).unwrap(),
             null_mut(),
@@ -131,8 +110,8 @@ impl Fake {
         let machine = fltsim::Machine::boot();
         stand_in::load(stand_in::Ports {
             name: PORT_NAME,
-            connect: on_connect,
-            disconnect: on_disconnect,
+            connect: stand_in::remember_client_port,
+            disconnect: stand_in::close_client_port,
             notify: Some(message_notify),
             max_connections: 1,
         });

@@ -145,3 +145,28 @@ unsafe extern "system" fn unload(_flags: u32) -> NTSTATUS {
     }
     STATUS_SUCCESS
 }
+
+/// The one client port of a stand-in that serves a single client (set by
+/// [`remember_client_port`], closed by [`close_client_port`]).
+pub static CLIENT_PORT: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
+
+/// A connect callback for a single-client stand-in: keeps the client port, no cookie.
+pub unsafe extern "system" fn remember_client_port(
+    client_port: PFLT_PORT,
+    _server_cookie: *mut c_void,
+    _context: *mut c_void,
+    _size: u32,
+    cookie: *mut *mut c_void,
+) -> NTSTATUS {
+    CLIENT_PORT.store(client_port, Ordering::SeqCst);
+    // SAFETY: the model passes a valid out pointer.
+    unsafe { *cookie = null_mut() };
+    STATUS_SUCCESS
+}
+
+/// The matching disconnect callback: closes the kept client port.
+pub unsafe extern "system" fn close_client_port(_cookie: *mut c_void) {
+    // SAFETY: the filter is live while its ports are; the client port was stored by
+    // `remember_client_port` and is closed once (FltCloseClientPort sets it to NULL).
+    unsafe { FltCloseClientPort(filter(), CLIENT_PORT.as_ptr()) };
+}

@@ -10,7 +10,6 @@
 mod common;
 
 use common::stand_in;
-use fltsim::MachineGuard;
 use portfilter_bindings::*;
 use portfilter_client::protocol::{
     Delivery, DriverVersion, HELLO_REPLY_BYTES, HelloReply, PROTOCOL_VERSION,
@@ -77,58 +76,30 @@ unsafe extern "system" fn message_notify(
     STATUS_SUCCESS
 }
 
-struct Refusing {
-    _process: fltsim::process::ProcessGuard,
-    _machine: MachineGuard,
+fn boot() -> stand_in::SingleClient {
+    stand_in::SingleClient::boot(PORT_NAME, message_notify, CLIENT_PID)
 }
 
-impl Refusing {
-    fn boot() -> Self {
-        let machine = fltsim::Machine::boot();
-        stand_in::load(stand_in::Ports {
-            name: PORT_NAME,
-            connect: stand_in::remember_client_port,
-            disconnect: stand_in::close_client_port,
-            notify: Some(message_notify),
-            max_connections: 1,
-        });
-        fltsim::process::spawn(CLIENT_PID, "portctl.exe", true);
-        let process = fltsim::process::enter(CLIENT_PID);
-        Self {
-            _process: process,
-            _machine: machine,
-        }
-    }
-
-    /// Connects (the Hello succeeds), then makes the driver refuse with `status`.
-    fn connect_then_refuse_with(status: NTSTATUS) -> Connection {
-        REFUSE_WITH.store(STATUS_SUCCESS, Ordering::SeqCst);
-        let connection = Self::connect(false);
-        REFUSE_WITH.store(status, Ordering::SeqCst);
-        connection
-    }
-
-    fn connect(synchronous: bool) -> Connection {
-        let options = ConnectOptions {
-            port_name: PORT_NAME.to_owned(),
-            synchronous,
-        };
-        Connection::connect(Role::Observer, &options).expect("connect")
-    }
+/// Connects (the Hello succeeds), then makes the driver refuse with `status`.
+fn connect_then_refuse_with(status: NTSTATUS) -> Connection {
+    REFUSE_WITH.store(STATUS_SUCCESS, Ordering::SeqCst);
+    let connection = connect(false);
+    REFUSE_WITH.store(status, Ordering::SeqCst);
+    connection
 }
 
-impl Drop for Refusing {
-    fn drop(&mut self) {
-        if fltsim::is_loaded() {
-            let _ = fltsim::unload_driver();
-        }
-    }
+fn connect(synchronous: bool) -> Connection {
+    let options = ConnectOptions {
+        port_name: PORT_NAME.to_owned(),
+        synchronous,
+    };
+    Connection::connect(Role::Observer, &options).expect("connect")
 }
 
 #[test]
 fn a_command_refused_for_its_revision_is_a_version_mismatch() {
-    let _driver = Refusing::boot();
-    let connection = Refusing::connect_then_refuse_with(STATUS_REVISION_MISMATCH);
+    let _driver = boot();
+    let connection = connect_then_refuse_with(STATUS_REVISION_MISMATCH);
     for error in [
         connection.stats().unwrap_err(),
         connection.config().unwrap_err(),
@@ -150,8 +121,8 @@ fn a_command_refused_for_its_revision_is_a_version_mismatch() {
 
 #[test]
 fn a_command_refused_for_another_reason_names_the_call_and_its_code() {
-    let _driver = Refusing::boot();
-    let connection = Refusing::connect_then_refuse_with(STATUS_INVALID_PARAMETER);
+    let _driver = boot();
+    let connection = connect_then_refuse_with(STATUS_INVALID_PARAMETER);
     let error = connection.stats().unwrap_err();
     assert!(
         matches!(
@@ -179,16 +150,16 @@ fn a_command_refused_for_another_reason_names_the_call_and_its_code() {
 
 #[test]
 fn a_command_on_a_closed_connection_is_disconnected() {
-    let _driver = Refusing::boot();
-    let connection = Refusing::connect_then_refuse_with(STATUS_PORT_DISCONNECTED);
+    let _driver = boot();
+    let connection = connect_then_refuse_with(STATUS_PORT_DISCONNECTED);
     let error = connection.stats().unwrap_err();
     assert!(matches!(error, Error::Disconnected), "{error:?}");
 }
 
 #[test]
 fn a_connection_reports_how_it_was_opened() {
-    let _driver = Refusing::boot();
-    let connection = Refusing::connect(true);
+    let _driver = boot();
+    let connection = connect(true);
     assert_eq!(connection.port_name(), PORT_NAME);
     assert_eq!(connection.role(), Role::Observer);
     assert!(connection.is_synchronous());
@@ -196,8 +167,8 @@ fn a_connection_reports_how_it_was_opened() {
 
 #[test]
 fn on_a_synchronous_handle_a_command_waits_for_another_command_to_end() {
-    let _driver = Refusing::boot();
-    let connection = Refusing::connect(true);
+    let _driver = boot();
+    let connection = connect(true);
     HOLD.store(true, Ordering::SeqCst);
     std::thread::scope(|scope| {
         let first = scope.spawn(|| connection.ping().map(|_| ()));
@@ -220,8 +191,8 @@ fn on_a_synchronous_handle_a_command_waits_for_another_command_to_end() {
 
 #[test]
 fn a_receive_that_fails_is_a_call_error_not_the_end_of_the_stream() {
-    let _driver = Refusing::boot();
-    let connection = Refusing::connect(false);
+    let _driver = boot();
+    let connection = connect(false);
     // A message larger than any the driver sends: the Filter Manager completes the
     // client's FilterGetMessage with STATUS_BUFFER_TOO_SMALL (the sender keeps waiting,
     // here until its 2 s timeout).

@@ -9,7 +9,6 @@
 mod common;
 
 use common::stand_in;
-use fltsim::MachineGuard;
 use portfilter_bindings::*;
 use portfilter_client::protocol::{
     Delivery, DriverVersion, EventFields, EventView, HELLO_REPLY_BYTES, HelloReply,
@@ -100,44 +99,16 @@ fn valid_event(sequence: u64) -> Vec<u8> {
     out
 }
 
-struct Fake {
-    _process: fltsim::process::ProcessGuard,
-    _machine: MachineGuard,
+fn boot() -> stand_in::SingleClient {
+    stand_in::SingleClient::boot(PORT_NAME, message_notify, CLIENT_PID)
 }
 
-impl Fake {
-    fn boot() -> Self {
-        let machine = fltsim::Machine::boot();
-        stand_in::load(stand_in::Ports {
-            name: PORT_NAME,
-            connect: stand_in::remember_client_port,
-            disconnect: stand_in::close_client_port,
-            notify: Some(message_notify),
-            max_connections: 1,
-        });
-        fltsim::process::spawn(CLIENT_PID, "portctl.exe", true);
-        let process = fltsim::process::enter(CLIENT_PID);
-        Self {
-            _process: process,
-            _machine: machine,
-        }
-    }
-
-    fn connect() -> Arc<Connection> {
-        let options = ConnectOptions {
-            port_name: PORT_NAME.to_owned(),
-            synchronous: false,
-        };
-        Arc::new(Connection::connect(Role::Decider, &options).expect("connect"))
-    }
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        if fltsim::is_loaded() {
-            let _ = fltsim::unload_driver();
-        }
-    }
+fn connect() -> Arc<Connection> {
+    let options = ConnectOptions {
+        port_name: PORT_NAME.to_owned(),
+        synchronous: false,
+    };
+    Arc::new(Connection::connect(Role::Decider, &options).expect("connect"))
 }
 
 /// Counts events; its `on_malformed` panics (a buggy user handler).
@@ -159,8 +130,8 @@ impl Handler for PanicsOnMalformed {
 
 #[test]
 fn a_panicking_malformed_handler_costs_one_message_not_the_engine() {
-    let _fake = Fake::boot();
-    let connection = Fake::connect();
+    let _fake = boot();
+    let connection = connect();
     let handler = Arc::new(PanicsOnMalformed::default());
     // One request, one worker: if the worker dies, nothing is received any more.
     let engine = Engine::start(
@@ -223,8 +194,8 @@ fn garbage() -> Vec<Vec<u8>> {
 
 #[test]
 fn the_blocking_api_survives_garbage_from_the_driver() {
-    let _fake = Fake::boot();
-    let connection = Fake::connect();
+    let _fake = boot();
+    let connection = connect();
     let messages = garbage();
     let count = messages.len();
     let sender = std::thread::spawn(move || {
@@ -273,8 +244,8 @@ impl Handler for Counts {
 
 #[test]
 fn the_engine_survives_garbage_and_accounts_for_every_message() {
-    let _fake = Fake::boot();
-    let connection = Fake::connect();
+    let _fake = boot();
+    let connection = connect();
     let handler = Arc::new(Counts::default());
     let engine =
         Engine::start(connection, handler.clone(), EngineOptions::default()).expect("engine");

@@ -170,3 +170,40 @@ pub unsafe extern "system" fn close_client_port(_cookie: *mut c_void) {
     // `remember_client_port` and is closed once (FltCloseClientPort sets it to NULL).
     unsafe { FltCloseClientPort(filter(), CLIENT_PORT.as_ptr()) };
 }
+
+/// A booted machine with a single-client stand-in loaded — port `name`, commands to
+/// `notify`, the client port kept in [`CLIENT_PORT`] — and the calling thread acting for
+/// the client process `client_pid` (spawned as an administrator). Unloads the stand-in
+/// when dropped, before the machine goes.
+pub struct SingleClient {
+    _process: fltsim::process::ProcessGuard,
+    _machine: fltsim::MachineGuard,
+}
+
+impl SingleClient {
+    /// Boots the machine and loads the stand-in.
+    pub fn boot(name: &'static str, notify: PFLT_MESSAGE_NOTIFY, client_pid: u32) -> Self {
+        let machine = fltsim::Machine::boot();
+        load(Ports {
+            name,
+            connect: remember_client_port,
+            disconnect: close_client_port,
+            notify: Some(notify),
+            max_connections: 1,
+        });
+        fltsim::process::spawn(client_pid, "portctl.exe", true);
+        let process = fltsim::process::enter(client_pid);
+        Self {
+            _process: process,
+            _machine: machine,
+        }
+    }
+}
+
+impl Drop for SingleClient {
+    fn drop(&mut self) {
+        if fltsim::is_loaded() {
+            let _ = fltsim::unload_driver();
+        }
+    }
+}
